@@ -1,0 +1,97 @@
+"""The version catalog: components, their versions and images, upgrade rules and upgrade order.
+
+`catalog.yaml` beside this module is the single source of every version and image the toolkit knows.
+`load()` validates it once and caches it; callers get plain, frozen data.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
+COMPONENTS = ("kafka", "elasticsearch", "workers")
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """'8.19.3' -> (8, 19, 3). Raises ValueError naming the text when it is not MAJOR.MINOR.PATCH."""
+    parts = text.strip().split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"version {text!r} is not of the form MAJOR.MINOR.PATCH (e.g. 8.19.3)")
+    major, minor, patch = (int(p) for p in parts)
+    return major, minor, patch
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VersionInfo(_Frozen):
+    metadata_version: str | None = None
+    kraft: bool = True
+
+
+class UpgradeRules(_Frozen):
+    # "4": "3.3.0" -> reaching major 4 needs a source of at least 3.3.0
+    min_source_for_major: dict[str, str] = Field(default_factory=dict)
+    # "9.1": "8.19.0" -> reaching 9.1.x needs a source of at least 8.19.0
+    min_source_for_minor: dict[str, str] = Field(default_factory=dict)
+
+
+class ComponentSpec(_Frozen):
+    chart: str
+    image: str
+    default: str
+    rules: UpgradeRules = Field(default_factory=UpgradeRules)
+    versions: dict[str, VersionInfo]
+
+    @field_validator("versions")
+    @classmethod
+    def _versions_parse(cls, value: dict[str, VersionInfo]) -> dict[str, VersionInfo]:
+        for v in value:
+            parse_version(v)
+        return value
+
+    def image_ref(self, version: str) -> str:
+        return f"{self.image}:{version}"
+
+    def sorted_versions(self) -> list[str]:
+        return sorted(self.versions, key=parse_version)
+
+
+class Catalog(_Frozen):
+    schema_version: int
+    upgrade_order: tuple[str, ...]
+    components: dict[str, ComponentSpec]
+
+    def component(self, name: str) -> ComponentSpec:
+        try:
+            return self.components[name]
+        except KeyError:
+            known = ", ".join(self.components)
+            raise UnknownComponentError(
+                f"unknown component {name!r}: the catalog knows {known} (toolkit/catalog/catalog.yaml)"
+            ) from None
+
+    def has_version(self, component: str, version: str) -> bool:
+        return version in self.component(component).versions
+
+
+class UnknownComponentError(ValueError):
+    """A component name the catalog does not know."""
+
+
+@cache
+def load(path: Path = CATALOG_FILE) -> Catalog:
+    data = yaml.safe_load(path.read_text())
+    catalog = Catalog.model_validate(data)
+    missing = set(catalog.upgrade_order) ^ set(catalog.components)
+    if missing:
+        raise ValueError(f"catalog {path}: upgrade_order and components differ on {sorted(missing)}")
+    for name, spec in catalog.components.items():
+        if spec.default not in spec.versions:
+            raise ValueError(f"catalog {path}: {name}.default {spec.default} is not one of its versions")
+    return catalog

@@ -1,0 +1,73 @@
+"""`toolkit cluster up|down|status`: bring an environment's platform up, tear it down, say what runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import EXIT_USAGE, EnvOption, die, guarded
+
+app = typer.Typer(help="Create, remove and inspect an environment's cluster.", no_args_is_help=True)
+
+FromOption = Annotated[
+    list[str] | None,
+    typer.Option("--from", help="sim: COMPONENT=VERSION to start from, repeatable (default: the environment's)"),
+]
+
+
+@app.command()
+def up(
+    env: EnvOption = None,
+    from_: FromOption = None,
+    inject: Annotated[list[str] | None, typer.Option("--inject", help="sim: faults present from the start")] = None,
+) -> None:
+    """Create the environment's platform (sim: a fresh simulated platform; local: control plane + node agent;
+    kind: a kind cluster from kind-config.yaml)."""
+    from toolkit import operations
+    from toolkit.config.environments import resolve
+
+    environment = guarded(lambda: resolve(env))
+    if environment.kind == "sim":
+        versions = guarded(lambda: operations.parse_component_versions(list(from_ or []), option="--from"))
+        guarded(lambda: operations.reset_sim(environment, versions, list(inject or [])))
+        print(f"simulated platform {environment.name} created (state in {operations.sim_store(environment).path})")
+        return
+    if from_ or inject:
+        die(EXIT_USAGE, "error: --from and --inject apply to sim environments; deploy versions with `toolkit deploy`")
+    from toolkit.targets import clusters
+
+    print(guarded(lambda: clusters.up(environment)))
+
+
+@app.command()
+def down(env: EnvOption = None) -> None:
+    """Remove what `cluster up` created for the environment (never a cluster the toolkit did not create)."""
+    from toolkit import operations
+    from toolkit.config.environments import resolve
+
+    environment = guarded(lambda: resolve(env))
+    if environment.kind == "sim":
+        removed = operations.sim_store(environment).delete()
+        print(f"simulated platform {environment.name} {'removed' if removed else 'was not there'}")
+        return
+    from toolkit.targets import clusters
+
+    print(guarded(lambda: clusters.down(environment)))
+
+
+@app.command()
+def status(env: EnvOption = None) -> None:
+    """Say whether the environment's cluster runs, and what is missing to run it."""
+    from toolkit import operations
+    from toolkit.config.environments import resolve
+
+    environment = guarded(lambda: resolve(env))
+    if environment.kind == "sim":
+        store = operations.sim_store(environment)
+        state = "exists" if store.exists() else "not created yet (created on first use)"
+        print(f"simulated platform {environment.name}: {state} ({store.path})")
+        return
+    from toolkit.targets import clusters
+
+    print(guarded(lambda: clusters.status(environment)))

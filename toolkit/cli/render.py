@@ -1,0 +1,239 @@
+"""Rendering: plans, run results and status as rich tables or JSON documents, and the live view of a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolkit.engine.executor import Event, RunResult
+    from toolkit.model import Plan, Step
+    from toolkit.operations import Status
+
+SIM_BANNER = "SIMULATED platform (virtual clock): these figures come from the sim, not from a real cluster"
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def step_dict(step: Step) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "kind": step.kind.value,
+        "component": step.component.value,
+        "members": list(step.members),
+        "version": step.version,
+        "reason": step.reason,
+        "phase": step.phase,
+        "blocked": None
+        if step.blocked is None
+        else {"rule": step.blocked.rule, "reason": step.blocked.reason, "fatal": step.blocked.fatal},
+    }
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "environment": plan.environment,
+        "simulated": plan.simulated,
+        "targets": dict(plan.targets),
+        "refused": plan.refused,
+        "refusals": [{"rule": v.rule, "reason": v.reason} for v in plan.refusals],
+        "warnings": [{"rule": v.rule, "reason": v.reason} for v in plan.warnings],
+        "notes": list(plan.notes),
+        "steps": [step_dict(s) for s in plan.steps],
+    }
+
+
+def print_plan(plan: Plan, output: str) -> None:
+    if output == "json":
+        print(json.dumps(plan_dict(plan), indent=2))
+        return
+    from rich.table import Table
+
+    con = _console()
+    if plan.simulated:
+        con.print(f"[bold yellow]{SIM_BANNER}[/]")
+    targets = ", ".join(f"{c}={v}" for c, v in plan.targets)
+    con.print(f"Upgrade plan for [bold]{plan.environment}[/] -> {targets}")
+    for v in plan.refusals:
+        con.print(f"[bold red]REFUSED[/] [{v.rule}] {v.reason}")
+    for v in plan.warnings:
+        con.print(f"[yellow]warning[/] [{v.rule}] {v.reason}")
+    for note in plan.notes:
+        con.print(f"note: {note}")
+    if not plan.steps:
+        if not plan.refused:
+            con.print("Nothing to do: every component already runs its target version.")
+        return
+    table = Table(show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("members")
+    table.add_column("why")
+    table.add_column("blocked now by")
+    for i, s in enumerate(plan.steps, 1):
+        blocked = "" if s.blocked is None else f"[{s.blocked.rule}] {s.blocked.reason}"
+        table.add_row(str(i), f"{s.component} {s.kind.value}", ", ".join(s.members), s.reason, blocked)
+    con.print(table)
+
+
+def result_dict(result: RunResult) -> dict[str, Any]:
+    return {
+        "environment": result.environment,
+        "simulated": result.simulated,
+        "outcome": result.outcome,
+        "passed": result.ok,
+        "rule": result.rule,
+        "reason": result.reason,
+        "targets": dict(result.plan.targets),
+        "started_at": round(result.started_at, 3),
+        "ended_at": round(result.ended_at, 3),
+        "duration_seconds": round(result.ended_at - result.started_at, 3),
+        "steps": [r.as_dict() for r in result.steps],
+    }
+
+
+def print_result(result: RunResult, output: str) -> None:
+    if output == "json":
+        print(json.dumps(result_dict(result), indent=2))
+        return
+    from rich.table import Table
+
+    con = _console()
+    if result.simulated:
+        con.print(f"[bold yellow]{SIM_BANNER}[/]")
+    table = Table(title=f"upgrade of {result.environment}")
+    table.add_column("step")
+    table.add_column("start", justify="right")
+    table.add_column("took", justify="right")
+    table.add_column("waited on")
+    table.add_column("outcome")
+    for r in result.steps:
+        waits = ", ".join(f"{g.rule} {g.seconds:.0f}s" for g in r.gates_waited)
+        colour = {"done": "green", "halted": "red"}.get(r.outcome, "yellow")
+        table.add_row(
+            r.id, f"{r.started_at:.0f}s", f"{r.ended_at - r.started_at:.0f}s", waits, f"[{colour}]{r.outcome}[/]"
+        )
+    if result.steps:
+        con.print(table)
+    colour = "green" if result.ok else "red"
+    con.print(
+        f"[bold {colour}]{result.outcome}[/] after {result.ended_at - result.started_at:.0f}s "
+        f"[{result.rule}]: {result.reason}"
+    )
+
+
+class LiveView:
+    """Shows the current step, the gate it waits on and why; plain lines on stderr when not a terminal."""
+
+    def __init__(self, simulated: bool, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.simulated = simulated
+        self.step = ""
+        self.waiting = ""
+        self.done = 0
+        self._live: Any = None
+        self._tty = sys.stderr.isatty()
+
+    def __enter__(self) -> LiveView:
+        if self.enabled and self._tty:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=_console(stderr=True), refresh_per_second=8, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def _render(self) -> Any:
+        from rich.panel import Panel
+
+        sim = " (simulated)" if self.simulated else ""
+        body = f"step: {self.step or '-'}\nwaiting on: {self.waiting or '-'}\nsteps done: {self.done}"
+        return Panel(body, title=f"toolkit upgrade{sim}")
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "step":
+            self.step, self.waiting = f"{event.step}: {event.message}", ""
+        elif event.kind == "gate-wait":
+            self.waiting = f"[{event.rule}] {event.message}"
+        elif event.kind == "recovered":
+            self.done += 1
+        if not self.enabled:
+            return
+        if self._live is not None:
+            self._live.update(self._render())
+        elif event.kind in ("step", "gate-wait", "halt", "done", "stop", "lease"):
+            rule = f" [{event.rule}]" if event.rule else ""
+            print(f"[{event.at:8.0f}s] {event.kind}{rule} {event.step} {event.message}".rstrip(), file=sys.stderr)
+
+
+def status_dict(status: Status) -> dict[str, Any]:
+    return {
+        "environment": status.environment,
+        "simulated": status.simulated,
+        "observed_at": status.observed_at,
+        "in_progress": status.in_progress,
+        "lease_holder": status.lease_holder,
+        "lease_expires_in": status.lease_expires_in,
+        "metadata_version": status.metadata_version,
+        "elasticsearch_health": status.es_health,
+        "elasticsearch_allocation": status.es_allocation,
+        "components": [
+            {
+                "component": c.component,
+                "spec_version": c.spec_version,
+                "previous_version": c.previous_version,
+                "running": c.running,
+                "members": c.members,
+                "on_spec": c.on_spec,
+            }
+            for c in status.components
+        ],
+        "audit_tail": status.audit_tail,
+    }
+
+
+def print_status(status: Status, output: str) -> None:
+    if output == "json":
+        print(json.dumps(status_dict(status), indent=2))
+        return
+    from rich.table import Table
+
+    con = _console()
+    if status.simulated:
+        con.print(f"[bold yellow]{SIM_BANNER}[/]")
+    state = "an upgrade is in progress" if status.in_progress else "every member runs its spec"
+    con.print(f"Environment [bold]{status.environment}[/]: {state}")
+    table = Table()
+    for col in ("component", "spec", "previous", "running", "on spec"):
+        table.add_column(col)
+    for c in status.components:
+        running = ", ".join(f"{v} x{n}" for v, n in sorted(c.running.items()))
+        table.add_row(c.component, c.spec_version, c.previous_version or "-", running, f"{c.on_spec}/{c.members}")
+    con.print(table)
+    con.print(
+        f"kafka metadata.version {status.metadata_version or '?'}; elasticsearch health {status.es_health}, "
+        f"allocation {status.es_allocation or 'all (default)'}"
+    )
+    if status.lease_holder:
+        con.print(f"lease held by {status.lease_holder} (expires in {status.lease_expires_in:.0f}s unless renewed)")
+    else:
+        con.print("no orchestrator holds the lease")
+    if status.audit_tail:
+        con.print("recent audit entries:")
+        for entry in status.audit_tail:
+            con.print(f"  {format_audit(entry)}")
+
+
+def format_audit(entry: dict[str, Any]) -> str:
+    return (
+        f"{entry.get('wall', '')} t={entry.get('at', '')} {entry.get('who', '')} {entry.get('what', '')}"
+        f"{' ' + entry['step'] if entry.get('step') else ''} -> {entry.get('result', '')}: {entry.get('why', '')}"
+    )

@@ -1,0 +1,105 @@
+"""What a platform looks like in one environment: sizing, zones and component versions (plain, typed data).
+
+The same `PlatformSpec` is read for every kind of environment: built into the toolkit for `sim`, `local` and
+`kind`, and under the `platform:spec` key of `stacks/Pulumi.<region>.yaml` for each AWS region.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from toolkit import catalog
+
+Tier = Literal["hot", "warm", "cold", "frozen"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSpec(_Spec):
+    version: str = Field(default_factory=lambda: catalog.load().component("kafka").default)
+    controllers: int = Field(3, ge=1, description="dedicated KRaft controllers; 0 with combined=true")
+    brokers: int = Field(3, ge=1)
+    combined: bool = Field(False, description="controller and broker roles in the same nodes")
+    topics: int = Field(4, ge=1, description="platform topics in the simulated data plane")
+    partitions_per_topic: int = Field(12, ge=1)
+    replication_factor: int = Field(3, ge=1)
+    min_insync_replicas: int = Field(2, ge=1)
+    storage_gi: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _rules(self) -> KafkaSpec:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"kafka.min_insync_replicas {self.min_insync_replicas} exceeds replication_factor "
+                f"{self.replication_factor}: no write could ever succeed; lower min_insync_replicas"
+            )
+        if self.replication_factor > self.brokers:
+            raise ValueError(
+                f"kafka.replication_factor {self.replication_factor} needs at least that many brokers "
+                f"(have {self.brokers}); add brokers or lower the replication factor"
+            )
+        return self
+
+
+class NodeSetSpec(_Spec):
+    name: str
+    roles: tuple[str, ...]
+    replicas: int = Field(3, ge=1)
+    tier: Tier | None = None
+    storage_gi: int = Field(100, ge=1)
+
+
+def _default_node_sets() -> tuple[NodeSetSpec, ...]:
+    return (
+        NodeSetSpec(name="master", roles=("master",), replicas=3, storage_gi=10),
+        NodeSetSpec(name="hot", roles=("data_hot", "data_content", "ingest"), replicas=3, tier="hot"),
+        NodeSetSpec(name="warm", roles=("data_warm",), replicas=3, tier="warm"),
+    )
+
+
+class ElasticsearchSpec(_Spec):
+    version: str = Field(default_factory=lambda: catalog.load().component("elasticsearch").default)
+    node_sets: tuple[NodeSetSpec, ...] = Field(default_factory=_default_node_sets)
+    indices: int = Field(4, ge=1, description="indices in the simulated data plane")
+    shards_per_index: int = Field(3, ge=1)
+    replicas: int = Field(1, ge=0)
+
+
+class WorkersSpec(_Spec):
+    version: str = Field(default_factory=lambda: catalog.load().component("workers").default)
+    receivers: int = Field(3, ge=1)
+    indexers: int = Field(3, ge=1)
+    max_surge: int = Field(1, ge=1)
+    lag_bound: int = Field(50_000, ge=0, description="consumer lag under which a worker batch counts as caught up")
+
+
+class PlatformSpec(_Spec):
+    namespace: str = "security-platform"
+    zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c")
+    kafka: KafkaSpec = Field(default_factory=KafkaSpec)
+    elasticsearch: ElasticsearchSpec = Field(default_factory=ElasticsearchSpec)
+    workers: WorkersSpec = Field(default_factory=WorkersSpec)
+
+    @model_validator(mode="after")
+    def _versions_known(self) -> PlatformSpec:
+        cat = catalog.load()
+        for name, version in (
+            ("kafka", self.kafka.version),
+            ("elasticsearch", self.elasticsearch.version),
+            ("workers", self.workers.version),
+        ):
+            if not cat.has_version(name, version):
+                known = ", ".join(cat.component(name).sorted_versions())
+                raise ValueError(f"{name}.version {version} is not in the catalog (known: {known})")
+        return self
+
+    def version_of(self, component: str) -> str:
+        return {
+            "kafka": self.kafka.version,
+            "elasticsearch": self.elasticsearch.version,
+            "workers": self.workers.version,
+        }[component]

@@ -1,0 +1,594 @@
+"""The executor: observe -> plan -> gate -> act -> wait, one step at a time, on the target's clock.
+
+Algorithm
+1. Observe and plan. A refused plan changes nothing. Otherwise take the environment's lease (one orchestrator per
+   platform) and keep renewing it.
+2. Each round: observe again and re-plan from the observed state (so a re-run after a crash resumes where the platform
+   stands). Pick the first step; if its gates say "wait", another step of the same component and phase whose gates
+   pass is taken instead (the blocked one is re-checked next round, never skipped). If none can go, wait one
+   observation interval and re-check, up to `gate_timeout`; past it the run halts naming the gate and its reason.
+   A fatal verdict halts at once.
+3. Act through the target (retrying failed actions up to `action_retries`), then wait for the state the step
+   promised. A member that does not recover within `step_timeout` is restarted again while its restart budget lasts;
+   then the run halts before touching any other member. A recovered member must stay healthy for `confirm_seconds`
+   (consecutive observations) before the next step: the wait is as long as the member needs, plus that window,
+   plus at most one observation interval — never a fixed count of checks.
+4. Between steps: an optional pace, and a stop request (Ctrl-C, SIGTERM) ends the run there, with the platform in a
+   safe state. Every decision and action is written to the audit trail kept with the platform.
+
+The executor never sleeps by itself: all waiting goes through the target's clock, which is virtual in tests.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.catalog import Catalog
+from toolkit.engine import lease as lease_rules
+from toolkit.engine import planner
+from toolkit.engine.gates import elasticsearch as es_gates
+from toolkit.engine.gates import workers as worker_gates
+from toolkit.engine.target import ActionError, LeaseHeldError, Target
+from toolkit.model import (
+    Component,
+    Plan,
+    PlatformState,
+    Step,
+    StepKind,
+    UpgradeSettings,
+    Verdict,
+    first_blocking,
+)
+
+
+def default_holder() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}/{os.getpid()}"
+
+
+@dataclass
+class GateWait:
+    rule: str
+    seconds: float
+    last_reason: str
+
+
+@dataclass
+class StepRecord:
+    id: str
+    kind: str
+    component: str
+    members: tuple[str, ...]
+    version: str
+    reason: str
+    started_at: float
+    ended_at: float = 0.0
+    outcome: str = "running"  # done | halted | interrupted
+    message: str = ""
+    gates_waited: list[GateWait] = field(default_factory=list)
+    restarts: int = 0
+
+    def waited(self, verdict: Verdict, seconds: float) -> None:
+        for g in self.gates_waited:
+            if g.rule == verdict.rule:
+                g.seconds += seconds
+                g.last_reason = verdict.reason
+                return
+        self.gates_waited.append(GateWait(verdict.rule, seconds, verdict.reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "component": self.component,
+            "members": list(self.members),
+            "version": self.version,
+            "reason": self.reason,
+            "start": round(self.started_at, 3),
+            "end": round(self.ended_at, 3),
+            "duration_seconds": round(self.ended_at - self.started_at, 3),
+            "outcome": self.outcome,
+            "message": self.message,
+            "restarts": self.restarts,
+            "gates_waited": [
+                {"rule": g.rule, "seconds": round(g.seconds, 3), "reason": g.last_reason} for g in self.gates_waited
+            ],
+        }
+
+
+@dataclass
+class RunResult:
+    environment: str
+    simulated: bool
+    outcome: str  # completed | halted | refused | stopped
+    reason: str
+    rule: str
+    started_at: float
+    ended_at: float
+    plan: Plan
+    steps: list[StepRecord]
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "completed"
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    kind: str  # plan | lease | step | gate-wait | act | recovered | halt | done | stop
+    message: str
+    step: str = ""
+    rule: str = ""
+
+
+class Halt(Exception):
+    def __init__(self, verdict: Verdict, outcome: str = "halted") -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+        self.outcome = outcome
+
+
+class Executor:
+    def __init__(
+        self,
+        target: Target,
+        catalog: Catalog,
+        targets: dict[Component, str],
+        settings: UpgradeSettings,
+        holder: str | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.target = target
+        self.clock = target.clock
+        self.catalog = catalog
+        self.targets = targets
+        self.settings = settings
+        self.holder = holder or default_holder()
+        self._on_event = on_event
+        self._stop_requested = stop_requested
+        self.records: list[StepRecord] = []
+        self._restarts: dict[str, int] = {}
+        self._lease_ttl = max(lease_rules.DEFAULT_TTL, settings.poll_interval * 6)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def emit(self, kind: str, message: str, step: str = "", rule: str = "") -> None:
+        if self._on_event is not None:
+            self._on_event(Event(self.clock.now(), kind, message, step, rule))
+
+    def audit(self, what: str, why: str, result: str, step: str = "") -> None:
+        self.target.audit(
+            {
+                "at": round(self.clock.now(), 3),
+                "who": self.holder,
+                "environment": self.target.name,
+                "what": what,
+                "step": step,
+                "why": why,
+                "result": result,
+            }
+        )
+
+    def plan(self, state: PlatformState) -> Plan:
+        return planner.plan(state, self.targets, self.settings, self.catalog)
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.clock.sleep(seconds)
+        self._renew_lease()
+
+    # ------------------------------------------------------------------ lease
+
+    def _take_lease(self) -> None:
+        existing = self.target.read_lease()
+        alive = existing is not None and self.target.holder_alive(existing.holder)
+        verdict = lease_rules.may_acquire(existing, self.holder, self.clock.now(), alive)
+        if not verdict.ok:
+            raise Halt(verdict, outcome="refused")
+        new = lease_rules.acquire(existing, self.holder, self.clock.now(), self._lease_ttl)
+        try:
+            self.target.write_lease(new, existing)
+        except LeaseHeldError as exc:
+            raise Halt(Verdict.refuse("lease.single-holder", str(exc)), outcome="refused") from None
+        self._lease = new
+        self.emit("lease", verdict.reason)
+
+    def _renew_lease(self) -> None:
+        lease = getattr(self, "_lease", None)
+        if lease is None:
+            return
+        new = lease_rules.acquire(lease, self.holder, self.clock.now(), self._lease_ttl)
+        try:
+            self.target.write_lease(new, lease)
+        except LeaseHeldError as exc:
+            self._lease = None
+            raise Halt(Verdict.refuse("lease.lost", f"lost the lease while running: {exc}")) from None
+        self._lease = new
+
+    def _release_lease(self) -> None:
+        lease = getattr(self, "_lease", None)
+        if lease is not None:
+            try:
+                self.target.write_lease(None, lease)
+            except LeaseHeldError:
+                pass
+            self._lease = None
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> RunResult:
+        started = self.clock.now()
+        state = self.target.observe()
+        first_plan = self.plan(state)
+        self.emit("plan", f"{len(first_plan.steps)} steps planned")
+        if first_plan.refused:
+            v = first_plan.refusals[0]
+            self.audit("plan", v.reason, "refused")
+            return self._result(first_plan, "refused", v, started)
+        try:
+            self._take_lease()
+        except Halt as h:
+            self.audit("lease", h.verdict.reason, "refused")
+            return self._result(first_plan, h.outcome, h.verdict, started)
+        self.audit("start", f"upgrade to {dict((c.value, v) for c, v in self.targets.items())}", "lease taken")
+        try:
+            outcome, verdict = self._loop()
+        except Halt as h:
+            outcome, verdict = h.outcome, h.verdict
+            self.emit("halt", verdict.reason, rule=verdict.rule)
+            self.audit("halt", verdict.reason, h.outcome)
+        self._release_lease()
+        return self._result(first_plan, outcome, verdict, started)
+
+    def _result(self, plan: Plan, outcome: str, verdict: Verdict, started: float) -> RunResult:
+        return RunResult(
+            environment=self.target.name,
+            simulated=self.target.simulated,
+            outcome=outcome,
+            reason=verdict.reason,
+            rule=verdict.rule,
+            started_at=started,
+            ended_at=self.clock.now(),
+            plan=plan,
+            steps=self.records,
+        )
+
+    def _loop(self) -> tuple[str, Verdict]:
+        last_done: StepRecord | None = None
+        while True:
+            if self._stop_requested():
+                where = f"after step {last_done.id}" if last_done else "before the first step"
+                v = Verdict.wait(
+                    "run.stop-requested",
+                    f"stopped on request {where}; the platform is in a safe state: run the same command to resume",
+                )
+                self.emit("stop", v.reason)
+                self.audit("stop", v.reason, "stopped")
+                return "stopped", v
+            self._renew_lease()
+            state = self.target.observe()
+            plan = self.plan(state)
+            if plan.refused:
+                raise Halt(plan.refusals[0])
+            if not plan.steps:
+                v = Verdict.passed("run.completed", "every component runs its target version")
+                self.emit("done", v.reason)
+                self.audit("finish", v.reason, "completed")
+                return "completed", v
+            step = self._await_gates(plan, state)
+            record = self._execute(step)
+            last_done = record
+            if self.settings.pace_seconds > 0:
+                self.emit("pace", f"pacing {self.settings.pace_seconds:.0f} s before the next step")
+                self._sleep(self.settings.pace_seconds)
+
+    # ------------------------------------------------------------------ gates
+
+    def _candidates(self, plan: Plan) -> list[Step]:
+        head = plan.steps[0]
+        if head.kind is not StepKind.RESTART:
+            return [head]
+        return [s for s in plan.steps if s.kind is StepKind.RESTART and s.component == head.component
+                and s.phase == head.phase]
+
+    def _await_gates(self, plan: Plan, state: PlatformState) -> Step:
+        waited_since = self.clock.now()
+        pending: dict[str, float] = {}
+        last_reason = ""
+        head_id = plan.steps[0].id
+        while True:
+            candidates = self._candidates(plan)
+            blocking: Verdict | None = None
+            for step in candidates:
+                verdict = first_blocking(planner.step_gates(state, step, self.settings))
+                if verdict is None:
+                    self._pending_gates = pending
+                    return step
+                if verdict.fatal:
+                    raise Halt(verdict)
+                if blocking is None:
+                    blocking = verdict
+            assert blocking is not None
+            now = self.clock.now()
+            pending[blocking.rule] = pending.get(blocking.rule, 0.0)
+            if blocking.reason != last_reason:
+                self.emit("gate-wait", blocking.reason, step=head_id, rule=blocking.rule)
+                self.audit("gate-wait", blocking.reason, "waiting", step=head_id)
+                last_reason = blocking.reason
+            if now - waited_since >= self.settings.gate_timeout:
+                raise Halt(
+                    Verdict.refuse(
+                        blocking.rule,
+                        f"gave up after {now - waited_since:.0f} s waiting to start {head_id}: {blocking.reason}. "
+                        "Nothing else was touched; fix the cause and run the same command to resume",
+                    )
+                )
+            before = self.clock.now()
+            self._sleep(self.settings.poll_interval)
+            pending[blocking.rule] += self.clock.now() - before
+            self._gate_reasons = getattr(self, "_gate_reasons", {})
+            self._gate_reasons[blocking.rule] = blocking.reason
+            state = self.target.observe()
+            plan = self.plan(state)
+            if plan.refused:
+                raise Halt(plan.refusals[0])
+            if not plan.steps:
+                raise Halt(Verdict.passed("run.completed", "nothing left to do"), outcome="completed")
+            head_id = plan.steps[0].id
+
+    # ------------------------------------------------------------------ acting
+
+    def _act(self, what: str, action: Callable[[], None], step: Step) -> None:
+        attempts = 0
+        while True:
+            try:
+                action()
+            except ActionError as exc:
+                attempts += 1
+                self.audit(what, str(exc), f"failed (attempt {attempts})", step=step.id)
+                if attempts > self.settings.action_retries:
+                    raise Halt(
+                        Verdict.refuse(
+                            "run.action-failed",
+                            f"{what} for {step.id} failed {attempts} times: {exc}. Run the same command to retry",
+                        )
+                    ) from None
+                self._sleep(min(self.settings.poll_interval * 2**attempts, 60.0))
+                continue
+            self.audit(what, step.reason, "ok", step=step.id)
+            self.emit("act", what, step=step.id)
+            return
+
+    def _execute(self, step: Step) -> StepRecord:
+        record = StepRecord(
+            id=step.id,
+            kind=step.kind.value,
+            component=step.component.value,
+            members=step.members,
+            version=step.version,
+            reason=step.reason,
+            started_at=self.clock.now(),
+        )
+        for rule, seconds in getattr(self, "_pending_gates", {}).items():
+            reason = getattr(self, "_gate_reasons", {}).get(rule, "")
+            record.gates_waited.append(GateWait(rule, seconds, reason))
+        self._pending_gates = {}
+        self._gate_reasons = {}
+        self.records.append(record)
+        self.emit("step", step.reason, step=step.id)
+        try:
+            self._perform(step, record)
+        except Halt as h:
+            record.outcome = "halted"
+            record.message = h.verdict.reason
+            record.ended_at = self.clock.now()
+            raise
+        except BaseException:
+            record.outcome = "interrupted"
+            record.ended_at = self.clock.now()
+            raise
+        record.outcome = "done"
+        record.ended_at = self.clock.now()
+        self.emit("recovered", record.message or "done", step=step.id)
+        return record
+
+    def _perform(self, step: Step, record: StepRecord) -> None:
+        t = self.target
+        if step.kind is StepKind.REPAIR:
+            if step.detail == "allocation":
+                self._act("reset allocation", t.es_reset_allocation, step)
+            elif step.detail.startswith("shutdown:"):
+                node = step.detail.split(":", 1)[1]
+                self._act(f"remove shutdown record {node}", lambda: t.es_remove_shutdown(node), step)
+            elif step.detail.startswith("unpause:"):
+                name = step.detail.split(":", 1)[1]
+                self._act(f"resume deployment {name}", lambda: t.pause_deployment(name, False), step)
+            self._wait_done(step, record, confirm=False)
+        elif step.kind is StepKind.APPLY_SPEC:
+            self._act(
+                f"apply {step.component} {step.version} spec",
+                lambda: t.apply_spec(step.component, step.members, step.version),
+                step,
+            )
+            self._wait_done(step, record, confirm=False)
+        elif step.kind is StepKind.FINALIZE:
+            self._act(f"raise metadata.version to {step.detail}", lambda: t.finalize_metadata_version(step.detail), step)
+            self._wait_done(step, record, confirm=False)
+        elif step.kind is StepKind.ROLL:
+            self._roll(step, record)
+        elif step.component is Component.ELASTICSEARCH:
+            self._restart_es(step, record)
+        else:
+            self._restart_kafka(step, record)
+
+    def _restart_kafka(self, step: Step, record: StepRecord) -> None:
+        for pod in step.members:
+            self._restart(pod, step, record)
+        self._wait_done(step, record, confirm=True, retry_members=True)
+        self._act("elect preferred leaders", self.target.elect_preferred_leaders, step)
+
+    def _restart_es(self, step: Step, record: StepRecord) -> None:
+        node = step.members[0]
+        state = self.target.observe()
+        es_node = state.elasticsearch.node(node)
+        running = es_node.version if es_node is not None else step.version
+        method = es_gates.restart_method(running, state.elasticsearch)
+        self._act(f"prepare {node} ({method})", lambda: self.target.es_prepare_restart(node, method), step)
+        if method == "shutdown-api":
+            self._wait_for(
+                step,
+                record,
+                lambda s: Verdict.passed("elasticsearch.shutdown-complete", f"{node} ready to restart")
+                if self.target.es_shutdown_complete(node)
+                else Verdict.wait("elasticsearch.shutdown-complete", f"shutdown of {node} not COMPLETE yet"),
+            )
+        self._restart(node, step, record)
+
+        def rejoined(s: PlatformState) -> Verdict:
+            n = s.elasticsearch.node(node)
+            if n is not None and n.joined and n.version == step.version:
+                return Verdict.passed("elasticsearch.rejoined", f"{node} rejoined on {step.version}")
+            return Verdict.wait("elasticsearch.rejoined", f"{node} has not rejoined on {step.version} yet")
+
+        self._wait_for(step, record, rejoined, retry_members=True)
+        self._act(f"finish restart of {node} ({method})", lambda: self.target.es_finish_restart(node, method), step)
+        self._wait_done(step, record, confirm=True)
+
+    def _restart(self, pod: str, step: Step, record: StepRecord) -> None:
+        used = self._restarts.get(pod, 0)
+        if used >= self.settings.restart_budget:
+            raise Halt(
+                Verdict.refuse(
+                    "run.restart-budget",
+                    f"restart budget of {self.settings.restart_budget} spent on {pod} in this run; it did not recover. "
+                    "Nothing else was touched; investigate the pod and run the same command to resume",
+                )
+            )
+        self._restarts[pod] = used + 1
+        record.restarts += 1
+        self._act(f"restart {pod}", lambda: self.target.restart_pod(pod), step)
+
+    def _roll(self, step: Step, record: StepRecord) -> None:
+        name = step.members[0]
+        self._act(f"roll deployment {name} to {step.version}", lambda: self.target.roll_deployment(name, step.version), step)
+        bound = self.settings.lag_bound
+        last_updated_ready = -1
+        paused = False
+        started = self.clock.now()
+        confirmed_since: float | None = None
+        while True:
+            state = self.target.observe()
+            w = next((w for w in state.workloads if w.name == name), None)
+            lag = worker_gates.lag_under_bound(state.workers, bound)
+            if w is not None:
+                updated_ready = sum(
+                    1 for p in w.pods if p.ready and p.revision == w.update_revision and not p.terminating
+                )
+                if paused and lag.ok:
+                    self._act(f"resume deployment {name}", lambda: self.target.pause_deployment(name, False), step)
+                    paused = False
+                elif not paused and updated_ready > last_updated_ready >= 0 and not lag.ok:
+                    self._act(
+                        f"pause deployment {name} (lag gate)",
+                        lambda: self.target.pause_deployment(name, True),
+                        step,
+                    )
+                    paused = True
+                last_updated_ready = max(last_updated_ready, updated_ready)
+            done = planner.step_done(state, step, self.settings)
+            if done.ok:
+                confirmed_since = confirmed_since if confirmed_since is not None else self.clock.now()
+                if self.clock.now() - confirmed_since >= self.settings.confirm_seconds:
+                    record.message = done.reason
+                    return
+            else:
+                confirmed_since = None
+                record.waited(done, self.settings.poll_interval)
+            if self.clock.now() - started >= self.settings.step_timeout:
+                raise Halt(
+                    Verdict.refuse(
+                        done.rule,
+                        f"deployment {name} did not finish rolling within {self.settings.step_timeout:.0f} s: "
+                        f"{done.reason}. The Deployment keeps its old pods serving (maxUnavailable 0); fix the "
+                        "cause and run the same command to resume",
+                    )
+                )
+            self._sleep(self.settings.poll_interval)
+
+    # ------------------------------------------------------------------ waiting
+
+    def _wait_done(self, step: Step, record: StepRecord, confirm: bool, retry_members: bool = False) -> None:
+        self._wait_for(
+            step,
+            record,
+            lambda s: planner.step_done(s, step, self.settings),
+            confirm=confirm,
+            retry_members=retry_members,
+        )
+
+    def _wait_for(
+        self,
+        step: Step,
+        record: StepRecord,
+        condition: Callable[[PlatformState], Verdict],
+        confirm: bool = False,
+        retry_members: bool = False,
+    ) -> None:
+        started = self.clock.now()
+        ok_since: float | None = None
+        last_reason = ""
+        while True:
+            state = self.target.observe()
+            verdict = condition(state)
+            now = self.clock.now()
+            if verdict.ok:
+                if ok_since is None:
+                    ok_since = now
+                if not confirm or now - ok_since >= self.settings.confirm_seconds:
+                    record.message = verdict.reason
+                    return
+            else:
+                if ok_since is not None:
+                    self.emit("gate-wait", f"relapsed: {verdict.reason}", step=step.id, rule=verdict.rule)
+                ok_since = None
+                if verdict.fatal:
+                    raise Halt(verdict)
+                if verdict.reason != last_reason:
+                    self.emit("gate-wait", verdict.reason, step=step.id, rule=verdict.rule)
+                    last_reason = verdict.reason
+                if now - started >= self.settings.step_timeout:
+                    unready = [
+                        m for m in step.members if (p := state.pod(m)) is None or not p.ready
+                    ] if retry_members else []
+                    if unready and all(self._restarts.get(m, 0) < self.settings.restart_budget for m in unready):
+                        for m in unready:
+                            self.audit("retry", f"{m} did not recover within {self.settings.step_timeout:.0f} s",
+                                       "restarting again", step=step.id)
+                            self._restart(m, step, record)
+                        started = self.clock.now()
+                        continue
+                    budget = (
+                        f"; restart budget {self.settings.restart_budget} spent" if unready else ""
+                    )
+                    raise Halt(
+                        Verdict.refuse(
+                            verdict.rule,
+                            f"{step.id} did not reach its promised state within "
+                            f"{self.settings.step_timeout:.0f} s: {verdict.reason}{budget}. Nothing after it was "
+                            "touched; fix the cause and run the same command to resume",
+                        )
+                    )
+            before = self.clock.now()
+            self._sleep(self.settings.poll_interval)
+            if not verdict.ok:
+                record.waited(verdict, self.clock.now() - before)

@@ -1,0 +1,103 @@
+"""Verdicts, steps and plans: what the engine decided, as plain data that can be printed, saved and compared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from toolkit.model.state import Component
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer of one gate. `rule` is a stable identifier; `reason` is a sentence a person can act on.
+
+    A verdict that is not ok is either a wait (the state may still change: re-check until the step's timeout) or
+    fatal (no amount of waiting helps: refuse before anything moves, or halt).
+    """
+
+    ok: bool
+    rule: str
+    reason: str
+    fatal: bool = False
+
+    @staticmethod
+    def passed(rule: str, reason: str) -> Verdict:
+        return Verdict(True, rule, reason)
+
+    @staticmethod
+    def wait(rule: str, reason: str) -> Verdict:
+        return Verdict(False, rule, reason)
+
+    @staticmethod
+    def refuse(rule: str, reason: str) -> Verdict:
+        return Verdict(False, rule, reason, fatal=True)
+
+
+def first_blocking(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict | None:
+    """The first fatal verdict if any, else the first wait, else None."""
+    fatal = next((v for v in verdicts if not v.ok and v.fatal), None)
+    return fatal or next((v for v in verdicts if not v.ok), None)
+
+
+class StepKind(StrEnum):
+    REPAIR = "repair"  # undo what an interrupted step left behind (allocation disabled, a shutdown record)
+    APPLY_SPEC = "apply-spec"  # change the workloads' spec to the target version; pods do not restart yet
+    RESTART = "restart"  # restart exactly these members (one, or a batch that shares nothing)
+    ROLL = "roll"  # let a Deployment roll through its own strategy, gated on readiness and lag
+    FINALIZE = "finalize"  # Kafka: raise metadata.version once every node runs the new version
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    component: Component
+    members: tuple[str, ...]  # pods (restart), workloads (apply-spec, roll), or what is repaired
+    version: str
+    reason: str
+    blocked: Verdict | None = None  # what would stop this step if it were next now (for the printed plan)
+    phase: int = 0  # steps of one component and phase may be taken in any order when the first one cannot roll yet
+    detail: str = ""  # e.g. "allocation" or "shutdown:es-hot-1" for repairs, "4.1-IV1" for finalize
+
+    @property
+    def id(self) -> str:
+        return f"{self.component}/{self.kind}/{'+'.join(self.members)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    environment: str
+    simulated: bool
+    targets: tuple[tuple[str, str], ...]  # (component, version) in upgrade order
+    steps: tuple[Step, ...] = ()
+    refusals: tuple[Verdict, ...] = ()  # fatal: nothing may move
+    warnings: tuple[Verdict, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.refusals)
+
+    @property
+    def done(self) -> bool:
+        return not self.refused and not self.steps
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeSettings:
+    """How an upgrade runs. Times are seconds on the target's clock."""
+
+    parallel: str = "none"  # "none" | "auto": brokers that share no partition restart together
+    max_batch: int = 0  # 0 = no cap for --parallel auto
+    finalize: bool = False  # Kafka: raise metadata.version once every node runs the new version
+    es_max_unavailable: int = 1
+    lag_bound: int = 50_000
+    poll_interval: float = 5.0  # how often state is observed while waiting
+    confirm_seconds: float = 10.0  # a recovered member must stay healthy this long before the next step
+    gate_timeout: float = 900.0  # how long a step may wait for its gates before the run halts
+    step_timeout: float = 900.0  # how long a member may take to recover after its restart
+    pace_seconds: float = 0.0  # pause between steps
+    restart_budget: int = 2  # restarts the engine may issue to one member in one run
+    action_retries: int = 3  # retries of a failed action (API errors) before the run halts
+    skip_gates: bool = False  # unsafe: only for negative controls on sim and local
+    rollback: bool = False  # targets are previous versions: rollback rules replace the upgrade-path rules

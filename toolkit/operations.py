@@ -1,0 +1,340 @@
+"""What the commands do, as functions: the CLI parses and prints around these, and the tests call the same ones.
+
+This is the composition root: it resolves an environment, opens its target (the simulated platform, or a real
+cluster through the adapters), and hands the engine its inputs. It holds no decision of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit import catalog as catalog_mod
+from toolkit.config.environments import Environment, resolve
+from toolkit.engine import paths, planner
+from toolkit.engine.executor import Event, Executor, RunResult
+from toolkit.engine.target import Target
+from toolkit.model import Component, Plan, PlatformState, UpgradeSettings, Verdict
+from toolkit.model import schema as state_schema
+
+
+class UsageError(ValueError):
+    """Bad input: the message names the object, the rule and the way out. Exit code 2."""
+
+
+class RefusedError(RuntimeError):
+    """A safety rule refuses the request before anything changes. Exit code 3."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+def parse_component_versions(items: list[str], option: str = "--to") -> dict[Component, str]:
+    """['kafka=4.1.0', ...] -> {Component.KAFKA: '4.1.0'}; every problem reported at once."""
+    cat = catalog_mod.load()
+    out: dict[Component, str] = {}
+    problems: list[str] = []
+    for item in items:
+        name, sep, version = item.partition("=")
+        name, version = name.strip(), version.strip()
+        if not sep or not name or not version:
+            problems.append(f"{option} {item!r} is not COMPONENT=VERSION (e.g. {option} kafka=4.1.0)")
+            continue
+        if name not in cat.components:
+            problems.append(f"{option} {item!r}: unknown component {name!r} (known: {', '.join(cat.components)})")
+            continue
+        component = Component(name)
+        if component in out and out[component] != version:
+            problems.append(f"{option} names {name} twice ({out[component]} and {version}); give it once")
+            continue
+        if version not in cat.components[name].versions:
+            known = ", ".join(cat.components[name].sorted_versions())
+            problems.append(f"{option} {item!r}: {name} {version} is not in the catalog (known: {known})")
+            continue
+        out[component] = version
+    if problems:
+        raise UsageError("; ".join(problems))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- targets
+
+
+@dataclass
+class Opened:
+    environment: Environment
+    target: Target
+    save: Callable[[], None]
+
+
+def _sim_params(env: Environment) -> Any:
+    from toolkit.targets.sim import SimParams
+
+    fields = set(SimParams.__dataclass_fields__)
+    unknown = set(env.sim) - fields
+    if unknown:
+        raise UsageError(
+            f"environment {env.name}: unknown sim parameters {sorted(unknown)} in {env.source} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    return SimParams(**{k: type(getattr(SimParams(), k))(v) for k, v in env.sim.items()})
+
+
+def sim_store(env: Environment) -> Any:
+    from toolkit.targets.sim import SimStore
+
+    return SimStore(env.state_dir() / "sim-world.json")
+
+
+def reset_sim(env: Environment, versions: dict[Component, str] | None = None, injections: list[str] | None = None) -> None:
+    """(Re)create the simulated platform of a sim environment, optionally on other versions."""
+    from toolkit.targets.sim import InjectionError, build_world, parse_injections
+
+    if env.kind != "sim":
+        raise UsageError(f"environment {env.name} is of kind {env.kind}; only a sim environment can be reset")
+    try:
+        faults = parse_injections(list(injections or []))
+    except InjectionError as exc:
+        raise UsageError(str(exc)) from None
+    world = build_world(
+        env.name,
+        env.platform,
+        _sim_params(env),
+        faults,
+        versions={c.value: v for c, v in (versions or {}).items()},
+    )
+    sim_store(env).save(world)
+
+
+@contextlib.contextmanager
+def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Opened]:
+    """Open the environment's target; for sim, the simulated platform is saved back when the block ends, even
+    when the orchestrator 'crashes' inside it (the platform outlives the orchestrator)."""
+    injections = list(injections or [])
+    if env.kind == "sim":
+        from toolkit.targets.sim import InjectionError, SimTarget, build_world, parse_injections
+
+        store = sim_store(env)
+        try:
+            if store.exists():
+                world = store.load()
+                world.faults = parse_injections(injections, world.faults)
+            else:
+                world = build_world(env.name, env.platform, _sim_params(env), parse_injections(injections))
+        except InjectionError as exc:
+            raise UsageError(str(exc)) from None
+        target = SimTarget(world)
+        opened = Opened(env, target, lambda: store.save(world))
+        try:
+            yield opened
+        finally:
+            store.save(world)
+        return
+    if injections:
+        raise UsageError(f"--inject works only on a sim environment; {env.name} is of kind {env.kind}")
+    from toolkit.targets import real  # the adapters; imported only for real environments
+
+    with real.open_real_target(env) as target:
+        yield Opened(env, target, lambda: None)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def load_state_file(path: Path) -> PlatformState:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"state file {path}: cannot be read ({exc.strerror}); pass an existing file") from None
+    try:
+        return state_schema.loads(text, source=f"state file {path}")
+    except state_schema.StateFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def make_plan(
+    state: PlatformState, targets: dict[Component, str], settings: UpgradeSettings
+) -> Plan:
+    return planner.plan(state, targets, settings, catalog_mod.load())
+
+
+def plan_upgrade(
+    env_name: str | None,
+    targets: dict[Component, str],
+    settings: UpgradeSettings,
+    state_file: Path | None = None,
+) -> Plan:
+    if not targets:
+        raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
+    if state_file is not None:
+        return make_plan(load_state_file(state_file), targets, settings)
+    env = resolve(env_name)
+    with open_target(env) as opened:
+        return make_plan(opened.target.observe(), targets, settings)
+
+
+def run_upgrade(
+    env_name: str | None,
+    targets: dict[Component, str],
+    settings: UpgradeSettings,
+    injections: list[str] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+    holder: str | None = None,
+) -> RunResult:
+    if not targets:
+        raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
+    env = resolve(env_name)
+    if settings.skip_gates and env.kind not in ("sim", "local"):
+        raise UsageError(
+            f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
+            "negative control on sim and local"
+        )
+    with open_target(env, injections) as opened:
+        executor = Executor(
+            opened.target,
+            catalog_mod.load(),
+            targets,
+            settings,
+            holder=holder,
+            on_event=on_event,
+            stop_requested=stop_requested,
+        )
+        return executor.run()
+
+
+def rollback_targets(state: PlatformState, components: list[Component]) -> dict[Component, str]:
+    """The previous version of each component (recorded on its workloads), checked against the rollback rules."""
+    cat = catalog_mod.load()
+    wanted = components or [Component(c) for c in cat.upgrade_order]
+    out: dict[Component, str] = {}
+    for component in wanted:
+        workloads = state.workloads_of(component)
+        previous = next((w.previous_version for w in workloads if w.previous_version), "")
+        if not previous and not components:
+            continue  # nothing recorded for it: not part of an implicit rollback
+        verdict = paths.check_rollback(cat, component, state, previous)
+        if not verdict.ok:
+            raise RefusedError(verdict)
+        out[component] = previous
+    if not out:
+        raise RefusedError(
+            Verdict.refuse(
+                "rollback.nothing",
+                "no component has a recorded previous version: nothing to roll back",
+            )
+        )
+    return out
+
+
+def run_rollback(
+    env_name: str | None,
+    components: list[Component],
+    settings: UpgradeSettings,
+    on_event: Callable[[Event], None] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+    dry_run: bool = False,
+) -> tuple[dict[Component, str], RunResult | Plan]:
+    from dataclasses import replace
+
+    env = resolve(env_name)
+    settings = replace(settings, rollback=True)
+    with open_target(env) as opened:
+        state = opened.target.observe()
+        targets = rollback_targets(state, components)
+        if dry_run:
+            return targets, make_plan(state, targets, settings)
+        executor = Executor(
+            opened.target, catalog_mod.load(), targets, settings, on_event=on_event, stop_requested=stop_requested
+        )
+        return targets, executor.run()
+
+
+@dataclass
+class ComponentStatus:
+    component: str
+    spec_version: str
+    previous_version: str
+    running: dict[str, int]  # version -> members
+    members: int
+    on_spec: int
+
+
+@dataclass
+class Status:
+    environment: str
+    simulated: bool
+    observed_at: float
+    components: list[ComponentStatus]
+    lease_holder: str | None
+    lease_expires_in: float | None
+    metadata_version: str
+    es_health: str
+    es_allocation: str | None
+    audit_tail: list[dict[str, Any]]
+
+    @property
+    def in_progress(self) -> bool:
+        return any(c.on_spec < c.members for c in self.components)
+
+
+def upgrade_status(env_name: str | None, audit_lines: int = 10) -> Status:
+    env = resolve(env_name)
+    with open_target(env) as opened:
+        state = opened.target.observe()
+        lease = opened.target.read_lease()
+        now = opened.target.clock.now()
+        trail = opened.target.audit_trail()
+    comps = []
+    for component in Component:
+        workloads = state.workloads_of(component)
+        if not workloads:
+            continue
+        spec_version = workloads[0].target_version
+        running: dict[str, int] = {}
+        on_spec = members = 0
+        for w in workloads:
+            for p in w.pods:
+                members += 1
+                running[p.version] = running.get(p.version, 0) + 1
+                if p.version == w.target_version and p.revision == w.update_revision and p.ready:
+                    on_spec += 1
+        comps.append(
+            ComponentStatus(
+                component=component.value,
+                spec_version=spec_version,
+                previous_version=next((w.previous_version for w in workloads if w.previous_version), ""),
+                running=running,
+                members=members,
+                on_spec=on_spec,
+            )
+        )
+    live_lease = lease if lease is not None and not lease.expired(now) else None
+    return Status(
+        environment=env.name,
+        simulated=state.simulated,
+        observed_at=state.observed_at,
+        components=comps,
+        lease_holder=live_lease.holder if live_lease else None,
+        lease_expires_in=(live_lease.renewed_at + live_lease.ttl_seconds - now) if live_lease else None,
+        metadata_version=state.kafka.metadata_version,
+        es_health=state.elasticsearch.health.value,
+        es_allocation=state.elasticsearch.allocation_enable,
+        audit_tail=trail[-audit_lines:] if audit_lines else trail,
+    )
+
+
+def dump_state(env_name: str | None) -> PlatformState:
+    env = resolve(env_name)
+    with open_target(env) as opened:
+        return opened.target.observe()
+
+
+def audit_trail(env_name: str | None) -> list[dict[str, Any]]:
+    env = resolve(env_name)
+    with open_target(env) as opened:
+        return opened.target.audit_trail()

@@ -1,0 +1,759 @@
+"""A deterministic simulated platform on a virtual clock: Kubernetes workloads, a KRaft Kafka cluster, an
+Elasticsearch cluster and ingestion workers, modelling exactly what the engine's gates observe.
+
+It is a model, not the real thing, and every output built on it says "simulated". What it models:
+- Kubernetes: StatefulSets with OnDelete (a deleted pod comes back on the update revision after a start delay),
+  Deployments with RollingUpdate maxSurge/maxUnavailable 0 (new pods first, an old pod goes only when the ready count
+  stays at the desired count), pausing, graceful termination.
+- Kafka: a broker going down leaves every ISR at once (controlled shutdown) and hands leadership to another ISR
+  member; a partition with no ISR member left goes offline (unclean election off) until its last ISR member returns.
+  A broker coming back catches up per partition after `kafka_catchup_seconds` (spread 0.5-1.0x, deterministic) and
+  rejoins the ISR. Controllers rejoin the quorum shortly after start; leadership moves when the active one leaves.
+- Elasticsearch: a node leaving unassigns its shard copies and promotes a started replica where the primary left
+  (no started copy: the primary is unassigned and health turns red). A returning node recovers its copies, except
+  replicas while allocation is restricted to primaries, and never a replica whose primary sits on a newer node.
+- Workers: events arrive at a steady rate; each ready indexer consumes at a fixed capacity; lag is the backlog.
+- Observations are snapshots taken every `observe_interval` seconds, as real polling would see them.
+
+Time advances only through `advance(to)`, in steps of at most one second; every transition happens at a recorded
+time, so a run is the same every time for the same seed and inputs. The whole world (including pending
+transitions, the lease and the audit trail) serialises to JSON, so a CLI run can be interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolkit.catalog import load as load_catalog
+from toolkit.config.platform import PlatformSpec
+from toolkit.model import (
+    BrokerState,
+    Component,
+    EsNode,
+    EsState,
+    Health,
+    KafkaNode,
+    KafkaRole,
+    KafkaState,
+    Lease,
+    Partition,
+    PlatformState,
+    Pod,
+    Shard,
+    ShardState,
+    ShutdownRecord,
+    Topic,
+    Voter,
+    WorkersState,
+    Workload,
+)
+
+NEVER = math.inf
+
+
+@dataclass
+class SimParams:
+    observe_interval: float = 5.0
+    kafka_stop_seconds: float = 5.0
+    kafka_restart_seconds: float = 60.0  # pod deleted -> broker running and Ready
+    kafka_recovery_seconds: float = 0.0  # broker in log recovery after start
+    kafka_catchup_seconds: float = 30.0  # broker running -> back in every ISR (per partition spread 0.5-1.0x)
+    quorum_catchup_seconds: float = 2.0
+    es_stop_seconds: float = 5.0
+    es_restart_seconds: float = 45.0
+    es_recovery_seconds: float = 20.0
+    shutdown_complete_seconds: float = 5.0
+    worker_start_seconds: float = 15.0
+    worker_stop_seconds: float = 5.0
+    events_per_second: float = 2000.0
+    indexer_capacity: float = 1500.0  # events/s per ready indexer pod
+    seed: int = 7
+
+
+@dataclass
+class Faults:
+    never_ready: list[str] = field(default_factory=list)  # pods that never become Ready after their next restart
+    slow_catchup: float = 1.0  # multiplier on catch-up time
+    red_cluster: bool = False  # an Elasticsearch primary is lost from the start
+    crash_after_step: int = 0  # the orchestrator dies right after its K-th step-starting action
+    unready_at_start: list[str] = field(default_factory=list)  # pods that are not Ready when the run starts
+
+
+@dataclass
+class SimPod:
+    name: str
+    workload: str
+    revision: str
+    version: str
+    zone: str
+    node: str
+    uid: str
+    phase: str = "running"  # starting | running | terminating
+    ready: bool = True
+    ready_at: float = 0.0
+    gone_at: float = NEVER
+    up_since: float = 0.0
+    restarts: int = 0
+
+
+@dataclass
+class SimWorkload:
+    name: str
+    component: str
+    kind: str
+    role: str
+    replicas: int
+    update_revision: str
+    target_version: str
+    previous_version: str = ""
+    tier: str = ""
+    paused: bool = False
+    max_surge: int = 1
+    node_id_base: int = 0
+    revisions: dict[str, str] = field(default_factory=dict)  # revision -> version
+
+
+@dataclass
+class SimKafkaNode:
+    id: int
+    role: str
+    pod: str
+    rack: str
+
+
+@dataclass
+class SimPartition:
+    topic: str
+    partition: int
+    replicas: list[int]
+    isr: list[int]
+    leader: int | None
+    last_isr: list[int] = field(default_factory=list)
+    rejoin_at: dict[str, float] = field(default_factory=dict)  # broker id (str for JSON) -> time
+
+
+@dataclass
+class SimShard:
+    index: str
+    number: int
+    primary: bool
+    node: str | None
+    state: str
+    home: str | None = None  # node that holds this copy's data while it is unassigned
+    started_at: float = 0.0
+
+
+@dataclass
+class SimShutdown:
+    node: str
+    type: str
+    status: str
+    complete_at: float
+
+
+@dataclass
+class World:
+    environment: str
+    params: SimParams
+    faults: Faults
+    now: float = 0.0
+    seq: int = 0
+    workloads: dict[str, SimWorkload] = field(default_factory=dict)
+    pods: dict[str, SimPod] = field(default_factory=dict)
+    kafka_nodes: list[SimKafkaNode] = field(default_factory=list)
+    topics: list[Topic] = field(default_factory=list)
+    partitions: list[SimPartition] = field(default_factory=list)
+    active_controller: int | None = None
+    metadata_version: str = ""
+    es_allocation: str | None = None
+    es_shards: list[SimShard] = field(default_factory=list)
+    es_shutdowns: list[SimShutdown] = field(default_factory=list)
+    es_elected_master: str | None = None
+    es_snapshot_repositories: list[str] = field(default_factory=list)
+    lag: float = 0.0
+    last_observed_at: float = -NEVER
+    lease: Lease | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    actions: int = 0  # step-starting actions taken, for crash injection
+    history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every observation
+
+    # ------------------------------------------------------------------ helpers
+
+    def _next_uid(self, name: str) -> str:
+        self.seq += 1
+        return hashlib.sha1(f"{name}/{self.seq}".encode()).hexdigest()[:12]
+
+    def _factor(self, *key: object) -> float:
+        digest = hashlib.sha1(f"{self.params.seed}/{key}".encode()).digest()
+        return 0.5 + 0.5 * (digest[0] / 255.0)
+
+    def kafka_node_of_pod(self, pod: str) -> SimKafkaNode | None:
+        return next((n for n in self.kafka_nodes if n.pod == pod), None)
+
+    def component_of(self, pod: SimPod) -> str:
+        return self.workloads[pod.workload].component
+
+    def _restart_seconds(self, component: str) -> float:
+        return {
+            "kafka": self.params.kafka_restart_seconds,
+            "elasticsearch": self.params.es_restart_seconds,
+        }.get(component, self.params.worker_start_seconds)
+
+    def _stop_seconds(self, component: str) -> float:
+        return {
+            "kafka": self.params.kafka_stop_seconds,
+            "elasticsearch": self.params.es_stop_seconds,
+        }.get(component, self.params.worker_stop_seconds)
+
+    # ------------------------------------------------------------------ actions
+
+    def apply_spec(self, workload: str, version: str) -> None:
+        w = self.workloads[workload]
+        if w.target_version == version:
+            return
+        w.previous_version = w.target_version
+        w.target_version = version
+        rev = f"{w.name}-{hashlib.sha1(f'{w.name}/{version}'.encode()).hexdigest()[:8]}"
+        w.update_revision = rev
+        w.revisions[rev] = version
+
+    def delete_pod(self, name: str) -> None:
+        pod = self.pods[name]
+        if pod.phase == "terminating":
+            return
+        component = self.component_of(pod)
+        pod.phase = "terminating"
+        pod.ready = False
+        pod.gone_at = self.now + self._stop_seconds(component)
+        if component == "kafka":
+            node = self.kafka_node_of_pod(name)
+            if node is not None:
+                self._kafka_node_down(node.id)
+        elif component == "elasticsearch":
+            self._es_node_down(name)
+
+    def set_paused(self, workload: str, paused: bool) -> None:
+        self.workloads[workload].paused = paused
+
+    # ------------------------------------------------------------------ Kafka physics
+
+    def _kafka_node_down(self, node_id: int) -> None:
+        key = str(node_id)
+        for p in self.partitions:
+            p.rejoin_at.pop(key, None)
+            if node_id in p.isr:
+                if len(p.isr) == 1:
+                    p.last_isr = list(p.isr)
+                p.isr = [b for b in p.isr if b != node_id]
+            if p.leader == node_id:
+                p.leader = next((b for b in p.replicas if b in p.isr), None)
+        if self.active_controller == node_id:
+            self.active_controller = None
+
+    def _kafka_node_up(self, node_id: int) -> None:
+        key = str(node_id)
+        for p in self.partitions:
+            if node_id not in p.replicas:
+                continue
+            if p.leader is None and node_id in p.last_isr:
+                p.leader, p.isr = node_id, [node_id]
+                continue
+            delay = self.params.kafka_catchup_seconds * self._factor(p.topic, p.partition, node_id)
+            p.rejoin_at[key] = self.now + self.params.kafka_recovery_seconds + delay * self.faults.slow_catchup
+
+    def _kafka_tick(self) -> None:
+        ready = {n.id for n in self.kafka_nodes if self.pods[n.pod].ready}
+        for p in self.partitions:
+            for key, at in list(p.rejoin_at.items()):
+                b = int(key)
+                if at <= self.now and b in ready:
+                    if p.leader is None:
+                        p.leader = b
+                    if b not in p.isr:
+                        p.isr = sorted([*p.isr, b], key=p.replicas.index)
+                    del p.rejoin_at[key]
+        if self.active_controller is None:
+            voters = [n for n in self.kafka_nodes if n.role != "broker" and self._voter_caught_up(n)]
+            if voters:
+                self.active_controller = voters[0].id
+
+    def _voter_caught_up(self, node: SimKafkaNode) -> bool:
+        pod = self.pods[node.pod]
+        return pod.ready and self.now - pod.up_since >= self.params.quorum_catchup_seconds
+
+    def elect_preferred_leaders(self) -> None:
+        for p in self.partitions:
+            if p.replicas and p.replicas[0] in p.isr:
+                p.leader = p.replicas[0]
+
+    # ------------------------------------------------------------------ Elasticsearch physics
+
+    def _es_node_down(self, node: str) -> None:
+        for s in self.es_shards:
+            if s.node != node:
+                continue
+            was_primary = s.primary
+            s.home, s.node, s.state = node, None, ShardState.UNASSIGNED.value
+            if was_primary:
+                promoted = next(
+                    (
+                        r
+                        for r in self.es_shards
+                        if r.index == s.index
+                        and r.number == s.number
+                        and r is not s
+                        and r.state == ShardState.STARTED.value
+                    ),
+                    None,
+                )
+                if promoted is not None:
+                    promoted.primary = True
+                    s.primary = False
+        if self.es_elected_master == node:
+            self.es_elected_master = None
+
+    def _node_version(self, node: str | None) -> str | None:
+        if node is None or node not in self.pods:
+            return None
+        return self.pods[node].version
+
+    def _es_tick(self) -> None:
+        for s in self.es_shards:
+            if s.state == ShardState.INITIALIZING.value and s.started_at <= self.now:
+                s.state = ShardState.STARTED.value
+        for s in self.es_shards:
+            if s.state != ShardState.UNASSIGNED.value or s.home is None:
+                continue
+            pod = self.pods.get(s.home)
+            if pod is None or not pod.ready:
+                continue
+            if not s.primary and self.es_allocation in ("primaries", "new_primaries", "none"):
+                continue
+            if not s.primary:
+                primary = next(
+                    (
+                        p
+                        for p in self.es_shards
+                        if p.index == s.index and p.number == s.number and p.primary and p is not s
+                    ),
+                    None,
+                )
+                if primary is None or primary.state != ShardState.STARTED.value:
+                    continue
+                pv, hv = self._node_version(primary.node), pod.version
+                if pv is not None and _vkey(pv) > _vkey(hv):
+                    continue  # never allocate a replica from a newer node to an older one
+            s.node, s.state = s.home, ShardState.INITIALIZING.value
+            s.started_at = self.now + self.params.es_recovery_seconds
+            s.home = None
+        for r in self.es_shutdowns:
+            if r.status != "COMPLETE" and r.complete_at <= self.now:
+                r.status = "COMPLETE"
+        if self.es_elected_master is None:
+            masters = [
+                w for w in self.workloads.values() if w.component == "elasticsearch" and w.role == "master"
+            ]
+            for w in masters:
+                for pod in sorted(self._pods_of(w.name), key=lambda p: p.name):
+                    if pod.ready:
+                        self.es_elected_master = pod.name
+                        return
+
+    def es_health(self) -> Health:
+        if any(s.primary and s.state != ShardState.STARTED.value for s in self.es_shards):
+            return Health.RED
+        if any(s.state != ShardState.STARTED.value for s in self.es_shards):
+            return Health.YELLOW
+        return Health.GREEN
+
+    def es_prepare(self, node: str, method: str) -> None:
+        if method == "shutdown-api":
+            self.es_shutdowns = [r for r in self.es_shutdowns if r.node != node]
+            self.es_shutdowns.append(
+                SimShutdown(node, "restart", "IN_PROGRESS", self.now + self.params.shutdown_complete_seconds)
+            )
+        else:
+            self.es_allocation = "primaries"
+
+    def es_finish(self, node: str, method: str) -> None:
+        if method == "shutdown-api":
+            self.es_remove_shutdown(node)
+        else:
+            self.es_allocation = None
+
+    def es_remove_shutdown(self, node: str) -> None:
+        self.es_shutdowns = [r for r in self.es_shutdowns if r.node != node]
+
+    # ------------------------------------------------------------------ Kubernetes physics
+
+    def _pods_of(self, workload: str) -> list[SimPod]:
+        return [p for p in self.pods.values() if p.workload == workload]
+
+    def _new_pod(self, w: SimWorkload, name: str, zone: str) -> SimPod:
+        version = w.revisions[w.update_revision]
+        pod = SimPod(
+            name=name,
+            workload=w.name,
+            revision=w.update_revision,
+            version=version,
+            zone=zone,
+            node=f"node-{zone}",
+            uid=self._next_uid(name),
+            phase="starting",
+            ready=False,
+            ready_at=self.now + self._restart_seconds(w.component),
+        )
+        if name in self.faults.never_ready:
+            pod.ready_at = NEVER
+        return pod
+
+    def _pods_tick(self) -> None:
+        for pod in list(self.pods.values()):
+            if pod.phase == "terminating" and pod.gone_at <= self.now:
+                w = self.workloads[pod.workload]
+                del self.pods[pod.name]
+                if w.kind == "StatefulSet":
+                    new = self._new_pod(w, pod.name, pod.zone)
+                    new.restarts = pod.restarts + 1
+                    self.pods[new.name] = new
+        for pod in self.pods.values():
+            if pod.phase == "starting" and pod.ready_at <= self.now:
+                pod.phase, pod.ready, pod.up_since = "running", True, pod.ready_at
+                component = self.component_of(pod)
+                if component == "kafka":
+                    node = self.kafka_node_of_pod(pod.name)
+                    if node is not None:
+                        self._kafka_node_up(node.id)
+        for w in self.workloads.values():
+            if w.kind == "Deployment":
+                self._deployment_tick(w)
+
+    def _deployment_tick(self, w: SimWorkload) -> None:
+        if w.paused:
+            return
+        live = [p for p in self._pods_of(w.name) if p.phase != "terminating"]
+        new = [p for p in live if p.revision == w.update_revision]
+        old = [p for p in live if p.revision != w.update_revision]
+        while len(live) < w.replicas + w.max_surge and len(new) < w.replicas and (old or len(live) < w.replicas):
+            zone = ("zone-a", "zone-b", "zone-c")[len(new) % 3]
+            pod = self._new_pod(w, f"{w.name}-{self._next_uid(w.name)[:5]}", zone)
+            self.pods[pod.name] = pod
+            live.append(pod)
+            new.append(pod)
+        ready = [p for p in live if p.ready]
+        for pod in sorted(old, key=lambda p: (p.ready, p.name)):
+            if not pod.ready or len(ready) - 1 >= w.replicas:
+                pod.phase, pod.gone_at = "terminating", self.now + self.params.worker_stop_seconds
+                if pod.ready:
+                    ready.remove(pod)
+                pod.ready = False
+
+    def _lag_tick(self, dt: float) -> None:
+        indexers = [
+            p
+            for w in self.workloads.values()
+            if w.component == "workers" and w.role == "indexer"
+            for p in self._pods_of(w.name)
+            if p.ready
+        ]
+        capacity = len(indexers) * self.params.indexer_capacity
+        if self.es_health() is Health.RED:
+            capacity *= 0.5
+        self.lag = max(0.0, self.lag + (self.params.events_per_second - capacity) * dt)
+
+    # ------------------------------------------------------------------ time
+
+    def advance(self, to: float) -> None:
+        while self.now < to:
+            dt = min(1.0, to - self.now)
+            self.now += dt
+            self._pods_tick()
+            self._kafka_tick()
+            self._es_tick()
+            self._lag_tick(dt)
+            interval = self.params.observe_interval
+            if self.now - self.last_observed_at >= interval - 1e-9:
+                self.last_observed_at = math.floor(self.now / interval + 1e-9) * interval
+                self._sample_invariants()
+
+    def _sample_invariants(self) -> None:
+        min_isr = {t.name: t.min_insync_replicas for t in self.topics}
+        below = sum(1 for p in self.partitions if len(p.isr) < min_isr.get(p.topic, 1))
+        offline = sum(1 for p in self.partitions if p.leader is None)
+        ready: dict[str, int] = {}
+        for w in self.workloads.values():
+            if w.kind == "Deployment":
+                ready[w.name] = sum(1 for p in self._pods_of(w.name) if p.ready)
+        self.history.append(
+            {
+                "t": self.now,
+                "below_min_isr": below,
+                "offline": offline,
+                "es_health": self.es_health().value,
+                "workers_ready": ready,
+                "lag": round(self.lag),
+                "allocation": self.es_allocation,
+            }
+        )
+
+    # ------------------------------------------------------------------ observation
+
+    def snapshot(self) -> PlatformState:
+        workloads = []
+        for w in self.workloads.values():
+            pods = tuple(
+                Pod(
+                    name=p.name,
+                    workload=p.workload,
+                    ready=p.ready,
+                    revision=p.revision,
+                    version=p.version,
+                    zone=p.zone,
+                    node=p.node,
+                    uid=p.uid,
+                    phase="Running" if p.phase != "starting" else "Pending",
+                    terminating=p.phase == "terminating",
+                    restarts=p.restarts,
+                )
+                for p in sorted(self._pods_of(w.name), key=lambda p: p.name)
+            )
+            workloads.append(
+                Workload(
+                    name=w.name,
+                    component=Component(w.component),
+                    kind=w.kind,
+                    role=w.role,
+                    replicas=w.replicas,
+                    update_strategy="OnDelete" if w.kind == "StatefulSet" else "RollingUpdate",
+                    update_revision=w.update_revision,
+                    target_version=w.target_version,
+                    previous_version=w.previous_version,
+                    paused=w.paused,
+                    max_surge=w.max_surge,
+                    max_unavailable=0,
+                    tier=w.tier,
+                    pods=pods,
+                )
+            )
+        return PlatformState(
+            environment=self.environment,
+            observed_at=self.now,
+            simulated=True,
+            workloads=tuple(workloads),
+            kafka=self._kafka_snapshot(),
+            elasticsearch=self._es_snapshot(),
+            workers=WorkersState(
+                consumer_group="toolkit-indexer",
+                lag=round(self.lag),
+                lag_by_partition=(),
+            ),
+        )
+
+    def _kafka_snapshot(self) -> KafkaState:
+        nodes = []
+        voters = []
+        for n in self.kafka_nodes:
+            pod = self.pods.get(n.pod)
+            if pod is None or pod.phase == "terminating":
+                state = BrokerState.SHUTTING_DOWN if pod is not None else BrokerState.NOT_RUNNING
+            elif pod.phase == "starting":
+                state = BrokerState.STARTING
+            elif self.now - pod.up_since < self.params.kafka_recovery_seconds:
+                state = BrokerState.RECOVERY
+            else:
+                state = BrokerState.RUNNING
+            nodes.append(
+                KafkaNode(
+                    id=n.id,
+                    role=KafkaRole(n.role),
+                    pod=n.pod,
+                    rack=n.rack,
+                    version=pod.version if pod is not None else "",
+                    state=state,
+                    reachable=pod is not None and pod.ready,
+                )
+            )
+            if n.role != "broker":
+                caught = self._voter_caught_up(n)
+                voters.append(Voter(id=n.id, lag=0 if caught else 1000, caught_up=caught))
+        rate = self.params.events_per_second / max(1, len(self.partitions))
+        partitions = tuple(
+            Partition(
+                topic=p.topic,
+                partition=p.partition,
+                replicas=tuple(p.replicas),
+                isr=tuple(p.isr),
+                leader=p.leader,
+                follower_lag=tuple(
+                    (int(k), max(0, round((at - self.now) * rate))) for k, at in sorted(p.rejoin_at.items())
+                ),
+            )
+            for p in self.partitions
+        )
+        return KafkaState(
+            nodes=tuple(nodes),
+            topics=tuple(self.topics),
+            partitions=partitions,
+            active_controller=self.active_controller,
+            voters=tuple(voters),
+            metadata_version=self.metadata_version,
+        )
+
+    def _es_snapshot(self) -> EsState:
+        nodes = []
+        for w in self.workloads.values():
+            if w.component != "elasticsearch":
+                continue
+            roles = ("master",) if w.role == "master" else (f"data_{w.tier}",)
+            for pod in sorted(self._pods_of(w.name), key=lambda p: p.name):
+                nodes.append(EsNode(name=pod.name, roles=roles, version=pod.version, tier=w.tier, joined=pod.ready))
+        return EsState(
+            health=self.es_health(),
+            nodes=tuple(nodes),
+            shards=tuple(
+                Shard(index=s.index, number=s.number, primary=s.primary, state=ShardState(s.state), node=s.node)
+                for s in self.es_shards
+            ),
+            elected_master=self.es_elected_master,
+            allocation_enable=self.es_allocation,
+            shutdowns=tuple(ShutdownRecord(r.node, r.type, r.status) for r in self.es_shutdowns),
+            snapshot_repositories=tuple(self.es_snapshot_repositories),
+            supports_shutdown_api=True,
+        )
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split("."))
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def build_world(
+    environment: str,
+    spec: PlatformSpec,
+    params: SimParams | None = None,
+    faults: Faults | None = None,
+    versions: dict[str, str] | None = None,
+) -> World:
+    """A healthy platform shaped by `spec`, every member on its version (or the `versions` override)."""
+    params = params or SimParams()
+    faults = faults or Faults()
+    versions = versions or {}
+    catalog = load_catalog()
+    world = World(environment=environment, params=params, faults=faults)
+    zones = list(spec.zones)
+
+    def add_workload(
+        name: str, component: str, kind: str, role: str, replicas: int, version: str, tier: str = "", base: int = 0
+    ) -> SimWorkload:
+        rev = f"{name}-{hashlib.sha1(f'{name}/{version}'.encode()).hexdigest()[:8]}"
+        w = SimWorkload(
+            name=name,
+            component=component,
+            kind=kind,
+            role=role,
+            replicas=replicas,
+            update_revision=rev,
+            target_version=version,
+            tier=tier,
+            node_id_base=base,
+            max_surge=spec.workers.max_surge if component == "workers" else 1,
+            revisions={rev: version},
+        )
+        world.workloads[name] = w
+        for i in range(replicas):
+            zone = zones[i % len(zones)]
+            pod_name = f"{name}-{i}" if kind == "StatefulSet" else f"{name}-{world._next_uid(name)[:5]}"
+            world.pods[pod_name] = SimPod(
+                name=pod_name,
+                workload=name,
+                revision=rev,
+                version=version,
+                zone=zone,
+                node=f"node-{zone}",
+                uid=world._next_uid(pod_name),
+            )
+        return w
+
+    # Kafka
+    k = spec.kafka
+    kv = versions.get("kafka", k.version)
+    if k.combined:
+        add_workload("kafka", "kafka", "StatefulSet", "combined", k.brokers, kv)
+        for i in range(k.brokers):
+            world.kafka_nodes.append(SimKafkaNode(i, "combined", f"kafka-{i}", zones[i % len(zones)]))
+        brokers = [n.id for n in world.kafka_nodes]
+    else:
+        add_workload("kafka-controller", "kafka", "StatefulSet", "controller", k.controllers, kv)
+        add_workload("kafka-broker", "kafka", "StatefulSet", "broker", k.brokers, kv, base=100)
+        for i in range(k.controllers):
+            world.kafka_nodes.append(SimKafkaNode(i, "controller", f"kafka-controller-{i}", zones[i % len(zones)]))
+        for i in range(k.brokers):
+            world.kafka_nodes.append(SimKafkaNode(100 + i, "broker", f"kafka-broker-{i}", zones[i % len(zones)]))
+        brokers = [100 + i for i in range(k.brokers)]
+    voters = [n.id for n in world.kafka_nodes if n.role != "broker"]
+    world.active_controller = voters[len(voters) // 2] if voters else None
+    world.metadata_version = catalog.components["kafka"].versions[kv].metadata_version or ""
+    # rack-aware placement: interleave brokers by rack so consecutive brokers sit in different zones
+    rack_of = {n.id: n.rack for n in world.kafka_nodes}
+    by_rack = [[b for b in brokers if rack_of[b] == z] for z in zones]
+    interleaved = [b for group in zip(*by_rack, strict=False) for b in group]
+    interleaved += [b for b in brokers if b not in interleaved]
+    names = ["security-events", "security-events-dlq", "audit-events", "syslog-raw"][: k.topics]
+    names += [f"topic-{i}" for i in range(len(names), k.topics)]
+    for t in names:
+        world.topics.append(Topic(t, k.replication_factor, k.min_insync_replicas, False))
+        for p in range(k.partitions_per_topic):
+            start = (p + len(world.partitions)) % len(interleaved)
+            replicas = [interleaved[(start + j) % len(interleaved)] for j in range(k.replication_factor)]
+            world.partitions.append(SimPartition(t, p, replicas, list(replicas), replicas[0]))
+
+    # Elasticsearch
+    e = spec.elasticsearch
+    ev = versions.get("elasticsearch", e.version)
+    data_nodes: dict[str, list[str]] = {}
+    for ns in e.node_sets:
+        tier = ns.tier or ""
+        add_workload(f"es-{ns.name}", "elasticsearch", "StatefulSet", ns.name, ns.replicas, ev, tier=tier)
+        if tier:
+            data_nodes.setdefault(tier, []).extend(f"es-{ns.name}-{i}" for i in range(ns.replicas))
+    tiers = sorted(data_nodes)
+    for i in range(e.indices):
+        if not tiers:
+            break
+        tier = tiers[i % len(tiers)]
+        nodes = data_nodes[tier]
+        for n in range(e.shards_per_index):
+            for c in range(min(e.replicas + 1, len(nodes))):
+                node = nodes[(i + n + c) % len(nodes)]
+                world.es_shards.append(
+                    SimShard(f"events-{tier}-{i:04d}", n, c == 0, node, ShardState.STARTED.value)
+                )
+    masters = sorted(p.name for p in world.pods.values() if world.workloads[p.workload].role == "master")
+    world.es_elected_master = masters[len(masters) // 2] if masters else None
+    world.es_snapshot_repositories = ["snapshots"]
+    if faults.red_cluster and world.es_shards:
+        for s in world.es_shards:
+            if s.index == world.es_shards[0].index and s.number == 0:
+                s.state, s.home, s.node = ShardState.UNASSIGNED.value, None, None
+
+    # Workers
+    wv = versions.get("workers", spec.workers.version)
+    add_workload("workers-receiver", "workers", "Deployment", "receiver", spec.workers.receivers, wv)
+    add_workload("workers-indexer", "workers", "Deployment", "indexer", spec.workers.indexers, wv)
+
+    for name in faults.unready_at_start:
+        if name in world.pods:
+            world.pods[name].ready = False
+            world.pods[name].phase = "starting"
+            world.pods[name].ready_at = NEVER if name in faults.never_ready else params.kafka_restart_seconds
+            node = world.kafka_node_of_pod(name)
+            if node is not None:
+                world._kafka_node_down(node.id)
+    world._sample_invariants()
+    world.last_observed_at = 0.0
+    return world
