@@ -90,7 +90,9 @@ def sim_store(env: Environment) -> Any:
     return SimStore(env.state_dir() / "sim-world.json")
 
 
-def reset_sim(env: Environment, versions: dict[Component, str] | None = None, injections: list[str] | None = None) -> None:
+def reset_sim(
+    env: Environment, versions: dict[Component, str] | None = None, injections: list[str] | None = None
+) -> None:
     """(Re)create the simulated platform of a sim environment, optionally on other versions."""
     from toolkit.targets.sim import InjectionError, build_world, parse_injections
 
@@ -156,9 +158,7 @@ def load_state_file(path: Path) -> PlatformState:
         raise UsageError(str(exc)) from None
 
 
-def make_plan(
-    state: PlatformState, targets: dict[Component, str], settings: UpgradeSettings
-) -> Plan:
+def make_plan(state: PlatformState, targets: dict[Component, str], settings: UpgradeSettings) -> Plan:
     return planner.plan(state, targets, settings, catalog_mod.load())
 
 
@@ -249,7 +249,12 @@ def run_rollback(
         if dry_run:
             return targets, make_plan(state, targets, settings)
         executor = Executor(
-            opened.target, catalog_mod.load(), targets, settings, on_event=on_event, stop_requested=stop_requested
+            opened.target,
+            catalog_mod.load(),
+            targets,
+            settings,
+            on_event=on_event,
+            stop_requested=stop_requested,
         )
         return targets, executor.run()
 

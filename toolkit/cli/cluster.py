@@ -34,7 +34,10 @@ def up(
         print(f"simulated platform {environment.name} created (state in {operations.sim_store(environment).path})")
         return
     if from_ or inject:
-        die(EXIT_USAGE, "error: --from and --inject apply to sim environments; deploy versions with `toolkit deploy`")
+        die(
+            EXIT_USAGE,
+            "error: --from and --inject apply to sim environments; deploy versions with `toolkit deploy`",
+        )
     from toolkit.targets import clusters
 
     print(guarded(lambda: clusters.up(environment)))

@@ -26,8 +26,11 @@ EXIT_CRASHED = 70
 
 EnvOption = Annotated[
     str | None,
-    typer.Option("--env", "-e", help="environment name: sim, local, kind, a region (eu-west-1) or a custom one; "
-                 "default $TOOLKIT_ENV or sim"),
+    typer.Option(
+        "--env",
+        "-e",
+        help="environment name: sim, local, kind, a region (eu-west-1) or a custom one; default $TOOLKIT_ENV or sim",
+    ),
 ]
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 ToOption = Annotated[

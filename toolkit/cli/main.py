@@ -22,8 +22,12 @@ def _optional_groups() -> None:
     """Command groups whose modules are written alongside; each stays light to import."""
     import importlib
 
-    for module, name in (("toolkit.cli.region", "region"), ("toolkit.cli.es", "es"),
-                         ("toolkit.cli.deploy", "deploy"), ("toolkit.cli.rehearse", "rehearse")):
+    for module, name in (
+        ("toolkit.cli.region", "region"),
+        ("toolkit.cli.es", "es"),
+        ("toolkit.cli.deploy", "deploy"),
+        ("toolkit.cli.rehearse", "rehearse"),
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -116,7 +116,11 @@ def print_result(result: RunResult, output: str) -> None:
         waits = ", ".join(f"{g.rule} {g.seconds:.0f}s" for g in r.gates_waited)
         colour = {"done": "green", "halted": "red"}.get(r.outcome, "yellow")
         table.add_row(
-            r.id, f"{r.started_at:.0f}s", f"{r.ended_at - r.started_at:.0f}s", waits, f"[{colour}]{r.outcome}[/]"
+            r.id,
+            f"{r.started_at:.0f}s",
+            f"{r.ended_at - r.started_at:.0f}s",
+            waits,
+            f"[{colour}]{r.outcome}[/]",
         )
     if result.steps:
         con.print(table)
@@ -169,9 +173,12 @@ class LiveView:
             return
         if self._live is not None:
             self._live.update(self._render())
-        elif event.kind in ("step", "gate-wait", "halt", "done", "stop", "lease"):
+        elif event.kind in ("step", "gate-wait", "requeue", "halt", "done", "stop", "lease"):
             rule = f" [{event.rule}]" if event.rule else ""
-            print(f"[{event.at:8.0f}s] {event.kind}{rule} {event.step} {event.message}".rstrip(), file=sys.stderr)
+            print(
+                f"[{event.at:8.0f}s] {event.kind}{rule} {event.step} {event.message}".rstrip(),
+                file=sys.stderr,
+            )
 
 
 def status_dict(status: Status) -> dict[str, Any]:

@@ -36,7 +36,8 @@ ParallelOption = Annotated[
 ]
 MaxBatchOption = Annotated[int, typer.Option("--max-batch", help="cap on brokers per batch with --parallel auto")]
 FinalizeOption = Annotated[
-    bool, typer.Option("--finalize", help="raise Kafka metadata.version after the roll (ends binary rollback)")
+    bool,
+    typer.Option("--finalize", help="raise Kafka metadata.version after the roll (ends binary rollback)"),
 ]
 PaceOption = Annotated[float, typer.Option("--pace", help="seconds to wait between steps")]
 GateTimeoutOption = Annotated[float, typer.Option("--gate-timeout", help="seconds a step may wait for its gates")]
@@ -118,8 +119,10 @@ def plan(
     """Print the ordered steps of an upgrade, each with why it comes now and what blocks it. Changes nothing."""
     check_output(output)
     if state is not None and env is not None:
-        die(EXIT_USAGE, "error: --state and --env conflict: a state file already says which environment it shows; "
-            "give one of them")
+        die(
+            EXIT_USAGE,
+            "error: --state and --env conflict: a state file already says which environment it shows; give one of them",
+        )
     settings = _settings(parallel, max_batch, finalize, 0, 900, 900, 10, 5, 2, 50_000)
     from toolkit import operations
     from toolkit.cli import render
@@ -187,9 +190,21 @@ def run(
     state when run again."""
     check_output(output)
     if dry_run and inject:
-        die(EXIT_USAGE, "error: --dry-run and --inject conflict: a dry run changes nothing, so nothing can fail")
+        die(
+            EXIT_USAGE,
+            "error: --dry-run and --inject conflict: a dry run changes nothing, so nothing can fail",
+        )
     settings = _settings(
-        parallel, max_batch, finalize, pace, gate_timeout, step_timeout, confirm, poll, restart_budget, lag_bound,
+        parallel,
+        max_batch,
+        finalize,
+        pace,
+        gate_timeout,
+        step_timeout,
+        confirm,
+        poll,
+        restart_budget,
+        lag_bound,
         unsafe_skip_gates,
     )
     from toolkit import operations
@@ -213,7 +228,12 @@ def run(
         with view:
             result = guarded(
                 lambda: operations.run_upgrade(
-                    environment.name, targets, settings, list(inject or []), on_event=view, stop_requested=stop
+                    environment.name,
+                    targets,
+                    settings,
+                    list(inject or []),
+                    on_event=view,
+                    stop_requested=stop,
                 )
             )
     except OrchestratorCrash as crash:
@@ -240,7 +260,8 @@ def status(
 def rollback(
     env: EnvOption = None,
     component: Annotated[
-        list[str] | None, typer.Option("--component", "-c", help="component to roll back (default: all recorded)")
+        list[str] | None,
+        typer.Option("--component", "-c", help="component to roll back (default: all recorded)"),
     ] = None,
     output: OutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the rollback plan; change nothing")] = False,
@@ -260,7 +281,10 @@ def rollback(
     names = list(component or [])
     unknown = [c for c in names if c not in catalog.load().components]
     if unknown:
-        die(EXIT_USAGE, f"error: unknown component {unknown[0]!r} (known: {', '.join(catalog.load().components)})")
+        die(
+            EXIT_USAGE,
+            f"error: unknown component {unknown[0]!r} (known: {', '.join(catalog.load().components)})",
+        )
     comps = [Component(c) for c in names]
     stop = _StopFlag()
     stop.install()

@@ -105,9 +105,7 @@ def _read(path: Path, name: str) -> Environment:
     try:
         env = Environment.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
         raise EnvironmentError_(f"environment file {path} is invalid: {problems}") from None
     if env.name != name:
         raise EnvironmentError_(f"environment file {path} names itself {env.name!r}; rename the file or the name")

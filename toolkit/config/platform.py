@@ -21,7 +21,7 @@ class _Spec(BaseModel):
 
 class KafkaSpec(_Spec):
     version: str = Field(default_factory=lambda: catalog.load().component("kafka").default)
-    controllers: int = Field(3, ge=1, description="dedicated KRaft controllers; 0 with combined=true")
+    controllers: int = Field(3, ge=0, description="dedicated KRaft controllers; 0 with combined=true")
     brokers: int = Field(3, ge=1)
     combined: bool = Field(False, description="controller and broker roles in the same nodes")
     topics: int = Field(4, ge=1, description="platform topics in the simulated data plane")
@@ -36,6 +36,11 @@ class KafkaSpec(_Spec):
             raise ValueError(
                 f"kafka.min_insync_replicas {self.min_insync_replicas} exceeds replication_factor "
                 f"{self.replication_factor}: no write could ever succeed; lower min_insync_replicas"
+            )
+        if not self.combined and self.controllers < 1:
+            raise ValueError(
+                "kafka.controllers is 0 without combined=true: KRaft needs a controller quorum; "
+                "set controllers to 3 (or 1 for a test), or combined: true"
             )
         if self.replication_factor > self.brokers:
             raise ValueError(

@@ -21,6 +21,7 @@ The executor never sleeps by itself: all waiting goes through the target's clock
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -36,6 +37,7 @@ from toolkit.engine.gates import workers as worker_gates
 from toolkit.engine.target import ActionError, LeaseHeldError, Target
 from toolkit.model import (
     Component,
+    Lease,
     Plan,
     PlatformState,
     Step,
@@ -158,6 +160,9 @@ class Executor:
         self._stop_requested = stop_requested
         self.records: list[StepRecord] = []
         self._restarts: dict[str, int] = {}
+        self._lease: Lease | None = None
+        self._pending_gates: dict[str, float] = {}
+        self._gate_reasons: dict[str, str] = {}
         self._lease_ttl = max(lease_rules.DEFAULT_TTL, settings.poll_interval * 6)
 
     # ------------------------------------------------------------------ plumbing
@@ -204,7 +209,7 @@ class Executor:
         self.emit("lease", verdict.reason)
 
     def _renew_lease(self) -> None:
-        lease = getattr(self, "_lease", None)
+        lease = self._lease
         if lease is None:
             return
         new = lease_rules.acquire(lease, self.holder, self.clock.now(), self._lease_ttl)
@@ -216,12 +221,10 @@ class Executor:
         self._lease = new
 
     def _release_lease(self) -> None:
-        lease = getattr(self, "_lease", None)
+        lease = self._lease
         if lease is not None:
-            try:
+            with contextlib.suppress(LeaseHeldError):
                 self.target.write_lease(None, lease)
-            except LeaseHeldError:
-                pass
             self._lease = None
 
     # ------------------------------------------------------------------ run
@@ -298,8 +301,11 @@ class Executor:
         head = plan.steps[0]
         if head.kind is not StepKind.RESTART:
             return [head]
-        return [s for s in plan.steps if s.kind is StepKind.RESTART and s.component == head.component
-                and s.phase == head.phase]
+        return [
+            s
+            for s in plan.steps
+            if s.kind is StepKind.RESTART and s.component == head.component and s.phase == head.phase
+        ]
 
     def _await_gates(self, plan: Plan, state: PlatformState) -> Step:
         waited_since = self.clock.now()
@@ -313,6 +319,10 @@ class Executor:
                 verdict = first_blocking(planner.step_gates(state, step, self.settings))
                 if verdict is None:
                     self._pending_gates = pending
+                    if blocking is not None:
+                        message = f"{candidates[0].id} cannot roll yet and goes back in the queue: {blocking.reason}"
+                        self.emit("requeue", message, step=step.id, rule=blocking.rule)
+                        self.audit("requeue", message, f"taking {step.id} first", step=step.id)
                     return step
                 if verdict.fatal:
                     raise Halt(verdict)
@@ -336,7 +346,6 @@ class Executor:
             before = self.clock.now()
             self._sleep(self.settings.poll_interval)
             pending[blocking.rule] += self.clock.now() - before
-            self._gate_reasons = getattr(self, "_gate_reasons", {})
             self._gate_reasons[blocking.rule] = blocking.reason
             state = self.target.observe()
             plan = self.plan(state)
@@ -379,8 +388,8 @@ class Executor:
             reason=step.reason,
             started_at=self.clock.now(),
         )
-        for rule, seconds in getattr(self, "_pending_gates", {}).items():
-            reason = getattr(self, "_gate_reasons", {}).get(rule, "")
+        for rule, seconds in self._pending_gates.items():
+            reason = self._gate_reasons.get(rule, "")
             record.gates_waited.append(GateWait(rule, seconds, reason))
         self._pending_gates = {}
         self._gate_reasons = {}
@@ -422,7 +431,11 @@ class Executor:
             )
             self._wait_done(step, record, confirm=False)
         elif step.kind is StepKind.FINALIZE:
-            self._act(f"raise metadata.version to {step.detail}", lambda: t.finalize_metadata_version(step.detail), step)
+            self._act(
+                f"raise metadata.version to {step.detail}",
+                lambda: t.finalize_metadata_version(step.detail),
+                step,
+            )
             self._wait_done(step, record, confirm=False)
         elif step.kind is StepKind.ROLL:
             self._roll(step, record)
@@ -448,9 +461,11 @@ class Executor:
             self._wait_for(
                 step,
                 record,
-                lambda s: Verdict.passed("elasticsearch.shutdown-complete", f"{node} ready to restart")
-                if self.target.es_shutdown_complete(node)
-                else Verdict.wait("elasticsearch.shutdown-complete", f"shutdown of {node} not COMPLETE yet"),
+                lambda s: (
+                    Verdict.passed("elasticsearch.shutdown-complete", f"{node} ready to restart")
+                    if self.target.es_shutdown_complete(node)
+                    else Verdict.wait("elasticsearch.shutdown-complete", f"shutdown of {node} not COMPLETE yet")
+                ),
             )
         self._restart(node, step, record)
 
@@ -480,7 +495,11 @@ class Executor:
 
     def _roll(self, step: Step, record: StepRecord) -> None:
         name = step.members[0]
-        self._act(f"roll deployment {name} to {step.version}", lambda: self.target.roll_deployment(name, step.version), step)
+        self._act(
+            f"roll deployment {name} to {step.version}",
+            lambda: self.target.roll_deployment(name, step.version),
+            step,
+        )
         bound = self.settings.lag_bound
         last_updated_ready = -1
         paused = False
@@ -491,9 +510,7 @@ class Executor:
             w = next((w for w in state.workloads if w.name == name), None)
             lag = worker_gates.lag_under_bound(state.workers, bound)
             if w is not None:
-                updated_ready = sum(
-                    1 for p in w.pods if p.ready and p.revision == w.update_revision and not p.terminating
-                )
+                updated_ready = sum(1 for p in w.pods if p.ready and p.version == step.version and not p.terminating)
                 if paused and lag.ok:
                     self._act(f"resume deployment {name}", lambda: self.target.pause_deployment(name, False), step)
                     paused = False
@@ -567,19 +584,21 @@ class Executor:
                     self.emit("gate-wait", verdict.reason, step=step.id, rule=verdict.rule)
                     last_reason = verdict.reason
                 if now - started >= self.settings.step_timeout:
-                    unready = [
-                        m for m in step.members if (p := state.pod(m)) is None or not p.ready
-                    ] if retry_members else []
+                    unready = (
+                        [m for m in step.members if (p := state.pod(m)) is None or not p.ready] if retry_members else []
+                    )
                     if unready and all(self._restarts.get(m, 0) < self.settings.restart_budget for m in unready):
                         for m in unready:
-                            self.audit("retry", f"{m} did not recover within {self.settings.step_timeout:.0f} s",
-                                       "restarting again", step=step.id)
+                            self.audit(
+                                "retry",
+                                f"{m} did not recover within {self.settings.step_timeout:.0f} s",
+                                "restarting again",
+                                step=step.id,
+                            )
                             self._restart(m, step, record)
                         started = self.clock.now()
                         continue
-                    budget = (
-                        f"; restart budget {self.settings.restart_budget} spent" if unready else ""
-                    )
+                    budget = f"; restart budget {self.settings.restart_budget} spent" if unready else ""
                     raise Halt(
                         Verdict.refuse(
                             verdict.rule,

@@ -73,8 +73,7 @@ def check_upgrade_path(
     if t[0] - low[0] > 1:
         return Verdict.refuse(
             f"{name}.major-skip",
-            f"{name} {lowest} -> {target} skips a major version; upgrade to the last minor of "
-            f"{low[0] + 1}.x first",
+            f"{name} {lowest} -> {target} skips a major version; upgrade to the last minor of {low[0] + 1}.x first",
         )
     if t[0] > low[0]:
         needed = spec.rules.min_source_for_major.get(str(t[0]))
@@ -102,7 +101,7 @@ def check_upgrade_path(
         target_mv = spec.versions[target].metadata_version
         if metadata_version and target_mv and metadata_level(target_mv) < metadata_level(metadata_version):
             return Verdict.refuse(
-                f"kafka.metadata-version",
+                "kafka.metadata-version",
                 f"kafka {target} supports metadata.version up to {target_mv}, but {metadata_version} is finalized "
                 "and cannot be lowered; choose a version that supports it",
             )
@@ -135,7 +134,8 @@ def check_rollback(catalog: Catalog, component: Component, state: PlatformState,
                 "restore from a backup or roll forward",
             )
         return Verdict.passed(
-            rule, f"metadata.version {mv or 'unknown'} is still supported by kafka {previous}: rollback allowed"
+            rule,
+            f"metadata.version {mv or 'unknown'} is still supported by kafka {previous}: rollback allowed",
         )
     if component is Component.ELASTICSEARCH:
         newer = [

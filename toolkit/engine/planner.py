@@ -22,6 +22,8 @@ re-checks it later and takes another (the Strimzi re-queue), so one slow member 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from toolkit.catalog import Catalog, parse_version
 from toolkit.engine import paths
 from toolkit.engine.gates import elasticsearch as es_gates
@@ -49,6 +51,8 @@ def _stale_pods(workloads: tuple[Workload, ...], version: str) -> list[tuple[Wor
     out = []
     for w in workloads:
         for p in w.pods:
+            if p.terminating:
+                continue  # already going down: its controller brings it back; never delete it twice
             spec_current = w.target_version == version
             if p.version != version or (spec_current and p.revision != w.update_revision):
                 out.append((w, p))
@@ -214,7 +218,14 @@ def _es_steps(state: PlatformState, version: str) -> list[Step]:
             tier = (node.tier if node else w.tier) or "non-tiered"
             why = f"node {pod.name} ({tier} tier): data tiers restart frozen, cold, warm, hot, before masters"
         steps.append(
-            Step(StepKind.RESTART, Component.ELASTICSEARCH, (pod.name,), version, why, phase=phase * 10 + tier_rank)
+            Step(
+                StepKind.RESTART,
+                Component.ELASTICSEARCH,
+                (pod.name,),
+                version,
+                why,
+                phase=phase * 10 + tier_rank,
+            )
         )
     return steps
 
@@ -336,8 +347,6 @@ def _is_major_or_minor(running: list[str], target: str) -> bool:
 
 def _annotate_blocks(state: PlatformState, steps: list[Step], settings: UpgradeSettings) -> list[Step]:
     """Say, for the next step of each component, what would stop it if it were taken now."""
-    from dataclasses import replace
-
     out: list[Step] = []
     seen: set[Component] = set()
     for step in steps:
@@ -363,19 +372,26 @@ def step_gates(state: PlatformState, step: Step, settings: UpgradeSettings) -> l
         ids = [n.id for n in nodes if n is not None]
         verdicts: list[Verdict] = []
         batch_pods = set(step.members)
-        silent = [
-            n for n in state.kafka.nodes if not n.reachable and n.pod not in batch_pods
-        ]
+        silent = [n for n in state.kafka.nodes if not n.reachable and n.pod not in batch_pods]
         if silent:
             verdicts.append(
                 Verdict.wait(
                     "kafka.all-nodes-answer",
-                    f"kafka node {silent[0].id} ({silent[0].pod}) does not answer; no other node restarts until it does",
+                    f"kafka node {silent[0].id} ({silent[0].pod}) does not answer; no other node restarts until it does "
+                    "(a restarted node that stays unready stops the roll)",
                 )
             )
         if not any(p.version == step.version for w in state.workloads_of(Component.KAFKA) for p in w.pods):
-            # before the first restart of this upgrade: the whole cluster must be healthy
-            verdicts.extend(v for v in kafka_gates.preflight(state.kafka) if v.rule != "kafka.all-nodes-answer")
+            # before the first restart of this upgrade the cluster must be healthy, except for what the members of
+            # this step cause themselves (an unready member restarts first precisely because it serves nothing)
+            batch = set(ids)
+            view = replace(
+                state.kafka,
+                partitions=tuple(
+                    p for p in state.kafka.partitions if not (p.isr and set(p.replicas) - set(p.isr) <= batch)
+                ),
+            )
+            verdicts.extend(v for v in kafka_gates.preflight(view) if v.rule != "kafka.all-nodes-answer")
         for node_id in ids:
             verdicts.append(kafka_gates.can_restart(state.kafka, node_id, ids))
         return verdicts
@@ -425,7 +441,9 @@ def step_done(state: PlatformState, step: Step, settings: UpgradeSettings) -> Ve
         return Verdict.passed("elasticsearch.recovered", f"{', '.join(step.members)} recovered on {step.version}")
     if step.kind is StepKind.APPLY_SPEC:
         behind = [
-            w.name for w in state.workloads_of(step.component) if w.name in step.members and w.target_version != step.version
+            w.name
+            for w in state.workloads_of(step.component)
+            if w.name in step.members and w.target_version != step.version
         ]
         if behind:
             return Verdict.wait("spec.applied", f"{', '.join(behind)} do not ask for {step.version} yet")
@@ -452,12 +470,12 @@ def step_done(state: PlatformState, step: Step, settings: UpgradeSettings) -> Ve
                 else Verdict.wait("repair.allocation", f"allocation is still {es.allocation_enable!r}")
             )
         if step.detail.startswith("shutdown:"):
-            node = step.detail.split(":", 1)[1]
-            left = any(r.node == node for r in es.shutdowns)
+            node_name = step.detail.split(":", 1)[1]
+            left = any(r.node == node_name for r in es.shutdowns)
             return (
-                Verdict.wait("repair.shutdown", f"shutdown record for {node} remains")
+                Verdict.wait("repair.shutdown", f"shutdown record for {node_name} remains")
                 if left
-                else Verdict.passed("repair.shutdown", f"shutdown record for {node} removed")
+                else Verdict.passed("repair.shutdown", f"shutdown record for {node_name} removed")
             )
         if step.detail.startswith("unpause:"):
             name = step.detail.split(":", 1)[1]

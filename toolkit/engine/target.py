@@ -26,9 +26,14 @@ class LeaseHeldError(RuntimeError):
 
 
 class Target(Protocol):
-    name: str
-    simulated: bool
-    clock: Clock
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     def observe(self) -> PlatformState: ...
 

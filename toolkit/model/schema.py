@@ -29,7 +29,11 @@ def _adapter() -> TypeAdapter[PlatformState]:
 
 
 def to_document(state: PlatformState) -> dict[str, Any]:
-    return {"kind": KIND, "schema_version": SCHEMA_VERSION, "state": _adapter().dump_python(state, mode="json")}
+    return {
+        "kind": KIND,
+        "schema_version": SCHEMA_VERSION,
+        "state": _adapter().dump_python(state, mode="json"),
+    }
 
 
 def dumps(state: PlatformState) -> str:
@@ -52,9 +56,7 @@ def from_document(doc: Any, source: str = "state document") -> PlatformState:
     try:
         return _adapter().validate_python(doc.get("state"))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10])
         raise StateFileError(f"{source}: invalid state: {problems}") from None
 
 

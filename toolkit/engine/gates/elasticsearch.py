@@ -25,6 +25,7 @@ from toolkit.catalog import parse_version
 from toolkit.model import EsState, Health, Shard, ShardState, Verdict
 
 SHUTDOWN_API_SINCE = (7, 15, 2)
+ACTIVE = (ShardState.STARTED, ShardState.RELOCATING)  # a relocating copy still serves
 
 
 def restart_method(version: str, state: EsState) -> str:
@@ -36,13 +37,14 @@ def restart_method(version: str, state: EsState) -> str:
 def health_allows_restart(state: EsState) -> Verdict:
     rule = "elasticsearch.health"
     moving = [s for s in state.shards if s.state in (ShardState.INITIALIZING, ShardState.RELOCATING)]
-    unassigned_primaries = [s for s in state.shards if s.primary and s.state is not ShardState.STARTED]
+    unassigned_primaries = [s for s in state.shards if s.primary and s.state not in ACTIVE]
     if state.health is Health.GREEN and not moving:
         return Verdict.passed(rule, "cluster health is green")
     if state.health is Health.RED or unassigned_primaries:
         sample = ", ".join(s.key for s in unassigned_primaries[:3])
         return Verdict.wait(
-            rule, f"cluster health is {state.health}: {len(unassigned_primaries)} primaries not started ({sample})"
+            rule,
+            f"cluster health is {state.health}: {len(unassigned_primaries)} primaries not started ({sample})",
         )
     if state.health is Health.UNKNOWN:
         return Verdict.wait(rule, "cluster health is unknown (no answer from _cluster/health)")
@@ -59,9 +61,7 @@ def _copies(state: EsState) -> dict[tuple[str, int], list[Shard]]:
     return copies
 
 
-def can_restart(
-    state: EsState, node_name: str, restarting: Iterable[str] = (), max_unavailable: int = 1
-) -> Verdict:
+def can_restart(state: EsState, node_name: str, restarting: Iterable[str] = (), max_unavailable: int = 1) -> Verdict:
     node = state.node(node_name)
     if node is None:
         return Verdict.refuse("elasticsearch.node-known", f"elasticsearch node {node_name} is not observed")
@@ -137,14 +137,14 @@ def recovered(state: EsState, node_name: str, version: str) -> Verdict:
     moving = [s for s in state.shards if s.state in (ShardState.INITIALIZING, ShardState.RELOCATING)]
     if state.health is Health.GREEN and not moving:
         return Verdict.passed(rule, f"node {node_name} rejoined on {version}; cluster green")
-    if state.health is Health.YELLOW and not moving and not any(
-        s.primary and s.state is not ShardState.STARTED for s in state.shards
+    if (
+        state.health is Health.YELLOW
+        and not moving
+        and not any(s.primary and s.state not in ACTIVE for s in state.shards)
     ):
         return Verdict.passed(rule, f"node {node_name} rejoined on {version}; cluster yellow, nothing moving")
     moving_text = ", ".join(f"{s.key} {s.state}" for s in moving[:3]) or "replicas unassigned"
-    return Verdict.wait(
-        "elasticsearch.recovering", f"cluster is {state.health} while shards recover: {moving_text}"
-    )
+    return Verdict.wait("elasticsearch.recovering", f"cluster is {state.health} while shards recover: {moving_text}")
 
 
 def snapshot_warning(state: EsState) -> Verdict | None:

@@ -171,8 +171,8 @@ def recovered(state: KafkaState, node_id: int, version: str) -> Verdict:
     if node.is_controller:
         voter = next((v for v in state.voters if v.id == node_id), None)
         if voter is None or not voter.caught_up:
-            lag = voter.lag if voter else "unknown"
-            return Verdict.wait("kafka.voter-caught-up", f"controller {node_id} is not caught up (lag {lag})")
+            lag_text = str(voter.lag) if voter else "unknown"
+            return Verdict.wait("kafka.voter-caught-up", f"controller {node_id} is not caught up (lag {lag_text})")
     return Verdict.passed(rule, f"kafka node {node_id} runs {version}, is running and in every ISR")
 
 

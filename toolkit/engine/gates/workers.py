@@ -17,7 +17,8 @@ def strategy_safe(workload: Workload) -> Verdict:
         )
     if workload.kind == "Deployment" and workload.max_surge < 1:
         return Verdict.refuse(
-            "workers.max-surge", f"deployment {workload.name} has maxSurge 0 with maxUnavailable 0: it cannot roll"
+            "workers.max-surge",
+            f"deployment {workload.name} has maxSurge 0 with maxUnavailable 0: it cannot roll",
         )
     return Verdict.passed(rule, f"deployment {workload.name} rolls with maxUnavailable 0")
 
@@ -38,7 +39,8 @@ def lag_under_bound(workers: WorkersState, bound: int) -> Verdict:
         worst = max(workers.lag_by_partition, key=lambda kv: kv[1], default=None)
         worst_text = f"; worst partition {worst[0]} at {worst[1]}" if worst else ""
         return Verdict.wait(
-            rule, f"consumer group {workers.consumer_group or '?'} lag {workers.lag} > bound {bound}{worst_text}"
+            rule,
+            f"consumer group {workers.consumer_group or '?'} lag {workers.lag} > bound {bound}{worst_text}",
         )
     return Verdict.passed(rule, f"consumer lag {workers.lag} <= bound {bound}")
 

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class OrchestratorCrash(BaseException):  # noqa: N818 - it models a process death, not an error to handle
+class OrchestratorCrash(BaseException):
     """The simulated orchestrator process dies (fault injection). Like SIGKILL, nothing runs after it."""
 
 
@@ -47,6 +47,7 @@ INJECTIONS = {
     "never-ready=POD": "the pod never becomes Ready after its next restart",
     "unready=POD": "the pod is not Ready when the run starts",
     "slow-catchup=FACTOR": "brokers take FACTOR times longer to rejoin the ISR",
+    "recovering=POD:SECONDS": "the Kafka broker stays in log recovery for SECONDS (it must not be restarted)",
     "red-cluster": "an Elasticsearch primary is lost from the start",
     "crash-after-step=K": "the orchestrator dies right after its K-th step-starting action",
 }
@@ -66,6 +67,9 @@ def parse_injections(items: list[str], base: Faults | None = None) -> Faults:
                 faults.slow_catchup = float(value)
                 if faults.slow_catchup <= 0:
                     raise ValueError
+            elif key == "recovering" and ":" in value:
+                pod, _, seconds = value.partition(":")
+                faults.recovering[pod] = float(seconds)
             elif key == "red-cluster" and not value:
                 faults.red_cluster = True
             elif key == "crash-after-step" and value:

@@ -52,6 +52,7 @@ from toolkit.model import (
 )
 
 NEVER = math.inf
+HISTORY_LIMIT = 50_000  # invariant samples kept (one per simulated second)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class SimParams:
     worker_stop_seconds: float = 5.0
     events_per_second: float = 2000.0
     indexer_capacity: float = 1500.0  # events/s per ready indexer pod
+    es_shutdown_api: bool = True  # False models a server without the node shutdown API (allocation method)
     seed: int = 7
 
 
@@ -80,6 +82,7 @@ class Faults:
     red_cluster: bool = False  # an Elasticsearch primary is lost from the start
     crash_after_step: int = 0  # the orchestrator dies right after its K-th step-starting action
     unready_at_start: list[str] = field(default_factory=list)  # pods that are not Ready when the run starts
+    recovering: dict[str, float] = field(default_factory=dict)  # broker pod -> seconds it stays in log recovery
 
 
 @dataclass
@@ -97,6 +100,7 @@ class SimPod:
     gone_at: float = NEVER
     up_since: float = 0.0
     restarts: int = 0
+    recovering_until: float = 0.0  # a Kafka broker in log recovery until then (fault injection)
 
 
 @dataclass
@@ -178,7 +182,7 @@ class World:
     lease: Lease | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)
     actions: int = 0  # step-starting actions taken, for crash injection
-    history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every observation
+    history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every simulated second
 
     # ------------------------------------------------------------------ helpers
 
@@ -228,12 +232,27 @@ class World:
         pod.phase = "terminating"
         pod.ready = False
         pod.gone_at = self.now + self._stop_seconds(component)
+        self.member_down(name)
+
+    def member_down(self, name: str) -> None:
+        """The data plane's side of pod `name` stopping: its broker leaves every ISR (and the quorum), or its
+        Elasticsearch node leaves with its shard copies. Shared by the simulated pods and the local target's real
+        pods (toolkit.targets.dataplane)."""
+        component = self.component_of(self.pods[name])
         if component == "kafka":
             node = self.kafka_node_of_pod(name)
             if node is not None:
                 self._kafka_node_down(node.id)
         elif component == "elasticsearch":
             self._es_node_down(name)
+
+    def member_up(self, name: str) -> None:
+        """The data plane's side of pod `name` becoming Ready: its broker starts catching up (Elasticsearch nodes
+        recover their copies on the next tick by themselves)."""
+        if self.component_of(self.pods[name]) == "kafka":
+            node = self.kafka_node_of_pod(name)
+            if node is not None:
+                self._kafka_node_up(node.id)
 
     def set_paused(self, workload: str, paused: bool) -> None:
         self.workloads[workload].paused = paused
@@ -353,9 +372,7 @@ class World:
             if r.status != "COMPLETE" and r.complete_at <= self.now:
                 r.status = "COMPLETE"
         if self.es_elected_master is None:
-            masters = [
-                w for w in self.workloads.values() if w.component == "elasticsearch" and w.role == "master"
-            ]
+            masters = [w for w in self.workloads.values() if w.component == "elasticsearch" and w.role == "master"]
             for w in masters:
                 for pod in sorted(self._pods_of(w.name), key=lambda p: p.name):
                     if pod.ready:
@@ -422,11 +439,7 @@ class World:
         for pod in self.pods.values():
             if pod.phase == "starting" and pod.ready_at <= self.now:
                 pod.phase, pod.ready, pod.up_since = "running", True, pod.ready_at
-                component = self.component_of(pod)
-                if component == "kafka":
-                    node = self.kafka_node_of_pod(pod.name)
-                    if node is not None:
-                        self._kafka_node_up(node.id)
+                self.member_up(pod.name)
         for w in self.workloads.values():
             if w.kind == "Deployment":
                 self._deployment_tick(w)
@@ -466,18 +479,21 @@ class World:
 
     # ------------------------------------------------------------------ time
 
-    def advance(self, to: float) -> None:
+    def advance(self, to: float, kubernetes: bool = True) -> None:
+        """Move time to `to` in steps of at most one second. With `kubernetes=False` the pods are not moved by
+        the model (the local target's pods are real and synced in from outside); only the data plane ticks."""
         while self.now < to:
             dt = min(1.0, to - self.now)
             self.now += dt
-            self._pods_tick()
+            if kubernetes:
+                self._pods_tick()
             self._kafka_tick()
             self._es_tick()
             self._lag_tick(dt)
+            self._sample_invariants()
             interval = self.params.observe_interval
             if self.now - self.last_observed_at >= interval - 1e-9:
                 self.last_observed_at = math.floor(self.now / interval + 1e-9) * interval
-                self._sample_invariants()
 
     def _sample_invariants(self) -> None:
         min_isr = {t.name: t.min_insync_replicas for t in self.topics}
@@ -487,6 +503,8 @@ class World:
         for w in self.workloads.values():
             if w.kind == "Deployment":
                 ready[w.name] = sum(1 for p in self._pods_of(w.name) if p.ready)
+        if len(self.history) >= HISTORY_LIMIT:
+            del self.history[: HISTORY_LIMIT // 10]
         self.history.append(
             {
                 "t": self.now,
@@ -561,7 +579,7 @@ class World:
                 state = BrokerState.SHUTTING_DOWN if pod is not None else BrokerState.NOT_RUNNING
             elif pod.phase == "starting":
                 state = BrokerState.STARTING
-            elif self.now - pod.up_since < self.params.kafka_recovery_seconds:
+            elif self.now - pod.up_since < self.params.kafka_recovery_seconds or self.now < pod.recovering_until:
                 state = BrokerState.RECOVERY
             else:
                 state = BrokerState.RUNNING
@@ -621,7 +639,7 @@ class World:
             allocation_enable=self.es_allocation,
             shutdowns=tuple(ShutdownRecord(r.node, r.type, r.status) for r in self.es_shutdowns),
             snapshot_repositories=tuple(self.es_snapshot_repositories),
-            supports_shutdown_api=True,
+            supports_shutdown_api=self.params.es_shutdown_api,
         )
 
 
@@ -648,7 +666,14 @@ def build_world(
     zones = list(spec.zones)
 
     def add_workload(
-        name: str, component: str, kind: str, role: str, replicas: int, version: str, tier: str = "", base: int = 0
+        name: str,
+        component: str,
+        kind: str,
+        role: str,
+        replicas: int,
+        version: str,
+        tier: str = "",
+        base: int = 0,
     ) -> SimWorkload:
         rev = f"{name}-{hashlib.sha1(f'{name}/{version}'.encode()).hexdigest()[:8]}"
         w = SimWorkload(
@@ -705,10 +730,10 @@ def build_world(
     interleaved += [b for b in brokers if b not in interleaved]
     names = ["security-events", "security-events-dlq", "audit-events", "syslog-raw"][: k.topics]
     names += [f"topic-{i}" for i in range(len(names), k.topics)]
-    for t in names:
+    for t_index, t in enumerate(names):
         world.topics.append(Topic(t, k.replication_factor, k.min_insync_replicas, False))
         for p in range(k.partitions_per_topic):
-            start = (p + len(world.partitions)) % len(interleaved)
+            start = (p + t_index) % len(interleaved)
             replicas = [interleaved[(start + j) % len(interleaved)] for j in range(k.replication_factor)]
             world.partitions.append(SimPartition(t, p, replicas, list(replicas), replicas[0]))
 
@@ -717,10 +742,10 @@ def build_world(
     ev = versions.get("elasticsearch", e.version)
     data_nodes: dict[str, list[str]] = {}
     for ns in e.node_sets:
-        tier = ns.tier or ""
-        add_workload(f"es-{ns.name}", "elasticsearch", "StatefulSet", ns.name, ns.replicas, ev, tier=tier)
-        if tier:
-            data_nodes.setdefault(tier, []).extend(f"es-{ns.name}-{i}" for i in range(ns.replicas))
+        set_tier: str = ns.tier or ""
+        add_workload(f"es-{ns.name}", "elasticsearch", "StatefulSet", ns.name, ns.replicas, ev, tier=set_tier)
+        if set_tier:
+            data_nodes.setdefault(set_tier, []).extend(f"es-{ns.name}-{i}" for i in range(ns.replicas))
     tiers = sorted(data_nodes)
     for i in range(e.indices):
         if not tiers:
@@ -729,10 +754,8 @@ def build_world(
         nodes = data_nodes[tier]
         for n in range(e.shards_per_index):
             for c in range(min(e.replicas + 1, len(nodes))):
-                node = nodes[(i + n + c) % len(nodes)]
-                world.es_shards.append(
-                    SimShard(f"events-{tier}-{i:04d}", n, c == 0, node, ShardState.STARTED.value)
-                )
+                holder = nodes[(i + n + c) % len(nodes)]
+                world.es_shards.append(SimShard(f"events-{tier}-{i:04d}", n, c == 0, holder, ShardState.STARTED.value))
     masters = sorted(p.name for p in world.pods.values() if world.workloads[p.workload].role == "master")
     world.es_elected_master = masters[len(masters) // 2] if masters else None
     world.es_snapshot_repositories = ["snapshots"]
@@ -746,6 +769,9 @@ def build_world(
     add_workload("workers-receiver", "workers", "Deployment", "receiver", spec.workers.receivers, wv)
     add_workload("workers-indexer", "workers", "Deployment", "indexer", spec.workers.indexers, wv)
 
+    for name, seconds in faults.recovering.items():
+        if name in world.pods:
+            world.pods[name].recovering_until = seconds
     for name in faults.unready_at_start:
         if name in world.pods:
             world.pods[name].ready = False
