@@ -1,0 +1,199 @@
+{{/*
+Naming, labels, API versions, security contexts and validation for the Kafka chart.
+*/}}
+
+{{- define "kafka.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-chart prefix, at most 40 characters so pod names and revision labels stay under 63. */}}
+{{- define "kafka.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else if contains (include "kafka.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "kafka.name" .) | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.selectorLabels" -}}
+app.kubernetes.io/name: kafka
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kafka.labels" -}}
+{{ include "kafka.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: security-data-platform
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+toolkit.io/component: kafka
+{{- end -}}
+
+{{- define "kafka.image" -}}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
+{{- end -}}
+
+{{- define "kafka.toolkitImage" -}}
+{{- printf "%s:%s" .Values.toolkitImage.repository .Values.toolkitImage.tag -}}
+{{- end -}}
+
+{{/*
+PodDisruptionBudget API: policy/v1 when the cluster serves it. Offline rendering (helm template) knows only
+group/versions, not kinds, so a KubeVersion of 1.21 or later also selects policy/v1.
+*/}}
+{{- define "kafka.pdb.apiVersion" -}}
+{{- if or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ .Values.podSecurityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "kafka.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* The node pools to render: one entry per StatefulSet. */}}
+{{- define "kafka.pools" -}}
+{{- $full := include "kafka.fullname" . -}}
+{{- if eq .Values.mode "combined" -}}
+- {component: combined, roles: "broker,controller", idBase: 0, replicas: {{ .Values.broker.replicas }}, sizing: broker, name: {{ printf "%s-combined" $full }}}
+{{- else -}}
+- {component: controller, roles: controller, idBase: 0, replicas: {{ .Values.controller.replicas }}, sizing: controller, name: {{ printf "%s-controller" $full }}}
+- {component: broker, roles: broker, idBase: 100, replicas: {{ .Values.broker.replicas }}, sizing: broker, name: {{ printf "%s-broker" $full }}}
+{{- end -}}
+{{- end -}}
+
+{{/* The StatefulSet that holds the quorum voters. */}}
+{{- define "kafka.voterPool" -}}
+{{- if eq .Values.mode "combined" -}}combined{{- else -}}controller{{- end -}}
+{{- end -}}
+
+{{/* The StatefulSet whose pods serve clients. */}}
+{{- define "kafka.brokerPool" -}}
+{{- if eq .Values.mode "combined" -}}combined{{- else -}}broker{{- end -}}
+{{- end -}}
+
+{{- define "kafka.brokerCount" -}}
+{{- .Values.broker.replicas -}}
+{{- end -}}
+
+{{/* controller.quorum.voters: id@fqdn:port for every voter. */}}
+{{- define "kafka.quorumVoters" -}}
+{{- $full := include "kafka.fullname" . -}}
+{{- $pool := include "kafka.voterPool" . -}}
+{{- $count := ternary .Values.broker.replicas .Values.controller.replicas (eq .Values.mode "combined") | int -}}
+{{- $voters := list -}}
+{{- range $i := until $count -}}
+{{- $voters = append $voters (printf "%d@%s-%s-%d.%s-%s-headless.%s.svc.%s:%d" $i $full $pool $i $full $pool $.Release.Namespace $.Values.clusterDomain (int $.Values.listeners.controllerPort)) -}}
+{{- end -}}
+{{- join "," $voters -}}
+{{- end -}}
+
+{{/* Security protocol of the CLIENT and EXTERNAL listeners. */}}
+{{- define "kafka.clientProtocol" -}}
+{{- if and .Values.tls.enabled .Values.sasl.enabled -}}SASL_SSL
+{{- else if .Values.tls.enabled -}}SSL
+{{- else if .Values.sasl.enabled -}}SASL_PLAINTEXT
+{{- else -}}PLAINTEXT
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.bootstrapServers" -}}
+{{- $full := include "kafka.fullname" . -}}
+{{- printf "%s-bootstrap.%s.svc.%s:%d" $full .Release.Namespace .Values.clusterDomain (int .Values.listeners.clientPort) -}}
+{{- end -}}
+
+{{/*
+validateValues: collect every problem, then fail once with all of them (so a user fixes everything in one pass).
+*/}}
+{{- define "kafka.validateValues" -}}
+{{- $errs := list -}}
+{{- if not .Values.image.repository -}}
+{{- $errs = append $errs "image.repository is empty: the toolkit injects it from its catalog (toolkit deploy); when running helm by hand pass --set image.repository=<catalog kafka.image>" -}}
+{{- end -}}
+{{- if not .Values.image.tag -}}
+{{- $errs = append $errs "image.tag is empty: it is the Kafka version from the toolkit catalog; pass --set image.tag=<version listed in toolkit/catalog/catalog.yaml>" -}}
+{{- end -}}
+{{- if not .Values.metadataVersion -}}
+{{- $errs = append $errs "metadataVersion is empty: the initial KRaft metadata.version comes from the catalog entry of image.tag (e.g. 4.1-IV1); pass --set metadataVersion=<catalog metadata_version>" -}}
+{{- end -}}
+{{- if and .Values.rack.enabled (or (not .Values.toolkitImage.repository) (not .Values.toolkitImage.tag)) -}}
+{{- $errs = append $errs "toolkitImage.repository/tag are empty but rack.enabled is true: the zone-lookup init step runs the toolkit image; pass the catalog workers image or set rack.enabled=false" -}}
+{{- end -}}
+{{- $brokers := int .Values.broker.replicas -}}
+{{- if lt $brokers 1 -}}
+{{- $errs = append $errs (printf "broker.replicas is %d: at least 1 broker is needed" $brokers) -}}
+{{- end -}}
+{{- if and (eq .Values.mode "dedicated") (eq (mod (int .Values.controller.replicas) 2) 0) -}}
+{{- $errs = append $errs (printf "controller.replicas is %d: a KRaft quorum needs an odd number of voters (1, 3 or 5)" (int .Values.controller.replicas)) -}}
+{{- end -}}
+{{- $rf := int .Values.config.defaultReplicationFactor -}}
+{{- $isr := int .Values.config.minInsyncReplicas -}}
+{{- if gt $rf $brokers -}}
+{{- $errs = append $errs (printf "config.defaultReplicationFactor %d exceeds broker.replicas %d: topic creation would fail; add brokers or lower the replication factor" $rf $brokers) -}}
+{{- end -}}
+{{- if gt $isr $rf -}}
+{{- $errs = append $errs (printf "config.minInsyncReplicas %d exceeds config.defaultReplicationFactor %d: no acks=all write could succeed; lower minInsyncReplicas" $isr $rf) -}}
+{{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
+{{- $errs = append $errs "tls.enabled is true but tls.existingSecret is empty: name a Secret with tls.crt, tls.key and ca.crt (e.g. issued by cert-manager)" -}}
+{{- end -}}
+{{- if and .Values.sasl.enabled (not .Values.tls.enabled) -}}
+{{- $errs = append $errs "sasl.enabled needs tls.enabled: SCRAM credentials and ACL-protected traffic must not travel in clear text; enable tls or disable sasl" -}}
+{{- end -}}
+{{- if and .Values.sasl.enabled (not .Values.sasl.admin.existingSecret) -}}
+{{- $errs = append $errs "sasl.enabled is true but sasl.admin.existingSecret is empty: name the Secret holding the admin SCRAM password (passwords never go in values)" -}}
+{{- end -}}
+{{- if .Values.sasl.enabled -}}
+{{- range $i, $u := .Values.sasl.users -}}
+{{- if not $u.existingSecret -}}
+{{- $errs = append $errs (printf "sasl.users[%d] (%s) has no existingSecret: name the Secret holding its SCRAM password" $i $u.name) -}}
+{{- end -}}
+{{- if and (eq $u.role "indexer") (not $u.consumerGroup) -}}
+{{- $errs = append $errs (printf "sasl.users[%d] (%s) has role indexer but no consumerGroup: its ACLs need the group it reads with" $i $u.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq .Values.topics.events.name .Values.topics.deadLetters.name -}}
+{{- $errs = append $errs (printf "topics.events.name and topics.deadLetters.name are both %q: dead letters need their own topic" .Values.topics.events.name) -}}
+{{- end -}}
+{{- if .Values.external.enabled -}}
+{{- $last := add (int .Values.external.nodePortBase) (sub $brokers 1) -}}
+{{- if or (lt (int .Values.external.nodePortBase) 30000) (gt (int $last) 32767) -}}
+{{- $errs = append $errs (printf "external.nodePortBase %d with %d brokers uses NodePorts %d..%d: all must lie in 30000..32767" (int .Values.external.nodePortBase) $brokers (int .Values.external.nodePortBase) (int $last)) -}}
+{{- end -}}
+{{- if and .Values.external.hosts (ne (len .Values.external.hosts) $brokers) -}}
+{{- $errs = append $errs (printf "external.hosts lists %d hosts for %d brokers: give one per broker or leave it empty to use external.host" (len .Values.external.hosts) $brokers) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key := list "controller" "broker" -}}
+{{- $res := index $.Values $key "resources" -}}
+{{- if or (not $res.limits) (not $res.limits.memory) -}}
+{{- $errs = append $errs (printf "%s.resources.limits.memory is missing: the JVM heap is derived from it (MaxRAMPercentage)" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if $errs -}}
+{{- fail (printf "\n\nVALUES VALIDATION (kafka chart), %d problem(s):\n  - %s\n" (len $errs) (join "\n  - " $errs)) -}}
+{{- end -}}
+{{- end -}}
