@@ -1,0 +1,341 @@
+"""Pulumi adapter: run the region program under mocks (to capture what it declares) and drive real stacks
+through the Automation API.
+
+Capture (`capture_region`): the stacks/ program is imported from the stacks folder and run in-process under
+`pulumi.runtime.set_mocks`; every registration is recorded as a `DeclaredResource` (type, name, inputs,
+provider, protect). Mock ids are `<name>#<Type>`, unique per resource, so references between resources stay
+resolvable by the compliance rules. Nothing leaves the process; no CLI, no credentials.
+
+Stacks (`RegionStacks`): one Pulumi stack per region in `stacks/`, its state in the region's S3 backend
+(`PULUMI_BACKEND_URL`) and its secrets under the region's `awskms://` provider. Plans are previews whose
+steps are classified (`classify_steps`); `up` previews first, saves the plan, refuses replacements and
+deletions unless allowed, then applies exactly the saved plan (`up --plan`), so what was shown is what runs.
+Destroy keeps protected resources (KMS keys, snapshot bucket) unless `include_protected`, which first clears
+the protect flags in the stack's state through export/import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from toolkit.compliance import DeclaredResource, Violation, evaluate
+from toolkit.config.region import RegionConfig, default_stacks_dir
+
+PROJECT_NAME = "region"
+PROGRAM_MODULE = "platform_region.program"
+MOCK_ACCOUNT_ID = "123456789012"
+
+
+# --------------------------------------------------------------------------------------------- capture
+
+
+def _mock_outputs(type_token: str, name: str, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Outputs a real provider would compute that the program reads back."""
+    short = type_token.rsplit(":", 1)[-1]
+    state: dict[str, Any] = {"arn": f"arn:aws:mock:::{short}/{name}", **inputs}
+    if type_token == "aws:eks/cluster:Cluster":
+        state.update(
+            endpoint=f"https://{name}.eks.mock",
+            certificateAuthority={"data": "bW9jay1jYQ=="},
+            identities=[{"oidcs": [{"issuer": f"https://oidc.eks.mock/id/{name}"}]}],
+        )
+    elif type_token == "aws:kms/key:Key":
+        state["keyId"] = resource_id
+    elif type_token == "aws:ec2/launchTemplate:LaunchTemplate":
+        state["latestVersion"] = 1
+    elif type_token in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
+        state["bucket"] = f"{inputs.get('bucketPrefix', name)}mock"
+    elif type_token == "aws:eks/nodeGroup:NodeGroup":
+        state["nodeGroupName"] = f"{inputs.get('nodeGroupNamePrefix', name)}mock"
+    return state
+
+
+def capture(program: Callable[[], object], stack: str, project: str = PROJECT_NAME) -> list[DeclaredResource]:
+    """Run `program` under Pulumi mocks and return what it registered, in registration order."""
+    import pulumi
+    from pulumi.runtime import settings
+    from pulumi.runtime import stack as runtime_stack
+    from pulumi.runtime.sync_await import _sync_await
+
+    records: list[dict[str, Any]] = []
+    protected: set[tuple[str, str]] = set()
+
+    class RecordingMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            resource_id = f"{args.name}#{args.typ.rsplit(':', 1)[-1]}"
+            provider_id = args.provider.rsplit("::", 1)[-1] if args.provider else None
+            records.append(
+                {
+                    "type": args.typ,
+                    "name": args.name,
+                    "id": resource_id,
+                    "inputs": args.inputs,
+                    "provider_id": provider_id,
+                }
+            )
+            return resource_id, _mock_outputs(args.typ, args.name, resource_id, dict(args.inputs))
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+            if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+                return {
+                    "accountId": MOCK_ACCOUNT_ID,
+                    "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/mock",
+                    "userId": "mock",
+                    "id": MOCK_ACCOUNT_ID,
+                }
+            return {}
+
+    def record_protect(args: pulumi.ResourceTransformationArgs) -> None:
+        if args.opts is not None and args.opts.protect:
+            protected.add((args.type_, args.name))
+        return None
+
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(RecordingMocks(), project=project, stack=stack, preview=False)
+    pulumi.runtime.register_stack_transformation(record_protect)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    try:
+        _sync_await(runtime_stack.run_pulumi_func(lambda: _run_sync(program)))
+    finally:
+        settings.ROOT.set(None)
+    return [
+        DeclaredResource(
+            type=r["type"],
+            name=r["name"],
+            id=r["id"],
+            inputs=r["inputs"],
+            provider_id=r["provider_id"],
+            protect=(r["type"], r["name"]) in protected,
+        )
+        for r in records
+    ]
+
+
+def _run_sync(program: Callable[[], object]) -> None:
+    program()
+
+
+def load_program(stacks_dir: Path | None = None) -> Any:
+    """Import the stacks/ program package (`platform_region.program`) from the stacks folder."""
+    folder = (stacks_dir or default_stacks_dir()).resolve()
+    package = PROGRAM_MODULE.split(".", 1)[0]
+    loaded = sys.modules.get(PROGRAM_MODULE)
+    if loaded is not None and Path(str(loaded.__file__)).resolve().parents[1] != folder:
+        # Imported earlier from another stacks folder: forget it, so this folder's program runs.
+        for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            del sys.modules[module]
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(PROGRAM_MODULE)
+
+
+def capture_region(
+    config: RegionConfig, stacks_dir: Path | None = None, hook: Callable[[Any], Any] | None = None
+) -> list[DeclaredResource]:
+    """What the stacks/ program declares for `config` (hook: replace component arguments, for tests)."""
+    program = load_program(stacks_dir)
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    return capture(lambda: program.declare_region(config, hook), stack=config.name)
+
+
+def check_region(
+    config: RegionConfig, stacks_dir: Path | None = None
+) -> tuple[list[DeclaredResource], list[Violation]]:
+    resources = capture_region(config, stacks_dir)
+    return resources, evaluate(resources, config.residency)
+
+
+# --------------------------------------------------------------------------------------------- stacks
+
+
+class PulumiCliMissingError(RuntimeError):
+    """The Automation API drives the `pulumi` CLI, and there is none on PATH."""
+
+
+class DestructiveChangeRefusedError(RuntimeError):
+    """A plan replaces or deletes resources and `allow_replace` was not given."""
+
+
+def pulumi_sdk_version() -> str:
+    return metadata.version("pulumi")
+
+
+def require_pulumi_cli() -> str:
+    path = shutil.which("pulumi")
+    if path is None:
+        version = pulumi_sdk_version()
+        raise PulumiCliMissingError(
+            "the Pulumi CLI is not installed: no `pulumi` on PATH. `toolkit region plan|up|destroy|outputs|drift` "
+            "drive it through the Automation API. Install it with "
+            f"`curl -fsSL https://get.pulumi.com | sh -s -- --version {version}` "
+            "(or `brew install pulumi/tap/pulumi`), then make sure ~/.pulumi/bin is on PATH. "
+            "`toolkit region new`, `check` and `preflight` work without it."
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str
+    urn: str
+    type: str
+    diffs: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+
+REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
+DELETE_OPS = frozenset({"delete", "discard"})
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    creates: tuple[Step, ...] = ()
+    updates: tuple[Step, ...] = ()
+    replaces: tuple[Step, ...] = ()
+    deletes: tuple[Step, ...] = ()
+    unchanged: int = 0
+    plan_file: str | None = None
+
+    @property
+    def destructive(self) -> tuple[Step, ...]:
+        return self.replaces + self.deletes
+
+
+def classify_steps(steps: Iterable[Step]) -> ChangeSet:
+    """Group preview steps; a resource replaced shows once under replaces, whatever sub-steps it emits."""
+    creates: list[Step] = []
+    updates: list[Step] = []
+    replaces: dict[str, Step] = {}
+    deletes: list[Step] = []
+    unchanged = 0
+    for step in steps:
+        if step.op in REPLACE_OPS:
+            replaces.setdefault(step.urn, step)
+        elif step.op in DELETE_OPS:
+            deletes.append(step)
+        elif step.op == "create":
+            creates.append(step)
+        elif step.op == "update":
+            updates.append(step)
+        elif step.op == "same":
+            unchanged += 1
+    replaced = set(replaces)
+    return ChangeSet(
+        creates=tuple(s for s in creates if s.urn not in replaced),
+        updates=tuple(updates),
+        replaces=tuple(replaces.values()),
+        deletes=tuple(s for s in deletes if s.urn not in replaced),
+        unchanged=unchanged,
+    )
+
+
+@dataclass
+class _StepRecorder:
+    steps: list[Step] = field(default_factory=list)
+
+    def __call__(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is None or pre.metadata is None:
+            return
+        meta = pre.metadata
+        if meta.type == "pulumi:pulumi:Stack":
+            return
+        op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
+        self.steps.append(Step(op=op, urn=meta.urn, type=meta.type, diffs=tuple(meta.diffs or ())))
+
+
+class RegionStacks:
+    """The region's Pulumi stack through the Automation API (needs the Pulumi CLI)."""
+
+    def __init__(self, config: RegionConfig, stacks_dir: Path | None = None) -> None:
+        require_pulumi_cli()
+        from pulumi import automation as auto
+
+        self.config = config
+        self.stacks_dir = (stacks_dir or default_stacks_dir()).resolve()
+        options = auto.LocalWorkspaceOptions(
+            work_dir=str(self.stacks_dir),
+            env_vars={"PULUMI_BACKEND_URL": config.state_backend},
+            secrets_provider=config.secrets_provider,
+        )
+        self.stack = auto.create_or_select_stack(stack_name=config.name, work_dir=str(self.stacks_dir), opts=options)
+
+    def plan(self, plan_file: str | None = None) -> ChangeSet:
+        recorder = _StepRecorder()
+        self.stack.preview(diff=True, on_event=recorder, plan=plan_file)
+        changes = classify_steps(recorder.steps)
+        return ChangeSet(**{**changes.__dict__, "plan_file": plan_file})
+
+    def up(
+        self, allow_replace: bool = False, on_output: Callable[[str], None] | None = None
+    ) -> tuple[ChangeSet, dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="region-plan-") as folder:
+            plan_file = str(Path(folder) / "plan.json")
+            changes = self.plan(plan_file)
+            if changes.destructive and not allow_replace:
+                raise DestructiveChangeRefusedError(
+                    f"region {self.config.name}: the plan replaces {len(changes.replaces)} and deletes "
+                    f"{len(changes.deletes)} resource(s): "
+                    + ", ".join(f"{s.op} {s.type} {s.name}" for s in changes.destructive)
+                    + "; nothing was changed. Review `toolkit region plan` and pass --allow-replace to proceed."
+                )
+            result = self.stack.up(plan=plan_file, on_output=on_output)
+        return changes, {key: value.value for key, value in result.outputs.items()}
+
+    def outputs(self) -> dict[str, Any]:
+        return {key: ("[secret]" if value.secret else value.value) for key, value in self.stack.outputs().items()}
+
+    def drift(self) -> list[Step]:
+        """Resources whose real state differs from the recorded state (a refresh preview; nothing is written)."""
+        recorder = _StepRecorder()
+        self.stack.preview_refresh(on_event=recorder)
+        return [s for s in recorder.steps if s.op in DELETE_OPS or s.op == "update" or (s.op == "refresh" and s.diffs)]
+
+    def protected_resources(self) -> list[str]:
+        deployment = self.stack.export_stack()
+        resources = (deployment.deployment or {}).get("resources", [])
+        return [r["urn"] for r in resources if r.get("protect")]
+
+    def unprotect_all(self) -> list[str]:
+        """Clear every protect flag in the stack's state (export, edit, import); return the URNs changed."""
+        deployment = self.stack.export_stack()
+        changed = []
+        for resource in (deployment.deployment or {}).get("resources", []):
+            if resource.get("protect"):
+                resource["protect"] = False
+                changed.append(resource["urn"])
+        if changed:
+            self.stack.import_stack(deployment)
+        return changed
+
+    def destroy(self, include_protected: bool = False, on_output: Callable[[str], None] | None = None) -> list[str]:
+        """Destroy the region; protected resources stay unless `include_protected`. Returns URNs kept."""
+        if include_protected:
+            self.unprotect_all()
+            self.stack.destroy(on_output=on_output)
+            return []
+        kept = self.protected_resources()
+        self.stack.destroy(exclude_protected=True, on_output=on_output)
+        return kept
+
+
+def outputs_as_json(outputs: dict[str, Any]) -> str:
+    return json.dumps(outputs, indent=2, sort_keys=True, default=str)
