@@ -31,7 +31,9 @@ TO = {Component.KAFKA: "4.1.0"}
 
 
 def plan_time() -> None:
-    spec = PlatformSpec(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=30, topics=10, partitions_per_topic=300))
+    spec = PlatformSpec(
+        kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=30, topics=10, partitions_per_topic=300)
+    )
     state = SimTarget(build_world("bench", spec)).observe()
     partitions = len(state.kafka.partitions)
     for parallel in ("none", "auto"):
@@ -42,7 +44,8 @@ def plan_time() -> None:
             plan = planner.plan(state, TO, settings, CAT)
             samples.append((time.perf_counter() - t0) * 1000)
         print(
-            f"plan 30 brokers x {partitions} partitions, --parallel {parallel:4}: median {statistics.median(samples):6.1f} ms"
+            f"plan 30 brokers x {partitions} partitions, --parallel {parallel:4}: "
+            f"median {statistics.median(samples):6.1f} ms"
             f" (min {min(samples):.1f}, {len(plan.steps)} steps)   target < 100 ms"
         )
 
@@ -54,9 +57,11 @@ def per_broker() -> None:
     settings = UpgradeSettings(poll_interval=5, confirm_seconds=10)
     result = Executor(SimTarget(world), CAT, TO, settings, holder="bench@local/1").run()
     assert result.ok, result.reason
-    print(f"\nper-broker roll time (SIMULATED: interval {params.observe_interval:.0f} s, restart "
-          f"{params.kafka_restart_seconds:.0f} s, catch-up up to {params.kafka_catchup_seconds:.0f} s, "
-          f"confirm {settings.confirm_seconds:.0f} s)")
+    print(
+        f"\nper-broker roll time (SIMULATED: interval {params.observe_interval:.0f} s, restart "
+        f"{params.kafka_restart_seconds:.0f} s, catch-up up to {params.kafka_catchup_seconds:.0f} s, "
+        f"confirm {settings.confirm_seconds:.0f} s)"
+    )
     print(f"{'broker':>8} {'inherent':>9} {'ours':>6} {'bound':>6} {'within':>7} {'12x10s rule':>12} {'ours/rule':>10}")
     ours_total = rule_total = 0.0
     for record in result.steps:
@@ -75,8 +80,10 @@ def per_broker() -> None:
         rule = params.kafka_stop_seconds + params.kafka_restart_seconds + 12 * 10  # fixed checks after the restart
         ours_total += ours
         rule_total += rule
-        print(f"{node.id:>8} {inherent:8.1f}s {ours:5.0f}s {bound:5.0f}s {str(ours <= bound):>7} {rule:11.0f}s "
-              f"{ours / rule:9.2f}x")
+        print(
+            f"{node.id:>8} {inherent:8.1f}s {ours:5.0f}s {bound:5.0f}s {ours <= bound!s:>7} {rule:11.0f}s "
+            f"{ours / rule:9.2f}x"
+        )
     print(f"{'total':>8} {'':9} {ours_total:5.0f}s {'':6} {'':7} {rule_total:11.0f}s {ours_total / rule_total:9.2f}x")
 
 
@@ -90,9 +97,11 @@ def parallel_speedup() -> None:
         brokers = [r for r in result.steps if r.kind == "restart" and r.members[0].startswith("kafka-broker")]
         durations[parallel] = (sum(r.ended_at - r.started_at for r in brokers), len(brokers))
     serial, batches = durations["none"], durations["auto"]
-    print(f"\n12 brokers, RF 3, 3 zones (SIMULATED): serial {serial[0]:.0f} s in {serial[1]} steps; "
-          f"--parallel auto {batches[0]:.0f} s in {batches[1]} batches; speed-up {serial[0] / batches[0]:.2f}x "
-          "(target >= 2x)")
+    print(
+        f"\n12 brokers, RF 3, 3 zones (SIMULATED): serial {serial[0]:.0f} s in {serial[1]} steps; "
+        f"--parallel auto {batches[0]:.0f} s in {batches[1]} batches; speed-up {serial[0] / batches[0]:.2f}x "
+        "(target >= 2x)"
+    )
 
 
 def startup() -> None:
@@ -108,8 +117,10 @@ def startup() -> None:
 
     typer_time = timed([sys.executable, "-c", "import typer"])
     help_time = timed([str(exe), "--help"])
-    print(f"\n`toolkit --help` {help_time * 1000:.0f} ms / `python -c 'import typer'` {typer_time * 1000:.0f} ms "
-          f"= {help_time / typer_time:.2f} (target <= 1.5)")
+    print(
+        f"\n`toolkit --help` {help_time * 1000:.0f} ms / `python -c 'import typer'` {typer_time * 1000:.0f} ms "
+        f"= {help_time / typer_time:.2f} (target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,13 @@ class Scenario:
     target: SimTarget
     events: list[Event]
 
-    def run(self, targets: dict[Component, str], settings: UpgradeSettings | None = None,
-            holder: str = "sre@host-a/1", stop_after_steps: int = 0) -> RunResult:
+    def run(
+        self,
+        targets: dict[Component, str],
+        settings: UpgradeSettings | None = None,
+        holder: str = "sre@host-a/1",
+        stop_after_steps: int = 0,
+    ) -> RunResult:
         done = [0]
 
         def on_event(e: Event) -> None:
@@ -26,23 +31,37 @@ class Scenario:
             if e.kind == "recovered":
                 done[0] += 1
 
-        executor = Executor(self.target, load(), targets, settings or UpgradeSettings(), holder=holder,
-                            on_event=on_event,
-                            stop_requested=lambda: bool(stop_after_steps) and done[0] >= stop_after_steps)
+        executor = Executor(
+            self.target,
+            load(),
+            targets,
+            settings or UpgradeSettings(),
+            holder=holder,
+            on_event=on_event,
+            stop_requested=lambda: bool(stop_after_steps) and done[0] >= stop_after_steps,
+        )
         return executor.run()
 
     def restart_order(self) -> list[str]:
-        return [e.message.removeprefix("restart ") for e in self.events
-                if e.kind == "act" and e.message.startswith("restart ")]
+        return [
+            e.message.removeprefix("restart ")
+            for e in self.events
+            if e.kind == "act" and e.message.startswith("restart ")
+        ]
 
     def resume(self) -> Scenario:
         """A new orchestrator process on the same platform (the old one died)."""
         return Scenario(self.world, SimTarget(self.world), self.events)
 
 
-def make(kafka: KafkaSpec | None = None, es: ElasticsearchSpec | None = None, workers: WorkersSpec | None = None,
-         versions: dict[str, str] | None = None, faults: Faults | None = None,
-         params: SimParams | None = None) -> Scenario:
+def make(
+    kafka: KafkaSpec | None = None,
+    es: ElasticsearchSpec | None = None,
+    workers: WorkersSpec | None = None,
+    versions: dict[str, str] | None = None,
+    faults: Faults | None = None,
+    params: SimParams | None = None,
+) -> Scenario:
     spec = PlatformSpec(
         kafka=kafka or KafkaSpec(version="4.0.1"),
         elasticsearch=es or ElasticsearchSpec(version="8.18.3"),

@@ -43,8 +43,9 @@ def test_nine_brokers_controllers_first_active_controller_last_of_them() -> None
 
 
 def test_unready_broker_restarts_first() -> None:
-    sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=6),
-              faults=Faults(unready_at_start=["kafka-broker-4"]))
+    sc = make(
+        kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=6), faults=Faults(unready_at_start=["kafka-broker-4"])
+    )
     sc.world.pods["kafka-broker-4"].ready_at = 10_000  # stuck: a restart is what it needs
     result = sc.run(TO)
     assert result.outcome == "completed", result.reason
@@ -57,21 +58,26 @@ def test_parallel_auto_batches_brokers_by_zone_and_stays_safe() -> None:
     parallel = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=12))
     parallel_result = parallel.run(TO, UpgradeSettings(parallel="auto"))
     assert serial_result.ok and parallel_result.ok
-    batches = [r.members for r in parallel_result.steps if r.kind == "restart" and r.members[0].startswith("kafka-broker")]
+    batches = [
+        r.members for r in parallel_result.steps if r.kind == "restart" and r.members[0].startswith("kafka-broker")
+    ]
     assert [len(b) for b in batches] == [4, 4, 4]
     for batch in batches:  # a batch is one zone: its brokers share no partition
         zones = {parallel.world.pods[p].zone for p in batch}
         assert len(zones) == 1
     assert all("controller" not in m for b in batches for m in b)
     assert_never_below_min_isr(parallel.world)
-    speedup = (serial_result.ended_at - serial_result.started_at) / (parallel_result.ended_at - parallel_result.started_at)
+    speedup = (serial_result.ended_at - serial_result.started_at) / (
+        parallel_result.ended_at - parallel_result.started_at
+    )
     assert speedup >= 2.0
 
 
 def test_blocked_broker_goes_back_in_the_queue_and_others_proceed() -> None:
     # broker 100 is in log recovery for a while: it may not restart, but its peers may
-    sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3),
-              faults=Faults(recovering={"kafka-broker-0": 400}))
+    sc = make(
+        kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3), faults=Faults(recovering={"kafka-broker-0": 400})
+    )
     result = sc.run(TO)
     assert result.outcome == "completed", result.reason
     brokers = [p for p in sc.restart_order() if p.startswith("kafka-broker")]
@@ -81,8 +87,7 @@ def test_blocked_broker_goes_back_in_the_queue_and_others_proceed() -> None:
 
 
 def test_broker_that_never_becomes_ready_halts_and_nothing_else_is_touched() -> None:
-    sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=6),
-              faults=Faults(never_ready=["kafka-broker-1"]))
+    sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=6), faults=Faults(never_ready=["kafka-broker-1"]))
     uids = {n: p.uid for n, p in sc.world.pods.items()}
     result = sc.run(TO, UpgradeSettings(step_timeout=300))
     assert result.outcome == "halted"

@@ -15,8 +15,11 @@ TO_ALL = {Component.KAFKA: "4.1.0", Component.ELASTICSEARCH: "8.19.3"}
 
 @pytest.mark.parametrize("crash_after", [1, 3, 6, 9, 12, 14])
 def test_crash_after_step_k_then_rerun_completes_without_rerolling(crash_after: int) -> None:
-    sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3),
-              faults=Faults(crash_after_step=crash_after), params=SimParams(es_shutdown_api=False))
+    sc = make(
+        kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3),
+        faults=Faults(crash_after_step=crash_after),
+        params=SimParams(es_shutdown_api=False),
+    )
     with pytest.raises(OrchestratorCrash):
         sc.run(TO_ALL)
     assert sc.world.lease is not None  # a dead process does not release its lease
@@ -32,8 +35,11 @@ def test_crash_after_step_k_then_rerun_completes_without_rerolling(crash_after: 
 
 def test_crash_inside_an_es_restart_is_repaired_first() -> None:
     # kafka apply-spec, 6 kafka restarts, es apply-spec, then the first es node restart: allocation left 'primaries'
-    sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3),
-              faults=Faults(crash_after_step=9), params=SimParams(es_shutdown_api=False))
+    sc = make(
+        kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3),
+        faults=Faults(crash_after_step=9),
+        params=SimParams(es_shutdown_api=False),
+    )
     with pytest.raises(OrchestratorCrash):
         sc.run(TO_ALL)
     assert sc.world.es_allocation == "primaries"

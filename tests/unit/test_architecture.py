@@ -16,8 +16,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "toolkit"
-CLIENTS = {"kubernetes", "confluent_kafka", "elasticsearch", "elastic_transport", "boto3", "botocore", "pulumi",
-           "pulumi_aws", "pulumi_kubernetes", "ansible", "helm_python"}
+CLIENTS = {
+    "kubernetes",
+    "confluent_kafka",
+    "elasticsearch",
+    "elastic_transport",
+    "boto3",
+    "botocore",
+    "pulumi",
+    "pulumi_aws",
+    "pulumi_kubernetes",
+    "ansible",
+    "helm_python",
+}
 ADAPTER_PACKAGES = ("toolkit.targets", "toolkit.provision", "toolkit.worker", "toolkit.compliance")
 
 

@@ -6,9 +6,13 @@ from tests.builders import es
 from toolkit.engine.gates import elasticsearch as gates
 from toolkit.model import EsState, Health, ShutdownRecord
 
-S, I, R, U = "STARTED", "INITIALIZING", "RELOCATING", "UNASSIGNED"
-GREEN = [("logs", 0, True, S, "hot-0"), ("logs", 0, False, S, "hot-1"), ("logs", 1, True, S, "hot-2"),
-         ("logs", 1, False, S, "hot-0")]
+S, INIT, R, U = "STARTED", "INITIALIZING", "RELOCATING", "UNASSIGNED"
+GREEN = [
+    ("logs", 0, True, S, "hot-0"),
+    ("logs", 0, False, S, "hot-1"),
+    ("logs", 1, True, S, "hot-2"),
+    ("logs", 1, False, S, "hot-0"),
+]
 
 
 def test_green_cluster_allows_a_restart() -> None:
@@ -21,7 +25,7 @@ def test_yellow_with_primaries_started_and_nothing_moving_allows() -> None:
 
 
 def test_yellow_with_initializing_shards_blocks() -> None:
-    v = gates.health_allows_restart(es([("logs", 0, True, S, "hot-0"), ("logs", 0, False, I, "hot-1")]))
+    v = gates.health_allows_restart(es([("logs", 0, True, S, "hot-0"), ("logs", 0, False, INIT, "hot-1")]))
     assert not v.ok and "INITIALIZING" in v.reason
 
 
@@ -99,7 +103,7 @@ def test_recovered_requires_rejoin_version_allocation_reset_and_no_shutdown_reco
 
 
 def test_recovered_waits_while_shards_initialize_and_accepts_quiet_yellow() -> None:
-    moving = [("logs", 0, True, S, "hot-0"), ("logs", 0, False, I, "hot-1")]
+    moving = [("logs", 0, True, S, "hot-0"), ("logs", 0, False, INIT, "hot-1")]
     assert not gates.recovered(es(moving), "hot-1", "8.18.3").ok
     quiet_yellow = [("logs", 0, True, S, "hot-0"), ("logs", 0, False, U, None)]
     assert gates.recovered(es(quiet_yellow), "hot-1", "8.18.3").ok

@@ -76,7 +76,7 @@ def test_target_must_support_finalized_metadata_version() -> None:
 
 def test_metadata_level_parses_and_orders() -> None:
     assert metadata_level("4.0-IV3") < metadata_level("4.1-IV1")
-    with pytest.raises(ValueError, match="MAJOR.MINOR-IVn"):
+    with pytest.raises(ValueError, match=r"MAJOR\.MINOR-IVn"):
         metadata_level("latest")
 
 

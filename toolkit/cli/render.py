@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 SIM_BANNER = "SIMULATED platform (virtual clock): these figures come from the sim, not from a real cluster"
 
 
+def _esc(text: str) -> str:
+    """Rule names are written in [brackets], which rich would take for markup."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
@@ -60,11 +67,11 @@ def print_plan(plan: Plan, output: str) -> None:
     targets = ", ".join(f"{c}={v}" for c, v in plan.targets)
     con.print(f"Upgrade plan for [bold]{plan.environment}[/] -> {targets}")
     for v in plan.refusals:
-        con.print(f"[bold red]REFUSED[/] [{v.rule}] {v.reason}")
+        con.print(f"[bold red]REFUSED[/] {_esc(f'[{v.rule}] {v.reason}')}")
     for v in plan.warnings:
-        con.print(f"[yellow]warning[/] [{v.rule}] {v.reason}")
+        con.print(f"[yellow]warning[/] {_esc(f'[{v.rule}] {v.reason}')}")
     for note in plan.notes:
-        con.print(f"note: {note}")
+        con.print(f"note: {_esc(note)}")
     if not plan.steps:
         if not plan.refused:
             con.print("Nothing to do: every component already runs its target version.")
@@ -77,7 +84,7 @@ def print_plan(plan: Plan, output: str) -> None:
     table.add_column("blocked now by")
     for i, s in enumerate(plan.steps, 1):
         blocked = "" if s.blocked is None else f"[{s.blocked.rule}] {s.blocked.reason}"
-        table.add_row(str(i), f"{s.component} {s.kind.value}", ", ".join(s.members), s.reason, blocked)
+        table.add_row(str(i), f"{s.component} {s.kind.value}", ", ".join(s.members), _esc(s.reason), _esc(blocked))
     con.print(table)
 
 
@@ -127,7 +134,7 @@ def print_result(result: RunResult, output: str) -> None:
     colour = "green" if result.ok else "red"
     con.print(
         f"[bold {colour}]{result.outcome}[/] after {result.ended_at - result.started_at:.0f}s "
-        f"[{result.rule}]: {result.reason}"
+        + _esc(f"[{result.rule}]: {result.reason}")
     )
 
 
@@ -159,7 +166,7 @@ class LiveView:
         from rich.panel import Panel
 
         sim = " (simulated)" if self.simulated else ""
-        body = f"step: {self.step or '-'}\nwaiting on: {self.waiting or '-'}\nsteps done: {self.done}"
+        body = _esc(f"step: {self.step or '-'}\nwaiting on: {self.waiting or '-'}\nsteps done: {self.done}")
         return Panel(body, title=f"toolkit upgrade{sim}")
 
     def __call__(self, event: Event) -> None:
@@ -236,7 +243,7 @@ def print_status(status: Status, output: str) -> None:
     if status.audit_tail:
         con.print("recent audit entries:")
         for entry in status.audit_tail:
-            con.print(f"  {format_audit(entry)}")
+            con.print(f"  {_esc(format_audit(entry))}")
 
 
 def format_audit(entry: dict[str, Any]) -> str:

@@ -346,15 +346,14 @@ def _is_major_or_minor(running: list[str], target: str) -> bool:
 
 
 def _annotate_blocks(state: PlatformState, steps: list[Step], settings: UpgradeSettings) -> list[Step]:
-    """Say, for the next step of each component, what would stop it if it were taken now."""
+    """Say, for every restart and roll, what would stop it if it were taken now (as observed, with its own batch
+    going down): blocks are visible before the run, not discovered during it."""
     out: list[Step] = []
-    seen: set[Component] = set()
     for step in steps:
-        if step.component not in seen and step.kind is StepKind.RESTART:
+        if step.kind in (StepKind.RESTART, StepKind.ROLL):
             blocked = first_blocking(step_gates(state, step, settings))
             if blocked is not None:
                 step = replace(step, blocked=blocked)
-        seen.add(step.component)
         out.append(step)
     return out
 
@@ -377,8 +376,8 @@ def step_gates(state: PlatformState, step: Step, settings: UpgradeSettings) -> l
             verdicts.append(
                 Verdict.wait(
                     "kafka.all-nodes-answer",
-                    f"kafka node {silent[0].id} ({silent[0].pod}) does not answer; no other node restarts until it does "
-                    "(a restarted node that stays unready stops the roll)",
+                    f"kafka node {silent[0].id} ({silent[0].pod}) does not answer; no other node restarts until "
+                    "it does (a restarted node that stays unready stops the roll)",
                 )
             )
         if not any(p.version == step.version for w in state.workloads_of(Component.KAFKA) for p in w.pods):
