@@ -149,6 +149,7 @@ class LiveView:
         self.done = 0
         self._live: Any = None
         self._tty = sys.stderr.isatty()
+        self._last_wait: tuple[str, str] = ("", "")
 
     def __enter__(self) -> LiveView:
         if self.enabled and self._tty:
@@ -181,6 +182,10 @@ class LiveView:
         if self._live is not None:
             self._live.update(self._render())
         elif event.kind in ("step", "gate-wait", "requeue", "halt", "done", "stop", "lease"):
+            if event.kind == "gate-wait":
+                if (event.step, event.rule) == self._last_wait:
+                    return  # plain output: one line per gate, not one per changed figure
+                self._last_wait = (event.step, event.rule)
             rule = f" [{event.rule}]" if event.rule else ""
             print(
                 f"[{event.at:8.0f}s] {event.kind}{rule} {event.step} {event.message}".rstrip(),
