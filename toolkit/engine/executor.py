@@ -27,6 +27,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from toolkit.catalog import Catalog
@@ -413,6 +414,9 @@ class Executor:
 
     def _perform(self, step: Step, record: StepRecord) -> None:
         t = self.target
+        if self.settings.skip_gates and step.kind in (StepKind.RESTART, StepKind.ROLL):
+            self._perform_unsafe(step, record)
+            return
         if step.kind is StepKind.REPAIR:
             if step.detail == "allocation":
                 self._act("reset allocation", t.es_reset_allocation, step)
@@ -443,6 +447,40 @@ class Executor:
             self._restart_es(step, record)
         else:
             self._restart_kafka(step, record)
+
+    def _perform_unsafe(self, step: Step, record: StepRecord) -> None:
+        """The negative control: what a naive roller does. No gate before a restart, no preparation (allocation,
+        shutdown API), no wait beyond the pod being Ready, and Deployments replaced all at once."""
+        members = list(step.members)
+        if step.kind is StepKind.ROLL:
+            name = step.members[0]
+            self._act(
+                f"roll deployment {name} to {step.version} (UNSAFE)",
+                lambda: self.target.roll_deployment(name, step.version),
+                step,
+            )
+            state = self.target.observe()
+            workload = next((w for w in state.workloads if w.name == name), None)
+            members = [p.name for p in workload.pods] if workload is not None else []
+            for pod in members:
+                self._act(f"restart {pod} (UNSAFE, all at once)", partial(self.target.restart_pod, pod), step)
+            self._wait_for(
+                step,
+                record,
+                lambda s: worker_gates.rolled(next(w for w in s.workloads if w.name == name), step.version),
+            )
+            return
+        for pod in members:
+            self._act(f"restart {pod} (UNSAFE)", partial(self.target.restart_pod, pod), step)
+
+        def pods_ready(s: PlatformState) -> Verdict:
+            for pod in members:
+                p = s.pod(pod)
+                if p is None or not p.ready or p.version != step.version:
+                    return Verdict.wait("unsafe.pod-ready", f"pod {pod} is not Ready on {step.version} yet")
+            return Verdict.passed("unsafe.pod-ready", f"{', '.join(members)} Ready (no other check: UNSAFE)")
+
+        self._wait_for(step, record, pods_ready)
 
     def _restart_kafka(self, step: Step, record: StepRecord) -> None:
         for pod in step.members:

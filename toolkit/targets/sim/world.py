@@ -50,6 +50,7 @@ from toolkit.model import (
     WorkersState,
     Workload,
 )
+from toolkit.targets.sim.traffic import Traffic
 
 NEVER = math.inf
 HISTORY_LIMIT = 50_000  # invariant samples kept (one per simulated second)
@@ -183,6 +184,7 @@ class World:
     audit: list[dict[str, Any]] = field(default_factory=list)
     actions: int = 0  # step-starting actions taken, for crash injection
     history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every simulated second
+    traffic: Traffic | None = None  # live load during a rehearsal
 
     # ------------------------------------------------------------------ helpers
 
@@ -489,7 +491,10 @@ class World:
                 self._pods_tick()
             self._kafka_tick()
             self._es_tick()
-            self._lag_tick(dt)
+            if self.traffic is not None:
+                self.traffic.tick(self, dt)
+            else:
+                self._lag_tick(dt)
             self._sample_invariants()
             interval = self.params.observe_interval
             if self.now - self.last_observed_at >= interval - 1e-9:

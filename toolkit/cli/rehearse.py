@@ -1,0 +1,79 @@
+"""`toolkit rehearse`: an upgrade under live load, proven to lose nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.common import EXIT_HALTED, EXIT_OK, EXIT_REFUSED, EnvOption, OutputOption, check_output, err, guarded
+
+
+def command(
+    env: EnvOption = None,
+    from_: Annotated[
+        list[str] | None, typer.Option("--from", help="COMPONENT=VERSION to install first (default: the environment's)")
+    ] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="COMPONENT=VERSION to upgrade to, repeatable")] = None,
+    rate: Annotated[float, typer.Option("--rate", help="probe messages per second through Kafka")] = 500.0,
+    syslog_rate: Annotated[float, typer.Option("--syslog-rate", help="syslog events per second")] = 1000.0,
+    output: OutputOption = "table",
+    junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="report folder (default reports/<run id>)")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="keep what the run created (sim: the platform's state)")] = False,
+    parallel: Annotated[str, typer.Option("--parallel", help="none or auto")] = "none",
+    max_unavailable: Annotated[
+        float | None, typer.Option("--max-unavailable", help="fail when any path is dark longer (seconds)")
+    ] = None,
+    inject: Annotated[list[str] | None, typer.Option("--inject", help="sim faults, as for `upgrade run`")] = None,
+    unsafe_skip_gates: Annotated[
+        bool, typer.Option("--unsafe-skip-gates", help="NEGATIVE CONTROL (sim, local): roll with every gate off")
+    ] = False,
+    step_timeout: Annotated[float, typer.Option("--step-timeout", help="seconds a member may take")] = 900.0,
+) -> None:
+    """Install today's versions, put live load on the platform, upgrade through the engine, drain and verify:
+    nothing lost, nothing duplicated, never red. Writes JSON, JUnit, a table and a timeline picture."""
+    check_output(output)
+    from toolkit import operations
+    from toolkit.cli.upgrade import _settings
+    from toolkit.rehearsal import report as report_mod
+    from toolkit.rehearsal.run import RehearsalOptions, rehearse
+
+    settings = _settings(parallel, 0, False, 0, 900, step_timeout, 10, 5, 2, 50_000)
+    from_versions = guarded(lambda: operations.parse_component_versions(list(from_ or []), option="--from"))
+    to_versions = guarded(lambda: operations.parse_component_versions(list(to or [])))
+    if unsafe_skip_gates:
+        err(
+            "WARNING: --unsafe-skip-gates: every health gate is OFF; "
+            "this rehearsal exists to prove the harness sees loss"
+        )
+    options = RehearsalOptions(
+        rate=rate,
+        syslog_rate=syslog_rate,
+        keep=keep,
+        unsafe_skip_gates=unsafe_skip_gates,
+        injections=list(inject or []),
+        settings=settings,
+        max_unavailable_bound=max_unavailable,
+    )
+    result = guarded(lambda: rehearse(env, from_versions, to_versions, options))
+    folder = report or Path("reports") / result.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    report_mod.write_json(result, folder / "report.json")
+    report_mod.draw_timeline(result, folder / "timeline.png")
+    xml = report_mod.junit_xml(result)
+    (folder / "junit.xml").write_text(xml)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(xml)
+    if output == "json":
+        import json
+
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        report_mod.print_table(result)
+    err(f"report: {folder}/report.json, {folder}/junit.xml, {folder}/timeline.png")
+    if result.passed:
+        raise typer.Exit(EXIT_OK)
+    raise typer.Exit(EXIT_REFUSED if result.outcome == "refused" else EXIT_HALTED)
