@@ -37,12 +37,26 @@ def kafka(
 ) -> KafkaState:
     states = states or {}
     nodes = [
-        KafkaNode(b, KafkaRole.BROKER, f"kafka-broker-{b}", f"zone-{b % 3}", version,
-                  states.get(b, BrokerState.RUNNING), b not in unreachable)
+        KafkaNode(
+            b,
+            KafkaRole.BROKER,
+            f"kafka-broker-{b}",
+            f"zone-{b % 3}",
+            version,
+            states.get(b, BrokerState.RUNNING),
+            b not in unreachable,
+        )
         for b in brokers
     ] + [
-        KafkaNode(c, KafkaRole.CONTROLLER, f"kafka-controller-{c}", f"zone-{c % 3}", version,
-                  states.get(c, BrokerState.RUNNING), c not in unreachable)
+        KafkaNode(
+            c,
+            KafkaRole.CONTROLLER,
+            f"kafka-controller-{c}",
+            f"zone-{c % 3}",
+            version,
+            states.get(c, BrokerState.RUNNING),
+            c not in unreachable,
+        )
         for c in controllers
     ]
     topics = sorted({t for t, *_ in partitions})
@@ -82,8 +96,9 @@ def es(
     return EsState(health=health, nodes=tuple(es_nodes), shards=built, elected_master=masters[0] if masters else None)
 
 
-def platform(kafka_state: KafkaState | None = None, es_state: EsState | None = None,
-             workloads: tuple[Workload, ...] = ()) -> PlatformState:
+def platform(
+    kafka_state: KafkaState | None = None, es_state: EsState | None = None, workloads: tuple[Workload, ...] = ()
+) -> PlatformState:
     return PlatformState(
         environment="test",
         observed_at=0.0,
@@ -94,8 +109,25 @@ def platform(kafka_state: KafkaState | None = None, es_state: EsState | None = N
     )
 
 
-def deployment(name: str, replicas: int, ready: int, version: str = "0.1.0", max_unavailable: int = 0,
-               revision: str = "r1", update_revision: str = "r1") -> Workload:
+def deployment(
+    name: str,
+    replicas: int,
+    ready: int,
+    version: str = "0.1.0",
+    max_unavailable: int = 0,
+    revision: str = "r1",
+    update_revision: str = "r1",
+) -> Workload:
     pods = tuple(Pod(f"{name}-{i}", name, i < ready, revision, version) for i in range(replicas))
-    return Workload(name, Component.WORKERS, "Deployment", "indexer", replicas, "RollingUpdate", update_revision,
-                    version, max_unavailable=max_unavailable, pods=pods)
+    return Workload(
+        name,
+        Component.WORKERS,
+        "Deployment",
+        "indexer",
+        replicas,
+        "RollingUpdate",
+        update_revision,
+        version,
+        max_unavailable=max_unavailable,
+        pods=pods,
+    )

@@ -140,8 +140,8 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
         raise UsageError(f"--inject works only on a sim environment; {env.name} is of kind {env.kind}")
     from toolkit.targets import real  # the adapters; imported only for real environments
 
-    with real.open_real_target(env) as target:
-        yield Opened(env, target, lambda: None)
+    with real.open_real_target(env) as real_target:
+        yield Opened(env, real_target, lambda: None)
 
 
 # ---------------------------------------------------------------------------------------------- commands

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import TypeAdapter
 
 from toolkit.engine.target import LeaseHeldError
 from toolkit.model import Component, Lease, PlatformState
+from toolkit.targets.process import holder_alive
 from toolkit.targets.sim.world import Faults, SimParams, World, build_world
 
 __all__ = [
@@ -179,16 +179,7 @@ class SimTarget:
         self.world.lease = lease
 
     def holder_alive(self, holder: str) -> bool:
-        host, _, pid = holder.rpartition("/")
-        if host.rpartition("@")[2] != self._host or not pid.isdigit():
-            return True  # cannot know for another host: assume alive, let the lease expire
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return holder_alive(holder, self._host)
 
     def audit(self, record: dict[str, Any]) -> None:
         entry = {"wall": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "simulated": True, **record}

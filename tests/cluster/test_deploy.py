@@ -1,0 +1,287 @@
+"""`toolkit deploy` against the real local control plane (Kubernetes 1.20 + node agent): the whole platform
+through Ansible and Helm, idempotence, check mode, and a version change through deploy + the engine.
+
+The environment is a custom one (kind local, kubeconfig of the session's control plane, its own namespace) in a
+temporary $TOOLKIT_ENVIRONMENTS_DIR; the simulated data plane runs with short delays so the engine's roll takes
+seconds. Tests run in file order and share one deployed platform (module fixture).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from toolkit.model import Component, UpgradeSettings
+
+pytestmark = pytest.mark.cluster
+
+FIRST = {"kafka": "4.0.1", "elasticsearch": "8.18.3", "workers": "0.1.0"}
+SECOND = {"kafka": "4.1.0", "elasticsearch": "8.19.3", "workers": "0.2.0"}
+FAST_DATA_PLANE = {
+    "observe_interval": 0.5,
+    "kafka_stop_seconds": 0.5,
+    "kafka_restart_seconds": 1,
+    "kafka_catchup_seconds": 1,
+    "quorum_catchup_seconds": 0.5,
+    "es_stop_seconds": 0.5,
+    "es_restart_seconds": 1,
+    "es_recovery_seconds": 1,
+    "shutdown_complete_seconds": 0.5,
+    "worker_start_seconds": 0.5,
+    "worker_stop_seconds": 0.5,
+}
+DEPLOY_TIMINGS: dict[str, float] = {}
+
+
+def environment_document(kubeconfig: Path, namespace: str, versions: dict[str, str]) -> dict[str, Any]:
+    return {
+        "kind": "local",
+        "description": "cluster-tier deploy test",
+        "kubeconfig": str(kubeconfig),
+        "platform": {
+            "namespace": namespace,
+            "kafka": {"version": versions["kafka"], "controllers": 3, "brokers": 3, "storage_gi": 5},
+            "elasticsearch": {
+                "version": versions["elasticsearch"],
+                "node_sets": [
+                    {
+                        "name": "data",
+                        "roles": ["master", "data_hot", "data_content", "ingest"],
+                        "replicas": 3,
+                        "tier": "hot",
+                        "storage_gi": 5,
+                    },
+                ],
+            },
+            "workers": {"version": versions["workers"], "receivers": 2, "indexers": 2},
+        },
+        "sim": FAST_DATA_PLANE,
+    }
+
+
+class Platform:
+    def __init__(self, local_env: Any, directory: Path) -> None:
+        from kubernetes import client
+
+        self.local_env = local_env
+        self.envs = directory / "envs"
+        self.state = directory / "state"
+        self.envs.mkdir(parents=True)
+        self.namespace = f"deploy-{uuid.uuid4().hex[:6]}"
+        self.name = "deploy-test"
+        self.core = client.CoreV1Api(local_env.api_client)
+        self.apps = client.AppsV1Api(local_env.api_client)
+        self.write(FIRST)
+
+    def write(self, versions: dict[str, str]) -> None:
+        document = environment_document(self.local_env.cluster.kubeconfig, self.namespace, versions)
+        (self.envs / f"{self.name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def releases(self) -> Any:
+        from toolkit.config.environments import resolve
+        from toolkit.provision.helm import HelmReleases
+
+        return HelmReleases(resolve(self.name))
+
+    def pods(self) -> list[Any]:
+        return self.core.list_namespaced_pod(self.namespace).items
+
+
+@pytest.fixture(scope="module")
+def platform(local_env: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    platform = Platform(local_env, tmp_path_factory.mktemp("deploy"))
+    try:
+        yield platform
+    finally:
+        _remove(platform)
+        if DEPLOY_TIMINGS:
+            print("\ndeploy timings: " + ", ".join(f"{k}: {v:.1f} s" for k, v in DEPLOY_TIMINGS.items()))
+
+
+@pytest.fixture(autouse=True)
+def _platform_environment(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the suite's isolation fixture: resolve the test environment, keep one state dir for the module."""
+    monkeypatch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(platform.envs))
+    monkeypatch.setenv("TOOLKIT_STATE_DIR", str(platform.state))
+
+
+def _remove(platform: Platform) -> None:
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(platform.local_env.api_client)
+    for role in rbac.list_cluster_role().items:
+        if role.metadata.name.startswith(platform.namespace + "-"):
+            rbac.delete_cluster_role(role.metadata.name)
+    for binding in rbac.list_cluster_role_binding().items:
+        if binding.metadata.name.startswith(platform.namespace + "-"):
+            rbac.delete_cluster_role_binding(binding.metadata.name)
+    try:
+        platform.core.delete_namespace(platform.namespace)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    for volume in platform.core.list_persistent_volume(
+        label_selector=f"toolkit.io/namespace={platform.namespace}"
+    ).items:
+        platform.core.delete_persistent_volume(volume.metadata.name)
+
+
+def test_check_mode_on_an_empty_cluster_changes_nothing(platform: Platform) -> None:
+    from toolkit.provision.deploy import deploy_platform
+
+    result = deploy_platform(platform.name, check=True)
+    assert result.ok, [t.message for t in result.failures]
+    assert {c.component: c.action for c in result.charts} == {
+        "kafka": "install",
+        "elasticsearch": "install",
+        "workers": "install",
+    }
+    assert all(c.changed and c.objects and c.diff for c in result.charts)
+    names = {ns.metadata.name for ns in platform.core.list_namespace().items}
+    assert platform.namespace not in names  # not even the namespace was created
+
+
+def test_first_deploy_installs_all_three_charts(platform: Platform) -> None:
+    from toolkit.provision.deploy import deploy_platform
+
+    started = time.monotonic()
+    result = deploy_platform(platform.name)
+    DEPLOY_TIMINGS["first deploy"] = time.monotonic() - started
+    assert result.ok, [t.message for t in result.failures]
+    assert {c.component: c.action for c in result.charts} == {
+        "kafka": "install",
+        "elasticsearch": "install",
+        "workers": "install",
+    }
+    with platform.releases() as releases:
+        for component in ("kafka", "elasticsearch", "workers"):
+            status = releases.status(component)
+            assert status is not None and status["status"] == "deployed"
+    namespace = platform.core.read_namespace(platform.namespace)
+    assert namespace.metadata.labels["toolkit.io/environment"] == platform.name
+    secrets = {s.metadata.name for s in platform.core.list_namespaced_secret(platform.namespace).items}
+    assert {
+        "platform-ca",
+        "kafka-tls",
+        "es-tls",
+        "es-elastic-user",
+        "kafka-admin-scram",
+        "workers-kafka-tls",
+    } <= secrets
+    sets = {s.metadata.name: s for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items}
+    assert set(sets) == {"kafka-controller", "kafka-broker", "elasticsearch-data"}
+    assert all(s.status.ready_replicas == 3 for s in sets.values())
+    pods = platform.pods()
+    assert len(pods) == 3 + 3 + 3 + 2 + 2
+    images = {c.image for p in pods for c in p.spec.containers}
+    assert images == {
+        "docker.io/apache/kafka:4.0.1",
+        "docker.elastic.co/elasticsearch/elasticsearch:8.18.3",
+        "toolkit-worker:0.1.0",
+    }
+
+
+def test_a_second_deploy_reports_no_change(platform: Platform) -> None:
+    from toolkit.provision.deploy import deploy_platform
+
+    with platform.releases() as releases:
+        before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
+    started = time.monotonic()
+    result = deploy_platform(platform.name)
+    DEPLOY_TIMINGS["second deploy (no change)"] = time.monotonic() - started
+    assert result.ok and not result.changed
+    assert [t.task for t in result.tasks if t.changed] == []
+    assert {c.component: (c.action, c.revision) for c in result.charts} == {
+        c: ("none", rev) for c, rev in before.items()
+    }
+
+
+def test_check_mode_with_new_versions_shows_the_diff_and_changes_nothing(platform: Platform) -> None:
+    from toolkit.provision.deploy import deploy_platform
+
+    platform.write(SECOND)
+    with platform.releases() as releases:
+        before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
+    result = deploy_platform(platform.name, check=True)
+    assert result.ok
+    kafka = next(c for c in result.charts if c.component == "kafka")
+    assert kafka.action == "upgrade" and "+        image: docker.io/apache/kafka:4.1.0" in kafka.diff
+    with platform.releases() as releases:
+        assert {c: releases.status(c)["revision"] for c in before} == before
+    assert {c.image for p in platform.pods() for c in p.spec.containers} >= {"docker.io/apache/kafka:4.0.1"}
+
+
+def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platform: Platform) -> None:
+    from toolkit import operations
+    from toolkit.provision.deploy import deploy_platform
+
+    platform.write(SECOND)
+    with platform.releases() as releases:
+        before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
+    result = deploy_platform(platform.name)
+    assert result.ok, [t.message for t in result.failures]
+    assert {c.component: c.action for c in result.charts} == dict.fromkeys(before, "upgrade")
+
+    # Helm changed only the StatefulSet specs (OnDelete): their pods still run the old version.
+    stateful = [p for p in platform.pods() if p.metadata.labels.get("controller-revision-hash")]
+    assert {p.metadata.labels["app.kubernetes.io/version"] for p in stateful} == {"4.0.1", "8.18.3"}
+
+    settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=120)
+    targets = {Component(c): v for c, v in SECOND.items()}
+    run = operations.run_upgrade(platform.name, targets, settings)
+    assert run.outcome == "completed", run.reason
+
+    sets = {s.metadata.name: s for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items}
+    for pod in platform.pods():
+        labels = pod.metadata.labels
+        owner = pod.metadata.owner_references[0]
+        if owner.kind == "StatefulSet":
+            assert labels["controller-revision-hash"] == sets[owner.name].status.update_revision, pod.metadata.name
+        else:
+            deployment = platform.apps.read_namespaced_deployment(_deployment_of(platform, pod), platform.namespace)
+            assert labels["pod-template-hash"] == _newest_hash(platform, deployment), pod.metadata.name
+        assert labels["app.kubernetes.io/version"] == SECOND[labels["toolkit.io/component"]], pod.metadata.name
+
+    with platform.releases() as releases:
+        for component, revision in before.items():
+            history = releases.history(component)
+            assert history[-1].revision == revision + 1 and history[-1].status == "deployed"
+            assert history[-1].app_version == SECOND[component]
+            assert history[-2].app_version == FIRST[component]
+
+
+def _deployment_of(platform: Platform, pod: Any) -> str:
+    replica_set = platform.apps.read_namespaced_replica_set(pod.metadata.owner_references[0].name, platform.namespace)
+    name: str = replica_set.metadata.owner_references[0].name
+    return name
+
+
+def _newest_hash(platform: Platform, deployment: Any) -> str:
+    revision = deployment.metadata.annotations["deployment.kubernetes.io/revision"]
+    for replica_set in platform.apps.list_namespaced_replica_set(platform.namespace).items:
+        owners = replica_set.metadata.owner_references or []
+        at_revision = replica_set.metadata.annotations.get("deployment.kubernetes.io/revision") == revision
+        if owners and owners[0].name == deployment.metadata.name and at_revision:
+            value: str = replica_set.metadata.labels["pod-template-hash"]
+            return value
+    raise AssertionError(f"no ReplicaSet of {deployment.metadata.name} at revision {revision}")
+
+
+def test_a_deploy_that_would_move_the_platform_backwards_is_refused(platform: Platform) -> None:
+    from toolkit.operations import RefusedError
+    from toolkit.provision.deploy import deploy_platform
+
+    platform.write(FIRST)  # the pods now run SECOND: FIRST is a downgrade
+    with platform.releases() as releases:
+        before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
+    with pytest.raises(RefusedError, match="a deploy never moves a platform backwards"):
+        deploy_platform(platform.name)
+    with platform.releases() as releases:
+        assert {c: releases.status(c)["revision"] for c in before} == before  # nothing changed
+    platform.write(SECOND)

@@ -1,0 +1,415 @@
+"""The engine drives REAL Kubernetes objects: a LocalTarget on the local control plane (real apiserver, real
+StatefulSet/Deployment controllers, real PDBs; pods driven by the node agent) with the simulated data plane
+following the real pods.
+
+- a 3-replica Kafka-like StatefulSet (OnDelete) and a worker Deployment, each with a PDB (maxUnavailable 1), roll one
+  member at a time in the gated order (active controller last); afterwards every pod's controller-revision-hash
+  equals the StatefulSet's status.updateRevision;
+- a pod that never becomes Ready halts the roll with a named reason and the other pods keep their UIDs;
+- an orchestrator process SIGKILLed right after its 2nd restart, started again, finishes without re-rolling the
+  pods that were already on the new revision (pod UIDs compared).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from local_cluster_helpers import is_ready, wait_for
+
+from toolkit.catalog import load
+from toolkit.config.environments import resolve
+from toolkit.engine.executor import Executor
+from toolkit.model import Component, UpgradeSettings
+from toolkit.targets.real import LocalTarget, open_real_target
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+HERE = Path(__file__).parent
+KAFKA_FROM, KAFKA_TO = "4.0.1", "4.1.0"
+WORKERS_FROM, WORKERS_TO = "0.1.0", "0.2.0"
+SETTINGS = UpgradeSettings(
+    poll_interval=0.5, confirm_seconds=1.0, step_timeout=30.0, gate_timeout=60.0, restart_budget=2
+)
+
+
+def _labels(component: str, role: str, version: str) -> dict[str, str]:
+    return {
+        "app": f"{component}-{role}",
+        "toolkit.io/component": component,
+        "app.kubernetes.io/component": role,
+        "app.kubernetes.io/version": version,
+    }
+
+
+def _template(component: str, role: str, version: str, image: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": _labels(component, role, version), "annotations": annotations},
+        "spec": {"terminationGracePeriodSeconds": 5, "containers": [{"name": "main", "image": image}]},
+    }
+
+
+def create_platform(api: Any, namespace: str, never_ready: bool = False) -> None:
+    """kafka: StatefulSet (3, OnDelete, combined nodes); workers-indexer: Deployment (2, surge 1, unavailable 0);
+    a PDB with maxUnavailable 1 over each."""
+    catalog = load()
+    apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+    pod_notes = {"toolkit.io/ready-delay-seconds": "0.5"}
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "kafka-headless"}, "spec": {"clusterIP": "None", "selector": {"app": "kafka"}}}
+    )
+    apps.create_namespaced_stateful_set(
+        namespace,
+        {
+            "metadata": {
+                "name": "kafka",
+                "labels": _labels("kafka", "combined", KAFKA_FROM),
+                "annotations": {"toolkit.io/kafka-node-id-base": "0"},
+            },
+            "spec": {
+                "serviceName": "kafka-headless",
+                "replicas": 3,
+                "podManagementPolicy": "Parallel",
+                "updateStrategy": {"type": "OnDelete"},
+                "selector": {"matchLabels": {"app": "kafka-combined"}},
+                "template": _template(
+                    "kafka", "combined", KAFKA_FROM, catalog.component("kafka").image_ref(KAFKA_FROM), pod_notes
+                ),
+            },
+        },
+    )
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "workers-indexer", "labels": _labels("workers", "indexer", WORKERS_FROM)},
+            "spec": {
+                "replicas": 2,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "selector": {"matchLabels": {"app": "workers-indexer"}},
+                "template": _template(
+                    "workers", "indexer", WORKERS_FROM, catalog.component("workers").image_ref(WORKERS_FROM), pod_notes
+                ),
+            },
+        },
+    )
+    for app in ("kafka-combined", "workers-indexer"):  # Kubernetes 1.20 serves PDBs as policy/v1beta1 only
+        custom.create_namespaced_custom_object(
+            "policy",
+            "v1beta1",
+            namespace,
+            "poddisruptionbudgets",
+            {
+                "apiVersion": "policy/v1beta1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": app},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": app}}},
+            },
+        )
+
+    def all_ready() -> bool:
+        pods = core.list_namespaced_pod(namespace, label_selector="toolkit.io/component").items
+        return len(pods) == 5 and all(is_ready(p) for p in pods)
+
+    wait_for(all_ready, 60, "3 kafka pods and 2 indexer pods Ready")
+    if never_ready:  # from now on every re-created kafka pod runs but never becomes Ready (node agent)
+        notes = {"toolkit.io/never-ready": "true"}
+        apps.patch_namespaced_stateful_set(
+            "kafka",
+            namespace,
+            {"spec": {"template": {"metadata": {"annotations": notes}}}},
+            _content_type="application/strategic-merge-patch+json",
+        )
+
+
+@pytest.fixture
+def environment(local_env: Any, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A `local` environment file pointing at the session's control plane and this test's namespace."""
+    envs = tmp_path / "environments"
+    envs.mkdir()
+    name = f"cl-{namespace}"
+    (envs / f"{name}.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "kind": "local",
+                "kubeconfig": str(local_env.cluster.kubeconfig),
+                "platform": {
+                    "namespace": namespace,
+                    "kafka": {
+                        "version": KAFKA_FROM,
+                        "combined": True,
+                        "controllers": 0,
+                        "brokers": 3,
+                        "topics": 2,
+                        "partitions_per_topic": 3,
+                    },
+                    "workers": {"version": WORKERS_FROM, "receivers": 1, "indexers": 2},
+                },
+                "sim": {"kafka_catchup_seconds": 1.0, "quorum_catchup_seconds": 0.5},
+            }
+        )
+    )
+    monkeypatch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
+    monkeypatch.setenv("TOOLKIT_STATE_DIR", str(tmp_path / "state"))
+    yield name
+
+
+class NotReadyWatcher:
+    """Samples the kafka pods every 0.1 s and keeps the largest number seen not Ready at the same time."""
+
+    def __init__(self, core: Any, namespace: str) -> None:
+        self.core, self.namespace = core, namespace
+        self.max_not_ready = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pods = self.core.list_namespaced_pod(self.namespace, label_selector="toolkit.io/component=kafka").items
+                names = {p.metadata.name for p in pods if is_ready(p)}
+                self.max_not_ready = max(self.max_not_ready, 3 - len(names))
+            except Exception:  # the sampler must not fail the run; gaps only lower the evidence
+                pass
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> NotReadyWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def kafka_pods(core: Any, namespace: str) -> dict[str, Any]:
+    return {
+        p.metadata.name: p
+        for p in core.list_namespaced_pod(namespace, label_selector="toolkit.io/component=kafka").items
+    }
+
+
+def test_engine_rolls_statefulset_and_deployment_one_member_at_a_time(local_env, namespace, environment):
+    api = local_env.api_client
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    create_platform(api, namespace)
+    env = resolve(environment)
+    with open_real_target(env) as target:
+        assert isinstance(target, LocalTarget) and target.simulated
+        before = target.observe()
+        observe_started = time.monotonic()
+        for _ in range(10):
+            target.observe()
+        observe_ms = (time.monotonic() - observe_started) * 100
+        active = before.kafka.active_controller
+        assert {n.pod for n in before.kafka.nodes} == {"kafka-0", "kafka-1", "kafka-2"}
+        active_pod = before.kafka.node(active).pod if active is not None else None
+        with NotReadyWatcher(core, namespace) as watcher:
+            started = time.monotonic()
+            result = Executor(
+                target, load(), {Component.KAFKA: KAFKA_TO, Component.WORKERS: WORKERS_TO}, SETTINGS
+            ).run()
+            elapsed = time.monotonic() - started
+        trail = target.audit_trail()
+    assert result.outcome == "completed", result.reason
+    assert result.simulated is True
+    restarts = [s for s in result.steps if s.kind == "restart"]
+    assert [len(s.members) for s in restarts] == [1, 1, 1]
+    order = [s.members[0] for s in restarts]
+    assert sorted(order) == ["kafka-0", "kafka-1", "kafka-2"]
+    assert order[-1] == active_pod, f"active controller {active_pod} must restart last, order was {order}"
+    for earlier, later in itertools.pairwise(restarts):
+        assert later.started_at >= earlier.ended_at
+    assert watcher.max_not_ready == 1, "more (or fewer) than one kafka pod was down at a time"
+    sts = apps.read_namespaced_stateful_set("kafka", namespace)
+    for name, pod in kafka_pods(core, namespace).items():
+        assert pod.metadata.labels["controller-revision-hash"] == sts.status.update_revision, name
+        assert pod.metadata.labels["app.kubernetes.io/version"] == KAFKA_TO, name
+        assert pod.spec.containers[0].image == load().component("kafka").image_ref(KAFKA_TO), name
+    assert sts.metadata.annotations["toolkit.io/previous-version"] == KAFKA_FROM
+    indexers = core.list_namespaced_pod(namespace, label_selector="app=workers-indexer").items
+    live = [p for p in indexers if p.metadata.deletion_timestamp is None]
+    assert len(live) == 2 and all(p.metadata.labels["app.kubernetes.io/version"] == WORKERS_TO for p in live)
+    pdb = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "policy", "v1beta1", namespace, "poddisruptionbudgets", "kafka-combined"
+    )
+    assert pdb["spec"]["maxUnavailable"] == 1
+    whats = [r["what"] for r in trail]
+    assert whats[0] == "start" and whats[-1] == "finish"
+    assert all(r["simulated"] is True and "simulated data plane" in r["data_plane"] for r in trail)
+    print(
+        f"engine on local control plane: 3 brokers + 2 indexers rolled in {elapsed:.1f} s; "
+        f"one observation (4 LISTs + simulated data plane) {observe_ms:.0f} ms"
+    )
+
+
+def test_pod_that_never_becomes_ready_halts_the_roll_and_leaves_the_others(local_env, namespace, environment):
+    api = local_env.api_client
+    core = client.CoreV1Api(api)
+    create_platform(api, namespace, never_ready=True)
+    before = {name: p.metadata.uid for name, p in kafka_pods(core, namespace).items()}
+    env = resolve(environment)
+    settings = UpgradeSettings(
+        poll_interval=0.5, confirm_seconds=1.0, step_timeout=4.0, gate_timeout=20.0, restart_budget=1
+    )
+    with open_real_target(env) as target:
+        result = Executor(target, load(), {Component.KAFKA: KAFKA_TO}, settings).run()
+    assert result.outcome == "halted"
+    restarted = [s.members[0] for s in result.steps if s.kind == "restart"]
+    assert len(restarted) == 1
+    first = restarted[0]
+    assert first in result.reason and "restart budget 1 spent" in result.reason, result.reason
+    assert result.rule.startswith("kafka."), result.rule
+    after = kafka_pods(core, namespace)
+    assert after[first].metadata.uid != before[first]
+    assert not is_ready(after[first])
+    for name in set(before) - {first}:
+        assert after[name].metadata.uid == before[name], f"{name} was touched"
+        assert after[name].metadata.labels["app.kubernetes.io/version"] == KAFKA_FROM
+
+
+def test_orchestrator_killed_after_second_restart_resumes_without_rerolling(local_env, namespace, environment):
+    api = local_env.api_client
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    create_platform(api, namespace)
+    script = [sys.executable, str(HERE / "engine_process.py"), "--env", environment, "--to", f"kafka={KAFKA_TO}"]
+    killed = subprocess.run([*script, "--kill-after-restarts", "2"], capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    killed_after = json.loads(killed.stdout.strip().splitlines()[-1])["killed_after"]
+
+    sts_revision = apps.read_namespaced_stateful_set("kafka", namespace).status.update_revision
+
+    def settled() -> dict[str, Any] | None:
+        pods = kafka_pods(core, namespace)
+        ok = len(pods) == 3 and all(is_ready(p) for p in pods.values())
+        return pods if ok else None
+
+    pods = wait_for(settled, 60, "3 kafka pods Ready after the orchestrator died")
+    finished = {
+        n: p.metadata.uid for n, p in pods.items() if p.metadata.labels["controller-revision-hash"] == sts_revision
+    }
+    assert len(finished) == 2 and killed_after in finished
+    stale = set(pods) - set(finished)
+    assert len(stale) == 1
+
+    resumed = subprocess.run(script, capture_output=True, text=True, timeout=180, env=os.environ.copy())
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    outcome = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert outcome["outcome"] == "completed", outcome["reason"]
+    assert [s["members"] for s in outcome["steps"] if s["kind"] == "restart"] == [sorted(stale)]
+    final = kafka_pods(core, namespace)
+    final_revision = apps.read_namespaced_stateful_set("kafka", namespace).status.update_revision
+    for name, pod in final.items():
+        assert pod.metadata.labels["controller-revision-hash"] == final_revision, name
+    for name, uid in finished.items():
+        assert final[name].metadata.uid == uid, f"{name} was restarted again after the resume"
+    with open_real_target(resolve(environment)) as target:
+        trail = target.audit_trail()
+    assert any("no longer runs on this host" in r.get("why", "") or r.get("what") == "start" for r in trail)
+    assert sum(1 for r in trail if r["what"] == "start") == 2
+
+
+def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_env, namespace):
+    from toolkit.engine.target import LeaseHeldError
+    from toolkit.model import Lease
+    from toolkit.targets.kube import KubeAuditLog, KubeLeaseStore
+
+    api = local_env.api_client
+    first, second = KubeLeaseStore(api, namespace), KubeLeaseStore(api, namespace)
+    now = time.monotonic()
+    mine = Lease("sre@host-a/1", now, now, 60.0)
+    first.write(mine, None)
+    read_back = second.read()
+    assert read_back is not None and read_back.holder == "sre@host-a/1"
+    assert abs(read_back.renewed_at - now) < 0.01 and read_back.ttl_seconds == 60.0
+    with pytest.raises(LeaseHeldError, match="held by sre@host-a/1"):
+        second.write(Lease("ops@host-b/2", now, now, 60.0), None)  # expected nobody: refused
+    renewed = Lease("sre@host-a/1", now, now + 5, 60.0)
+    first.write(renewed, read_back)  # a lease read back by another process compares equal
+    with pytest.raises(LeaseHeldError):
+        second.write(None, mine)  # stale expectation (renewed since)
+    first.write(None, renewed)
+    assert first.read() is None
+
+    audit = KubeAuditLog(api, namespace, roll_bytes=600)
+    for i in range(12):
+        audit.append({"what": "step", "i": i, "why": "x" * 40})
+    records = audit.records()
+    assert [r["i"] for r in records] == list(range(12))
+    maps = client.CoreV1Api(api).list_namespaced_config_map(namespace, label_selector="toolkit.io/audit=true").items
+    assert len(maps) >= 2 and all(len(m.data["records.jsonl"].encode()) <= 600 for m in maps)
+
+
+def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_env, namespace):
+    """The RBAC of toolkit/targets/orchestrator-job.yaml, applied to this namespace: the adapter, impersonating the
+    ServiceAccount, observes, patches, restarts, takes the lease and writes the audit trail; an eviction is refused."""
+    from kubernetes.client.rest import ApiException
+
+    from toolkit.model import Lease
+    from toolkit.targets.kube import KubeAuditLog, KubeLeaseStore, KubeWorkloads, api_client_for
+
+    api = local_env.api_client
+    create_platform(api, namespace)
+    manifest = Path(__file__).resolve().parents[2] / "toolkit" / "targets" / "orchestrator-job.yaml"
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    rbac = client.RbacAuthorizationV1Api(api)
+    suffix = namespace
+    for doc in docs:
+        kind = doc["kind"]
+        doc["metadata"]["namespace"] = namespace
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = namespace
+        if kind == "ServiceAccount":
+            client.CoreV1Api(api).create_namespaced_service_account(namespace, doc)
+        elif kind == "Role":
+            rbac.create_namespaced_role(namespace, doc)
+        elif kind == "RoleBinding":
+            rbac.create_namespaced_role_binding(namespace, doc)
+        elif kind == "ClusterRole":
+            doc["metadata"]["name"] += f"-{suffix}"
+            rbac.create_cluster_role(doc)
+        elif kind == "ClusterRoleBinding":
+            doc["metadata"]["name"] += f"-{suffix}"
+            doc["roleRef"]["name"] += f"-{suffix}"
+            rbac.create_cluster_role_binding(doc)
+    as_orchestrator = api_client_for(str(local_env.cluster.kubeconfig), None)
+    as_orchestrator.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:toolkit-orchestrator")
+    try:
+        kube = KubeWorkloads(as_orchestrator, namespace)
+        workloads = kube.observe()
+        assert {w.name for w in workloads} == {"kafka", "workers-indexer"}
+        assert all(p.zone for w in workloads for p in w.pods)  # nodes readable through the ClusterRole
+        kube.apply_spec(Component.KAFKA, ("kafka",), KAFKA_TO)
+        kube.pause_deployment("workers-indexer", True)
+        kube.pause_deployment("workers-indexer", False)
+        kube.restart_pod("kafka-0")
+        now = time.monotonic()
+        KubeLeaseStore(as_orchestrator, namespace).write(Lease("job@pod/1", now, now, 60.0), None)
+        audit = KubeAuditLog(as_orchestrator, namespace)
+        audit.append({"what": "rbac-check"})
+        assert audit.records()[-1]["what"] == "rbac-check"
+        with pytest.raises(ApiException) as refused:
+            client.CoreV1Api(as_orchestrator).create_namespaced_pod_eviction(
+                "kafka-1", namespace, {"metadata": {"name": "kafka-1", "namespace": namespace}}
+            )
+        assert refused.value.status == 403
+        with pytest.raises(ApiException) as secrets:
+            client.CoreV1Api(as_orchestrator).list_namespaced_secret(namespace)
+        assert secrets.value.status == 403
+    finally:
+        as_orchestrator.close()
+        for doc in docs:
+            if doc["kind"] == "ClusterRoleBinding":
+                rbac.delete_cluster_role_binding(doc["metadata"]["name"])
+            elif doc["kind"] == "ClusterRole":
+                rbac.delete_cluster_role(doc["metadata"]["name"])

@@ -1,0 +1,216 @@
+"""`toolkit cluster up|down|status` for real environments; each returns a printable sentence.
+
+- local: delegates to `toolkit.targets.local` (control plane + node agent) in the environment's state directory.
+- kind: `kind create cluster --name NAME --config kind-config.yaml` where NAME comes from the environment's context
+  (`kind-NAME`, default `kind-toolkit`). A marker file in the state directory records that the toolkit created
+  it; `down` deletes only a cluster with that marker. Missing `kind` or `docker` (binary or daemon) is an error
+  naming the part and how to install or start it, before anything runs.
+- kube (EKS or any kubeconfig context): never created or deleted by the toolkit; `status` says whether the
+  context answers.
+Missing parts raise `toolkit.operations.UsageError` (imported inside the functions: this module is imported only
+by the CLI's command bodies).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from toolkit.config.environments import Environment
+
+KIND_INSTALL = (
+    "install it: https://kind.sigs.k8s.io/docs/user/quick-start/#installation "
+    "(e.g. `go install sigs.k8s.io/kind@v0.27.0`)"
+)
+DOCKER_INSTALL = "install Docker Engine: https://docs.docker.com/engine/install/"
+KIND_CONFIG = "kind-config.yaml"
+MARKER = "kind-created.json"
+
+
+def _usage(message: str) -> Exception:
+    from toolkit.operations import UsageError
+
+    return UsageError(message)
+
+
+def kind_cluster_name(env: Environment) -> str:
+    context = env.kube_context or "kind-toolkit"
+    if not context.startswith("kind-"):
+        raise _usage(
+            f"environment {env.name}: kube_context {context!r} is not a kind context (kind names them kind-NAME); "
+            "set kube_context: kind-toolkit in the environment file"
+        )
+    return context[len("kind-") :]
+
+
+def missing_kind_parts() -> list[str]:
+    """What the machine lacks to run kind, each with how to get it (empty when all is there)."""
+    missing = []
+    if shutil.which("kind") is None:
+        missing.append(f"kind is not on PATH; {KIND_INSTALL}")
+    if shutil.which("docker") is None:
+        missing.append(f"docker is not on PATH; {DOCKER_INSTALL}")
+    else:
+        try:
+            probe = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
+            if probe.returncode != 0:
+                tail = (probe.stderr or probe.stdout).strip().splitlines()[-1:] or [""]
+                missing.append(
+                    f"the docker daemon does not answer (`docker info`: {tail[0]}); start it "
+                    "(`sudo systemctl start docker`) or give your user access to its socket"
+                )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            missing.append(f"the docker daemon does not answer (`docker info`: {exc}); start it")
+    return missing
+
+
+def kind_config_path() -> Path:
+    for candidate in (Path(__file__).resolve().parents[2] / KIND_CONFIG, Path.cwd() / KIND_CONFIG):
+        if candidate.is_file():
+            return candidate
+    raise _usage(f"{KIND_CONFIG} not found beside the toolkit or in {Path.cwd()}: run from the repository root")
+
+
+def _kind_clusters() -> list[str]:
+    out = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise _usage(f"`kind get clusters` failed: {out.stderr.strip()}")
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def _marker(env: Environment) -> Path:
+    return env.state_dir() / MARKER
+
+
+def _context_answers(env: Environment, timeout: float = 10.0) -> tuple[bool, str]:
+    try:
+        from kubernetes import client
+
+        from toolkit.targets.kube import api_client_for
+
+        api = api_client_for(env.kubeconfig, env.kube_context)
+        info = client.VersionApi(api).get_code(_request_timeout=timeout)
+        return True, f"Kubernetes {info.git_version}"
+    except Exception as exc:  # any failure means "does not answer"; the message says why
+        return False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def up(env: Environment) -> str:
+    if env.kind == "local":
+        from toolkit.targets import local
+
+        try:
+            cluster = local.up(env.state_dir())
+        except local.MissingBinariesError as exc:
+            raise _usage(str(exc)) from None
+        except local.ControlPlaneError as exc:
+            raise _usage(f"local control plane did not start: {exc}") from None
+        state = (
+            "already running"
+            if cluster.reused
+            else f"started (apiserver ready in {cluster.apiserver_ready_seconds:.1f} s)"
+        )
+        return (
+            f"local control plane {state} at {cluster.server}; kubeconfig {cluster.kubeconfig}. "
+            "Kafka and Elasticsearch in this environment are a simulated data plane that follows the real pods"
+        )
+    if env.kind == "kind":
+        name = kind_cluster_name(env)
+        missing = missing_kind_parts()
+        if missing:
+            raise _usage(f"cannot create kind cluster {name}: " + "; ".join(missing))
+        if name in _kind_clusters():
+            return f"kind cluster {name} already exists (context kind-{name}); nothing created"
+        config_file = kind_config_path()
+        started = time.monotonic()
+        run = subprocess.run(
+            ["kind", "create", "cluster", "--name", name, "--config", str(config_file), "--wait", "120s"],
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode != 0:
+            raise _usage(f"`kind create cluster --name {name}` failed: {run.stderr.strip()[-800:]}")
+        marker = _marker(env)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"cluster": name, "config": str(config_file), "created_at": time.time()}))
+        return f"kind cluster {name} created in {time.monotonic() - started:.0f} s (context kind-{name})"
+    if env.kind == "kube":
+        raise _usage(
+            f"environment {env.name} is of kind kube: the toolkit never creates a cluster it does not own; "
+            "provision it with `toolkit region up` (EKS) or your own tooling, then check it with "
+            "`toolkit cluster status`"
+        )
+    raise _usage(f"environment {env.name} is of kind {env.kind}: `cluster up` handles local, kind and kube")
+
+
+def down(env: Environment) -> str:
+    if env.kind == "local":
+        from toolkit.targets import local
+
+        local.down(env.state_dir())
+        return (
+            f"local control plane and node agent in {env.state_dir()} stopped "
+            "(data kept; it restarts with `cluster up`)"
+        )
+    if env.kind == "kind":
+        name = kind_cluster_name(env)
+        marker = _marker(env)
+        if not marker.is_file():
+            return (
+                f"kind cluster {name} was not created by the toolkit (no marker at {marker}): left alone; "
+                f"delete it yourself with `kind delete cluster --name {name}` if you mean to"
+            )
+        if shutil.which("kind") is None:
+            raise _usage(f"cannot delete kind cluster {name}: kind is not on PATH; {KIND_INSTALL}")
+        run = subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise _usage(f"`kind delete cluster --name {name}` failed: {run.stderr.strip()[-800:]}")
+        marker.unlink()
+        return f"kind cluster {name} deleted"
+    if env.kind == "kube":
+        raise _usage(
+            f"environment {env.name} is of kind kube: the toolkit never deletes a cluster it does not own; "
+            "tear it down with `toolkit region destroy` (EKS) or your own tooling"
+        )
+    raise _usage(f"environment {env.name} is of kind {env.kind}: `cluster down` handles local, kind and kube")
+
+
+def status(env: Environment) -> str:
+    if env.kind == "local":
+        from toolkit.targets import local
+
+        st = local.status(env.state_dir())
+        lines = [
+            f"local environment {env.name} ({st.control_plane.state_dir}): {'running' if st.running else 'not running'}"
+        ]
+        for p in (*st.control_plane.processes, st.node_agent):
+            lines.append(f"  {p.name}: {'running' if p.running else 'stopped'}" + (f" (pid {p.pid})" if p.pid else ""))
+        lines.append(f"  apiserver /readyz: {'ok' if st.control_plane.apiserver_ready else 'no answer'}")
+        missing = local.missing_binaries()
+        if missing:
+            lines.append(f"  missing: {', '.join(missing)}; run scripts/local-control-plane.sh")
+        return "\n".join(lines)
+    if env.kind == "kind":
+        name = kind_cluster_name(env)
+        missing = missing_kind_parts()
+        if missing:
+            return f"kind cluster {name}: cannot be checked here: " + "; ".join(missing)
+        exists = name in _kind_clusters()
+        created = "created by the toolkit" if _marker(env).is_file() else "not created by the toolkit"
+        if not exists:
+            return f"kind cluster {name}: does not exist (create it with `toolkit cluster up --env {env.name}`)"
+        answers, detail = _context_answers(env)
+        verdict = "answers" if answers else "does not answer"
+        return f"kind cluster {name}: exists ({created}); context kind-{name} {verdict}: {detail}"
+    if env.kind == "kube":
+        answers, detail = _context_answers(env)
+        context = env.kube_context or "(current context)"
+        verdict = "answers" if answers else "does not answer"
+        return f"environment {env.name}: context {context} {verdict}: {detail}"
+    raise _usage(f"environment {env.name} is of kind {env.kind}: `cluster status` handles local, kind and kube")

@@ -1,0 +1,462 @@
+"""Kafka adapter: observe a KRaft cluster into `KafkaState`; preferred-leader election; metadata.version finalisation.
+
+Where each observation comes from (see /work/shared/reference/upgrade-gates.md)
+- brokers that answer: DescribeCluster (confluent-kafka `AdminClient.describe_cluster`) - a registered, unfenced
+  broker is listed; controllers answer when they are voters of the quorum.
+- topics, partitions, replicas, ISR, leader: Metadata (`list_topics`); min.insync.replicas and
+  unclean.leader.election.enable: DescribeConfigs per topic.
+- active controller and voters' lag: DescribeQuorum. confluent-kafka (librdkafka) does not implement it, so the
+  Kafka tool `kafka-metadata-quorum.sh ... describe --status` and `... describe --replication` runs INSIDE a broker
+  pod through the Kubernetes exec API, and its output is parsed (`parse_quorum_status`, `parse_quorum_replication`;
+  both the 3.3-3.8 format and the 3.9+ format with DirectoryId columns). A voter is caught up when its Lag is at
+  most `VOTER_CAUGHT_UP_LAG` records.
+- metadata.version: `kafka-features.sh ... describe` (FinalizedVersionLevel of `metadata.version`), raised with
+  `kafka-features.sh ... upgrade --metadata X` (UpdateFeatures, also missing from librdkafka), same exec path.
+- BrokerState: the broker's metrics, not the admin API. The JMX MBean
+  `kafka.server:type=KafkaServer,name=BrokerState` (0 NOT_RUNNING, 1 STARTING, 2 RECOVERY, 3 RUNNING,
+  6 PENDING_CONTROLLED_SHUTDOWN, 7 SHUTTING_DOWN) exported in Prometheus text by the JMX exporter
+  (`kafka_server_kafkaserver_brokerstate` or `kafka_server_kafkaserver_brokerstate_value`, depending on its rules),
+  read through the apiserver's pod proxy (`/api/v1/namespaces/NS/pods/POD:PORT/proxy/metrics`, port
+  `TOOLKIT_KAFKA_METRICS_PORT`, default 9404). Without a metrics endpoint the state is inferred and says so in the
+  code path: a broker listed by DescribeCluster is RUNNING, otherwise NOT_RUNNING (log recovery is then invisible).
+- worker lag: the consumer group's committed offsets (ListConsumerGroupOffsets) against the latest offsets
+  (ListOffsets) of the same partitions.
+
+Security: `endpoints.ca_file` turns on TLS (ssl.ca.location); `username_env`/`password_env` name the environment
+variables with the SCRAM-SHA-512 credentials (SASL_SSL); mTLS client certificate and key come from the files named by
+`TOOLKIT_KAFKA_CLIENT_CERT` and `TOOLKIT_KAFKA_CLIENT_KEY` (the Endpoints schema has no fields for them yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import ElectionType, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigResource,
+    OffsetSpec,
+    ResourceType,
+)
+
+from toolkit.config.environments import Endpoints
+from toolkit.engine.target import ActionError
+from toolkit.model import BrokerState, KafkaNode, KafkaState, Partition, Topic, Voter, WorkersState
+
+VOTER_CAUGHT_UP_LAG = 10
+DEFAULT_METRICS_PORT = 9404
+DEFAULT_CONSUMER_GROUP = "toolkit-indexer"
+LAG_UNKNOWN = 1 << 40  # reported when the group's offsets cannot be read: no lag bound passes it
+BROKER_STATE_CODES = {
+    0: BrokerState.NOT_RUNNING,
+    1: BrokerState.STARTING,
+    2: BrokerState.RECOVERY,
+    3: BrokerState.RUNNING,
+    6: BrokerState.PENDING_CONTROLLED_SHUTDOWN,
+    7: BrokerState.SHUTTING_DOWN,
+    127: BrokerState.UNKNOWN,
+}
+BROKER_STATE_METRIC = re.compile(r"^kafka_server_kafkaserver_brokerstate(?:_value)?(?:\{[^}]*\})?\s+(\S+)", re.I | re.M)
+
+
+class KafkaConfigError(ValueError):
+    """The environment's Kafka endpoint settings are incomplete (the message names the setting)."""
+
+
+def client_config(endpoints: Endpoints, timeout_ms: int = 10_000) -> dict[str, Any]:
+    if not endpoints.kafka_bootstrap:
+        raise KafkaConfigError("endpoints.kafka_bootstrap is not set")
+    conf: dict[str, Any] = {
+        "bootstrap.servers": endpoints.kafka_bootstrap,
+        "socket.timeout.ms": timeout_ms,
+        "client.id": "toolkit-orchestrator",
+    }
+    tls = bool(endpoints.ca_file)
+    if endpoints.ca_file:
+        if not os.path.isfile(endpoints.ca_file):
+            raise KafkaConfigError(f"endpoints.ca_file {endpoints.ca_file} does not exist")
+        conf["ssl.ca.location"] = endpoints.ca_file
+    cert, key = os.environ.get("TOOLKIT_KAFKA_CLIENT_CERT"), os.environ.get("TOOLKIT_KAFKA_CLIENT_KEY")
+    if cert or key:
+        if not (cert and key):
+            raise KafkaConfigError("mTLS needs both TOOLKIT_KAFKA_CLIENT_CERT and TOOLKIT_KAFKA_CLIENT_KEY set")
+        conf["ssl.certificate.location"], conf["ssl.key.location"] = cert, key
+        tls = True
+    if endpoints.username_env or endpoints.password_env:
+        user = os.environ.get(endpoints.username_env or "")
+        password = os.environ.get(endpoints.password_env or "")
+        if not user or not password:
+            raise KafkaConfigError(
+                f"SASL/SCRAM needs both {endpoints.username_env} and {endpoints.password_env} set in the environment"
+            )
+        conf.update({"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password})
+        conf["security.protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    elif tls:
+        conf["security.protocol"] = "SSL"
+    return conf
+
+
+# ---------------------------------------------------------------------------------------------- tool output parsing
+
+
+@dataclass(frozen=True)
+class QuorumStatus:
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: tuple[int, ...]
+    observers: tuple[int, ...]
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    """`[3000,3001]` (3.3-3.8) or `[{"id": 1, "directoryId": "..", "endpoints": [..]}, ...]` (3.9+)."""
+    text = text.strip()
+    if "{" in text:
+        try:
+            return tuple(int(item["id"]) for item in json.loads(text))
+        except (ValueError, KeyError, TypeError):
+            return tuple(int(m) for m in re.findall(r'"id":\s*(-?\d+)', text))
+    return tuple(int(x) for x in re.findall(r"-?\d+", text))
+
+
+def parse_quorum_status(output: str) -> QuorumStatus:
+    """Parse `kafka-metadata-quorum.sh describe --status`: lines `Key:   value`."""
+    fields: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and " " not in key.strip():
+            fields[key.strip()] = value.strip()
+    try:
+        return QuorumStatus(
+            leader_id=int(fields["LeaderId"]),
+            leader_epoch=int(fields.get("LeaderEpoch", "0")),
+            high_watermark=int(fields.get("HighWatermark", "0")),
+            voters=_ids(fields.get("CurrentVoters", "[]")),
+            observers=_ids(fields.get("CurrentObservers", "[]")),
+        )
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"kafka-metadata-quorum.sh --status output not understood ({exc}): {output[:300]!r}") from None
+
+
+@dataclass(frozen=True)
+class ReplicaRow:
+    node_id: int
+    log_end_offset: int
+    lag: int
+    last_caught_up_ms: int
+    status: str  # Leader | Follower | Observer
+
+
+def parse_quorum_replication(output: str) -> list[ReplicaRow]:
+    """Parse `kafka-metadata-quorum.sh describe --replication`: a whitespace-aligned table whose header names the
+    columns (NodeId, [DirectoryId,] LogEndOffset, Lag, LastFetchTimestamp, LastCaughtUpTimestamp, Status)."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    header_at = next(
+        (i for i, line in enumerate(lines) if line.split() and line.split()[0] in ("NodeId", "ReplicaId")), None
+    )
+    if header_at is None:
+        raise ValueError(f"kafka-metadata-quorum.sh --replication output has no NodeId header: {output[:300]!r}")
+    header = ["NodeId" if h == "ReplicaId" else h for h in lines[header_at].split()]
+    col = {name: i for i, name in enumerate(header)}
+    caught_up_column = next((c for c in ("LastCaughtUpTimestamp", "LastCaughtUpTimeMs") if c in col), None)
+    rows = []
+    for line in lines[header_at + 1 :]:
+        cells = line.split()
+        if len(cells) != len(header):
+            continue
+        rows.append(
+            ReplicaRow(
+                node_id=int(cells[col["NodeId"]]),
+                log_end_offset=int(cells[col["LogEndOffset"]]),
+                lag=int(cells[col["Lag"]]),
+                last_caught_up_ms=int(cells[col[caught_up_column]]) if caught_up_column else -1,
+                status=cells[col["Status"]],
+            )
+        )
+    return rows
+
+
+def voters_from(status: QuorumStatus, rows: list[ReplicaRow]) -> tuple[Voter, ...]:
+    by_id = {r.node_id: r for r in rows}
+    out = []
+    for vid in status.voters:
+        row = by_id.get(vid)
+        lag = row.lag if row is not None else 1 << 31
+        out.append(Voter(id=vid, lag=lag, caught_up=row is not None and lag <= VOTER_CAUGHT_UP_LAG))
+    return tuple(out)
+
+
+def parse_finalized_metadata_version(output: str) -> str:
+    """From `kafka-features.sh describe`: the FinalizedVersionLevel of `metadata.version` ("" when absent)."""
+    for line in output.splitlines():
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (part.partition(":") for part in line.split("\t")) if k.strip()
+        )
+        if fields.get("Feature") == "metadata.version":
+            return fields.get("FinalizedVersionLevel", "")
+    return ""
+
+
+def parse_broker_state(metrics_text: str) -> BrokerState | None:
+    """BrokerState from the Prometheus text of the broker's JMX exporter; None when the metric is absent."""
+    match = BROKER_STATE_METRIC.search(metrics_text)
+    if match is None:
+        return None
+    try:
+        return BROKER_STATE_CODES.get(int(float(match.group(1))), BrokerState.UNKNOWN)
+    except ValueError:
+        return BrokerState.UNKNOWN
+
+
+# ---------------------------------------------------------------------------------------------- in-pod tools
+
+
+class PodAccess(Protocol):
+    """What the adapter needs from Kubernetes: run a command in a pod, read a pod's metrics through the proxy."""
+
+    def exec_in_pod(self, pod: str, command: list[str], container: str | None = None, timeout: float = 60.0) -> str: ...
+
+    def pod_metrics(self, pod: str, port: int) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class KafkaTools:
+    """How the Kafka command-line tools are run inside a broker pod (defaults match charts/kafka)."""
+
+    bin_dir: str = "/opt/kafka/bin"
+    container: str = "kafka"
+    bootstrap: str = "${POD_NAME}.${HEADLESS_SERVICE}.${POD_NAMESPACE}.svc.${CLUSTER_DOMAIN}:9092"
+    command_config: str = "/opt/toolkit/config/internal-client.properties"
+
+    def command(self, tool: str, *args: str) -> list[str]:
+        config = f" --command-config {shlex.quote(self.command_config)}" if self.command_config else ""
+        line = (
+            'export KAFKA_HEAP_OPTS="-Xmx128m" KAFKA_OPTS="" JMX_PORT=""; '
+            f'exec {self.bin_dir}/{tool} --bootstrap-server "{self.bootstrap}"{config} '
+            + " ".join(shlex.quote(a) for a in args)
+        )
+        return ["bash", "-c", line]
+
+
+# ---------------------------------------------------------------------------------------------- the adapter
+
+
+class KafkaAdmin:
+    """One Kafka cluster (see the module docstring)."""
+
+    def __init__(
+        self,
+        admin: AdminClient,
+        pods: PodAccess | None = None,
+        tools: KafkaTools = KafkaTools(),
+        metrics_port: int | None = DEFAULT_METRICS_PORT,
+        consumer_group: str = DEFAULT_CONSUMER_GROUP,
+        timeout: float = 10.0,
+    ) -> None:
+        self.admin = admin
+        self.pods = pods
+        self.tools = tools
+        self.metrics_port = metrics_port
+        self.consumer_group = consumer_group
+        self.timeout = timeout
+        self._tool_pods: list[str] = []
+
+    @classmethod
+    def from_endpoints(cls, endpoints: Endpoints, pods: PodAccess | None = None) -> KafkaAdmin:
+        port_text = os.environ.get("TOOLKIT_KAFKA_METRICS_PORT", str(DEFAULT_METRICS_PORT))
+        metrics_port = int(port_text) if port_text.isdigit() and int(port_text) > 0 else None
+        return cls(AdminClient(client_config(endpoints)), pods, metrics_port=metrics_port)
+
+    def close(self) -> None:
+        """AdminClient has no close; dropping the reference ends its threads."""
+
+    # ------------------------------------------------------------------ raw calls
+
+    def _future(self, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call().result(timeout=self.timeout)
+        except KafkaException as exc:
+            raise ActionError(f"kafka: {what} failed: {exc.args[0] if exc.args else exc}") from None
+        except TimeoutError:
+            raise ActionError(f"kafka: {what} got no answer within {self.timeout:.0f} s") from None
+
+    def brokers(self) -> dict[int, str]:
+        """Registered brokers that answer: id -> rack ("" when none)."""
+        result = self._future("DescribeCluster", lambda: self.admin.describe_cluster(request_timeout=self.timeout))
+        return {int(n.id): str(n.rack or "") for n in result.nodes}
+
+    def topics(self) -> tuple[list[Topic], list[Partition]]:
+        try:
+            metadata = self.admin.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            raise ActionError(f"kafka: Metadata request failed: {exc}") from None
+        names = sorted(metadata.topics)
+        configs = self.topic_configs(names)
+        topics, partitions = [], []
+        for name in names:
+            tm = metadata.topics[name]
+            rf = max((len(p.replicas) for p in tm.partitions.values()), default=0)
+            cfg = configs.get(name, {})
+            topics.append(
+                Topic(
+                    name,
+                    rf,
+                    int(cfg.get("min.insync.replicas", "1") or 1),
+                    str(cfg.get("unclean.leader.election.enable", "false")).lower() == "true",
+                )
+            )
+            for pid in sorted(tm.partitions):
+                p = tm.partitions[pid]
+                partitions.append(
+                    Partition(
+                        name,
+                        pid,
+                        tuple(p.replicas),
+                        tuple(p.isrs),
+                        p.leader if p.leader is not None and p.leader >= 0 else None,
+                    )
+                )
+        return topics, partitions
+
+    def topic_configs(self, names: list[str]) -> dict[str, dict[str, str]]:
+        if not names:
+            return {}
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+        out: dict[str, dict[str, str]] = {}
+        for resource, future in self.admin.describe_configs(resources, request_timeout=self.timeout).items():
+            try:
+                entries = future.result(timeout=self.timeout)
+            except KafkaException as exc:
+                raise ActionError(f"kafka: DescribeConfigs for topic {resource.name} failed: {exc}") from None
+            out[resource.name] = {k: str(v.value) for k, v in entries.items() if v.value is not None}
+        return out
+
+    # ------------------------------------------------------------------ tools in a broker pod
+
+    def _run_tool(self, tool: str, *args: str) -> str:
+        if self.pods is None or not self._tool_pods:
+            raise ActionError(f"{tool} needs a running broker pod to exec into, and none is known")
+        errors = []
+        for pod in self._tool_pods:
+            try:
+                return self.pods.exec_in_pod(pod, self.tools.command(tool, *args), self.tools.container)
+            except ActionError as exc:
+                errors.append(f"{pod}: {exc}")
+        raise ActionError(f"{tool} {' '.join(args)} failed in every broker pod tried: {'; '.join(errors)}")
+
+    def describe_quorum(self) -> tuple[QuorumStatus, tuple[Voter, ...]]:
+        status = parse_quorum_status(self._run_tool("kafka-metadata-quorum.sh", "describe", "--status"))
+        rows = parse_quorum_replication(self._run_tool("kafka-metadata-quorum.sh", "describe", "--replication"))
+        return status, voters_from(status, rows)
+
+    def metadata_version(self) -> str:
+        return parse_finalized_metadata_version(self._run_tool("kafka-features.sh", "describe"))
+
+    def finalize_metadata_version(self, metadata_version: str) -> None:
+        out = self._run_tool("kafka-features.sh", "upgrade", "--metadata", metadata_version)
+        if "was upgraded" not in out:
+            raise ActionError(f"kafka-features.sh upgrade --metadata {metadata_version}: {out.strip()[-400:]}")
+
+    def broker_state(self, pod: str) -> BrokerState | None:
+        if self.pods is None or self.metrics_port is None:
+            return None
+        text = self.pods.pod_metrics(pod, self.metrics_port)
+        return parse_broker_state(text) if text is not None else None
+
+    # ------------------------------------------------------------------ observation and actions
+
+    def observe(self, members: list[KafkaNode]) -> KafkaState:
+        """`members`: the nodes the StatefulSets say exist (id, role, pod, rack, version); this fills in who
+        answers, their state, the topics, the quorum and metadata.version."""
+        try:
+            answering = self.brokers()
+            topics, partitions = self.topics()
+        except ActionError:
+            return KafkaState(nodes=tuple(_silent(n) for n in members))
+        self._tool_pods = [n.pod for n in members if n.is_broker and n.id in answering]
+        active: int | None = None
+        voters: tuple[Voter, ...] = ()
+        metadata_version = ""
+        try:
+            status, voters = self.describe_quorum()
+            active = status.leader_id if status.leader_id >= 0 else None
+            metadata_version = self.metadata_version()
+        except (ActionError, ValueError):
+            pass  # no pod to exec into, or no tools: the quorum gates then wait (no voter is known caught up)
+        caught_up = {v.id for v in voters if v.caught_up}
+        nodes = []
+        for n in members:
+            reachable = (n.id in answering) if n.is_broker else (n.id in caught_up)
+            state = self.broker_state(n.pod) if reachable else None
+            if state is None:
+                state = BrokerState.RUNNING if reachable else BrokerState.NOT_RUNNING  # inferred: no metrics
+            rack = answering.get(n.id) or n.rack
+            nodes.append(KafkaNode(n.id, n.role, n.pod, rack, n.version, state, reachable))
+        return KafkaState(
+            nodes=tuple(nodes),
+            topics=tuple(topics),
+            partitions=tuple(partitions),
+            active_controller=active,
+            voters=voters,
+            metadata_version=metadata_version,
+        )
+
+    def elect_preferred_leaders(self) -> None:
+        """Preferred-leader election for every partition whose leader is not its first replica."""
+        _topics, partitions = self.topics()
+        wanted = [
+            TopicPartition(p.topic, p.partition)
+            for p in partitions
+            if p.replicas and p.leader != p.replicas[0] and p.replicas[0] in p.isr
+        ]
+        if not wanted:
+            return
+        try:
+            results = self.admin.elect_leaders(ElectionType.PREFERRED, wanted, request_timeout=self.timeout).result(
+                timeout=self.timeout
+            )
+        except KafkaException as exc:
+            raise ActionError(f"kafka: preferred leader election failed: {exc}") from None
+        failed = {f"{tp.topic}-{tp.partition}": str(err) for tp, err in results.items() if err is not None}
+        failed = {k: v for k, v in failed.items() if "ELECTION_NOT_NEEDED" not in v}
+        if failed:
+            sample = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
+            raise ActionError(f"kafka: preferred leader election failed for {len(failed)} partitions: {sample}")
+
+    def workers_lag(self) -> WorkersState:
+        """Total lag of the workers' consumer group: latest offset - committed offset, per partition it committed."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        try:
+            futures = self.admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(self.consumer_group)], request_timeout=self.timeout
+            )
+            committed = futures[self.consumer_group].result(timeout=self.timeout).topic_partitions or []
+            committed = [tp for tp in committed if tp.offset >= 0]
+            if not committed:
+                return WorkersState(consumer_group=self.consumer_group)
+            latest_futures = self.admin.list_offsets(
+                {TopicPartition(tp.topic, tp.partition): OffsetSpec.latest() for tp in committed},
+                request_timeout=self.timeout,
+            )
+            latest = {
+                (tp.topic, tp.partition): f.result(timeout=self.timeout).offset for tp, f in latest_futures.items()
+            }
+        except (KafkaException, TimeoutError) as exc:
+            # unknown lag must not pass a lag gate: report it as unbounded, with the reason as the partition key
+            return WorkersState(self.consumer_group, LAG_UNKNOWN, ((f"unavailable: {exc}", LAG_UNKNOWN),))
+        by_partition = tuple(
+            (f"{tp.topic}-{tp.partition}", max(0, latest.get((tp.topic, tp.partition), tp.offset) - tp.offset))
+            for tp in sorted(committed, key=lambda t: (t.topic, t.partition))
+        )
+        return WorkersState(self.consumer_group, sum(lag for _, lag in by_partition), by_partition)
+
+
+def _silent(n: KafkaNode) -> KafkaNode:
+    return KafkaNode(n.id, n.role, n.pod, n.rack, n.version, BrokerState.UNKNOWN, False)

@@ -1,0 +1,214 @@
+"""From a Kafka record written by the receiver to an Elastic Common Schema document and its `_bulk` lines.
+
+The record
+----------
+The receiver writes the syslog message exactly as received (the Kafka value, bytes) and what it knew about the
+reception in headers: `src_ip`, `src_port`, `transport` (udp, tcp or tls), `received_ms` (epoch milliseconds),
+`observer` (the receiver's host name) and `truncated` ("1" when framing cut the message). A record without
+these headers (written by something else) still becomes a document.
+
+The document
+------------
+`@timestamp` is the time the sender wrote in the message, or the reception time when it wrote none or one that
+could not be read. `event.original` is the raw text (invalid UTF-8 replaced, and tagged `_invalid_utf8`);
+`message` the free text; `host.name` the sender's HOSTNAME; `log.syslog.*` the priority split into facility
+and
+severity (code and name), the RFC 5424 fields and structured data; `process.name`/`process.pid` from APP-NAME
+or
+the RFC 3164 tag; `observer.hostname`, `source.ip`/`source.port`, `network.transport`/`network.protocol` from
+the headers. A message that could not be parsed is kept whole with `tags: [_syslog_parse_failure]` and the
+reason in `error.message`; a cut one carries `_truncated`. Fields that would be empty are left out.
+
+The id
+------
+`document_id(topic, partition, offset)` is `<topic>-<partition>-<offset>`: unique per Kafka record and the
+same
+at every redelivery of that record, so a `create` of a record that is already stored answers 409.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from toolkit.worker.syslog import FACILITY_NAMES, SEVERITY_NAMES, SyslogMessage, parse
+
+PARSE_FAILURE_TAG = "_syslog_parse_failure"
+TRUNCATED_TAG = "_truncated"
+INVALID_UTF8_TAG = "_invalid_utf8"
+
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@dataclass(slots=True, frozen=True)
+class KafkaRecord:
+    """What the indexer needs from one consumed Kafka message."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def document_id(topic: str, partition: int, offset: int) -> str:
+    return f"{topic}-{partition}-{offset}"
+
+
+class _ReceptionClock:
+    """Reception time from the `received_ms` header, with the last conversion cached (records arrive in runs
+    that share a millisecond, and the ISO text is the costly part)."""
+
+    __slots__ = ("_last_iso", "_last_millis", "_last_time")
+
+    def __init__(self) -> None:
+        self._last_millis = b""
+        self._last_time = datetime.now(tz=UTC)
+        self._last_iso = ""
+
+    def read(self, headers: dict[str, bytes]) -> tuple[datetime, str]:
+        millis = headers.get("received_ms")
+        if millis is not None and millis == self._last_millis:
+            return self._last_time, self._last_iso
+        received: datetime | None = None
+        if millis is not None:
+            try:
+                received = datetime.fromtimestamp(int(millis) / 1000.0, tz=UTC)
+            except (ValueError, OverflowError, OSError):
+                received = None
+        if received is None:
+            now = datetime.now(tz=UTC)
+            return now, now.isoformat(timespec="milliseconds")
+        self._last_millis, self._last_time = millis or b"", received
+        self._last_iso = received.isoformat(timespec="milliseconds")
+        return received, self._last_iso
+
+
+_reception_clock = _ReceptionClock()
+
+
+_FACILITIES = tuple({"code": code, "name": name} for code, name in enumerate(FACILITY_NAMES))
+_SEVERITIES = tuple({"code": code, "name": name} for code, name in enumerate(SEVERITY_NAMES))
+
+
+def _syslog_fields(parsed: SyslogMessage) -> dict[str, Any]:
+    syslog: dict[str, Any] = {}
+    priority = parsed.priority
+    if priority is not None:
+        syslog["priority"] = priority
+        syslog["facility"] = _FACILITIES[priority >> 3]
+        syslog["severity"] = _SEVERITIES[priority & 7]
+    if parsed.syntax == "rfc5424":
+        syslog["version"] = "1"
+        if parsed.app_name is not None:
+            syslog["appname"] = parsed.app_name
+        if parsed.proc_id is not None:
+            syslog["procid"] = parsed.proc_id
+        if parsed.msg_id is not None:
+            syslog["msgid"] = parsed.msg_id
+        if parsed.structured_data:
+            syslog["structured_data"] = parsed.structured_data
+    if parsed.hostname is not None:
+        syslog["hostname"] = parsed.hostname
+    return syslog
+
+
+_reception_cache: dict[tuple[bytes | None, ...], dict[str, Any]] = {}
+
+
+def _reception_fields(headers: dict[str, bytes]) -> dict[str, Any]:
+    """observer, source, network and tls fields from the headers; the same for every record of a connection,
+    so built once per distinct header set (the cache is emptied when it reaches 4,096 entries)."""
+    key = (headers.get("observer"), headers.get("src_ip"), headers.get("src_port"), headers.get("transport"))
+    fields = _reception_cache.get(key)
+    if fields is not None:
+        return fields
+    observer, source_ip, source_port, transport = key
+    fields = {}
+    if observer:
+        fields["observer"] = {"hostname": observer.decode("utf-8", errors="replace")}
+    if source_ip:
+        source: dict[str, Any] = {"ip": source_ip.decode("ascii", errors="replace")}
+        if source_port and source_port.isdigit():
+            source["port"] = int(source_port)
+        fields["source"] = source
+    if transport:
+        name = transport.decode("ascii", errors="replace")
+        fields["network"] = {"transport": "udp" if name == "udp" else "tcp", "protocol": "syslog"}
+        if name == "tls":
+            fields["tls"] = {"established": True}
+    if len(_reception_cache) >= 4096:
+        _reception_cache.clear()
+    _reception_cache[key] = fields
+    return fields
+
+
+def normalise(record: KafkaRecord, zone: tzinfo = UTC) -> dict[str, Any]:
+    """One Kafka record -> one ECS document (see the module docstring). Never raises on bad content."""
+    headers = record.headers
+    received, received_iso = _reception_clock.read(headers)
+    tags: list[str] = []
+    try:
+        original = record.value.decode("utf-8")
+    except UnicodeDecodeError:
+        original = record.value.decode("utf-8", errors="replace")
+        tags.append(INVALID_UTF8_TAG)
+    parsed = parse(original, received, zone)
+    if parsed.timestamp_text is not None:
+        timestamp_iso = parsed.timestamp_text
+    elif parsed.timestamp is not None:
+        timestamp_iso = parsed.timestamp.isoformat(timespec="milliseconds")
+    else:
+        timestamp_iso = received_iso
+    event: dict[str, Any] = {
+        "original": original,
+        "created": received_iso,
+        "id": document_id(record.topic, record.partition, record.offset),
+        "kind": "event",
+    }
+    document: dict[str, Any] = {
+        "@timestamp": timestamp_iso,
+        "message": parsed.message,
+        "event": event,
+    }
+    syslog = _syslog_fields(parsed)
+    if syslog:
+        log: dict[str, Any] = {"syslog": syslog}
+        if "severity" in syslog:
+            log["level"] = syslog["severity"]["name"]
+        document["log"] = log
+    if parsed.hostname is not None:
+        document["host"] = {"name": parsed.hostname}
+    if parsed.app_name is not None or parsed.proc_id is not None:
+        process: dict[str, Any] = {}
+        if parsed.app_name is not None:
+            process["name"] = parsed.app_name
+        proc_id = parsed.proc_id
+        if proc_id is not None and proc_id.isdigit():
+            process["pid"] = int(proc_id)
+        document["process"] = process
+    document.update(_reception_fields(headers))
+    if parsed.parse_error is not None:
+        tags.append(PARSE_FAILURE_TAG)
+        document["error"] = {"message": parsed.parse_error, "type": "syslog_parse"}
+    if headers.get("truncated") == b"1":
+        tags.append(TRUNCATED_TAG)
+    if tags:
+        document["tags"] = tags
+    return document
+
+
+def encode_create(index: str, doc_id: str, document: dict[str, Any]) -> bytes:
+    """The two `_bulk` lines of a `create` of `document` with id `doc_id` into the concrete index `index`."""
+    return b'{"create":{"_index":"%s","_id":"%s"}}\n%s\n' % (
+        index.encode(),
+        doc_id.encode(),
+        _encode_json(document).encode("ascii"),
+    )
+
+
+def encode_bulk(lines: Iterable[bytes]) -> bytes:
+    return b"".join(lines)

@@ -1,0 +1,64 @@
+"""`toolkit-worker receiver|indexer [--config FILE]`: validate the configuration, then run one role.
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT drained), 2 when the configuration is invalid (every problem
+printed on stderr, nothing started), 1 when the role failed to start (for example a port already in use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from toolkit.worker.config import ConfigProblems, Role, load_config_from_process
+from toolkit.worker.observability import configure_json_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="toolkit-worker",
+        description="Ingestion worker: syslog receiver (-> Kafka) or indexer (Kafka -> Elasticsearch). "
+        "Settings come from TOOLKIT_WORKER_* variables over an optional YAML file.",
+    )
+    parser.add_argument("role", choices=("receiver", "indexer"))
+    parser.add_argument("--config", help="YAML file of settings (or TOOLKIT_WORKER_CONFIG_FILE)")
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration, print it (secrets hidden), exit",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    role: Role = arguments.role
+    try:
+        config = load_config_from_process(role, arguments.config)
+    except ConfigProblems as problems:
+        print(problems.render(), file=sys.stderr)
+        return 2
+    if arguments.check_config:
+        shown = config.model_dump(mode="json")
+        for secret in ("kafka_password", "elasticsearch_password"):
+            if shown.get(secret):
+                shown[secret] = "***"
+        for name, value in shown.items():
+            print(f"{name}={value}")
+        return 0
+    configure_json_logging(config.log_level)
+    try:
+        if role == "receiver":
+            from toolkit.worker.receiver import run_receiver
+
+            return run_receiver(config)
+        from toolkit.worker.indexer import run_indexer
+
+        return run_indexer(config)
+    except OSError as exc:
+        logging.getLogger("toolkit.worker").error("could not start", extra={"role": role, "error": str(exc)})
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())
