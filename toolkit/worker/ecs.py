@@ -28,19 +28,18 @@ at every redelivery of that record, so a `create` of a record that is already st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+
+import orjson
 
 from toolkit.worker.syslog import FACILITY_NAMES, SEVERITY_NAMES, SyslogMessage, parse
 
 PARSE_FAILURE_TAG = "_syslog_parse_failure"
 TRUNCATED_TAG = "_truncated"
 INVALID_UTF8_TAG = "_invalid_utf8"
-
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(slots=True, frozen=True)
@@ -206,7 +205,7 @@ def encode_create(index: str, doc_id: str, document: dict[str, Any]) -> bytes:
     return b'{"create":{"_index":"%s","_id":"%s"}}\n%s\n' % (
         index.encode(),
         doc_id.encode(),
-        _encode_json(document).encode("ascii"),
+        orjson.dumps(document),
     )
 
 

@@ -1,0 +1,53 @@
+"""Polling and object-building helpers shared by the cluster-tier tests (real apiserver, real controllers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll `condition` until it returns something truthy; fail the test naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except Exception as error:  # the apiserver may be restarting; keep polling
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
+
+
+def nodes_schedulable(core: Any, names: tuple[str, ...]) -> bool:
+    nodes = {node.metadata.name: node for node in core.list_node().items}
+    for name in names:
+        node = nodes.get(name)
+        if node is None:
+            return False
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        tainted = any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
+        if not ready or tainted:
+            return False
+    return True
+
+
+def pod_template(app: str, image: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A pod template with one container; the node agent reads its image and annotations."""
+    return {
+        "metadata": {"labels": {"app": app}, "annotations": dict(annotations or {})},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "containers": [{"name": "main", "image": image}],
+        },
+    }
+
+
+def is_ready(pod: Any) -> bool:
+    """Ready condition True and not being deleted (kubernetes client V1Pod)."""
+    if pod.metadata.deletion_timestamp is not None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])

@@ -1,0 +1,32 @@
+"""The `local` target: a real Kubernetes v1.20.2 control plane on loopback, a node agent instead of kubelets.
+
+`up(state_dir) -> LocalCluster`, `down(state_dir)` and `status(state_dir)` are what `cluster up|down|status
+--env local` calls; `ControlPlane` and `nodeagent.NodeAgent` are the parts, for tests that need finer control.
+Binaries come from scripts/local-control-plane.sh (built once, cached under ~/.cache/toolkit). Importing this
+package does not import the kubernetes client (only `nodeagent` does).
+"""
+
+from toolkit.targets.local.cluster import EnvironmentStatus, down, status, up
+from toolkit.targets.local.controlplane import (
+    ClusterStatus,
+    ControlPlane,
+    ControlPlaneError,
+    LocalCluster,
+    MissingBinariesError,
+    default_state_dir,
+    missing_binaries,
+)
+
+__all__ = [
+    "ClusterStatus",
+    "ControlPlane",
+    "ControlPlaneError",
+    "EnvironmentStatus",
+    "LocalCluster",
+    "MissingBinariesError",
+    "default_state_dir",
+    "down",
+    "missing_binaries",
+    "status",
+    "up",
+]

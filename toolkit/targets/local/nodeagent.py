@@ -1,0 +1,794 @@
+"""A node agent that stands in for kubelets: the real controllers and scheduler run pods without a runtime.
+
+What it does
+------------
+- Registers N Node objects (default 3: `local-node-1..3`) labelled `kubernetes.io/hostname` and
+  `topology.kubernetes.io/zone` = zone-a / zone-b / zone-c (round robin), with capacity, addresses and a
+  Ready condition. Every `heartbeat_seconds` it renews each node's Lease in `kube-node-lease` and the Ready
+  condition's heartbeat, re-creating a node or lease that disappeared, so the node lifecycle controller
+  keeps them Ready.
+- Lists, then watches, pods with `spec.nodeName` set (the real scheduler binds them) and acts on the ones
+  bound to its nodes:
+    * a new pod is reported started after `ready_delay_seconds` (per pod: annotation
+      `toolkit.io/ready-delay-seconds`): phase Running, containers running, Ready/ContainersReady True;
+      a pod whose container image is changed in place is reported again for the new image;
+    * a pod whose container image tag ends in `-bad` stays Pending with its container waiting in
+      ImagePullBackOff; a pod annotated `toolkit.io/never-ready: "true"` runs but is never Ready;
+    * a pod with a deletionTimestamp (graceful deletion) is removed after `delete_delay_seconds` with grace 0
+      AND a UID precondition, so a re-created pod of the same name (StatefulSet) is never removed by mistake;
+    * optional hook: a pod annotated `toolkit.io/host-command` gets that command run as a host process (own
+      session; env POD_NAME, POD_NAMESPACE, POD_UID, NODE_NAME, POD_IP and the first container's literal
+      env) once it is reported Running; the process is stopped (SIGTERM, then SIGKILL) when the pod is
+      deleted; if it exits on its own, the pod's containers are reported terminated and not Ready.
+- Status writes are strategic-merge patches of the status subresource that carry `metadata.uid`: the
+  apiserver rejects them (uid is immutable) when the name now belongs to another pod, like the kubelet's.
+
+Watch resumption
+----------------
+The pod watch resumes from the last resourceVersion it saw (events and bookmarks). A stream that ends
+(server timeout) or breaks (apiserver restart, connection refused) is re-opened from that version after a
+short back-off; a `410 Gone` (version compacted, or older than the watch cache) triggers a fresh list, which
+re-examines every pod (so nothing is missed), then the watch continues from the list's version. Every
+decision is derived from the pod object itself (already reported started? being deleted?), so a re-list or
+an agent restart repeats no effect. `stats` counts relists and reconnects for tests and the log.
+
+It runs in-process (`NodeAgent(...).start()`, threads, for tests) or as its own process:
+`python -m toolkit.targets.local.nodeagent --kubeconfig PATH [--nodes 3] [--ready-delay 1.0]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import heapq
+import itertools
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+LOG = logging.getLogger(__name__)
+
+ZONES = ("zone-a", "zone-b", "zone-c")
+ZONE_LABEL = "topology.kubernetes.io/zone"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+AGENT_LABEL = "toolkit.io/local-node"
+ANNOTATION_READY_DELAY = "toolkit.io/ready-delay-seconds"
+ANNOTATION_NEVER_READY = "toolkit.io/never-ready"
+ANNOTATION_HOST_COMMAND = "toolkit.io/host-command"
+BAD_IMAGE_TAG_SUFFIX = "-bad"
+CONTAINER_ID_SCHEME = "toolkit-local://"
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_DURATION_SECONDS = 40
+KUBELET_VERSION = "v1.20.2"
+BOUND_PODS_SELECTOR = "spec.nodeName!="
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+
+JsonDict = dict[str, Any]
+
+
+class WatchExpiredError(Exception):
+    """The apiserver answered 410 Gone: the resourceVersion to resume from is no longer available."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One simulated node."""
+
+    name: str
+    zone: str
+    internal_ip: str
+    pod_subnet_prefix: str  # first three octets of the node's /24 pod subnet, e.g. "10.244.1"
+
+
+def default_nodes(count: int = 3, name_prefix: str = "local-node") -> tuple[NodeSpec, ...]:
+    """`count` nodes spread round robin over zone-a, zone-b, zone-c."""
+    if not 1 <= count <= 250:
+        raise ValueError(f"node agent: node count {count} is out of range; use 1..250")
+    return tuple(
+        NodeSpec(f"{name_prefix}-{i}", ZONES[(i - 1) % len(ZONES)], f"10.240.1.{i}", f"10.244.{i}")
+        for i in range(1, count + 1)
+    )
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Timings of the agent (seconds)."""
+
+    ready_delay_seconds: float = 1.0
+    delete_delay_seconds: float = 0.5
+    heartbeat_seconds: float = 10.0
+    watch_timeout_seconds: int = 60
+    reconnect_backoff_seconds: float = 0.5
+    host_command_stop_seconds: float = 5.0
+    host_command_log_dir: Path | None = None
+
+
+@dataclass
+class AgentStats:
+    """Counters, for tests and logs."""
+
+    relists: int = 0
+    watch_reconnects: int = 0
+    watch_expired: int = 0
+    pods_started: int = 0
+    pods_deleted: int = 0
+    delete_conflicts: int = 0
+
+
+@dataclass
+class _HostProcess:
+    process: subprocess.Popen[bytes]
+    namespace: str
+    name: str
+    exit_reported: bool = False
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+
+
+class NodeAgent:
+    """Kubelet stand-in for `nodes` (see the module docstring for behaviour and guarantees)."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        nodes: Sequence[NodeSpec] | None = None,
+        settings: AgentSettings | None = None,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.nodes = tuple(nodes or default_nodes())
+        self.settings = settings or AgentSettings()
+        self.stats = AgentStats()
+        self._node_by_name = {node.name: node for node in self.nodes}
+        self._api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self._watch_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self._core = client.CoreV1Api(self._api_client)
+        self._coordination = client.CoordinationV1Api(self._api_client)
+        self._watch_core = client.CoreV1Api(self._watch_client)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wakeup = threading.Condition(self._lock)
+        self._due: list[_Due] = []
+        self._sequence = itertools.count()
+        self._pending_start: set[str] = set()  # pod uids with a start scheduled
+        self._pending_delete: set[str] = set()  # pod uids with a final delete scheduled
+        self._host_processes: dict[str, _HostProcess] = {}
+        self._pod_ips: dict[str, str] = {}
+        self._next_ip_suffix = dict.fromkeys(self._node_by_name, 2)
+        self._threads: list[threading.Thread] = []
+        self._watch_response: Any = None
+        self._started_at = _now_seconds()
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self.nodes)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Register the nodes (raises if the apiserver refuses) and start the agent's threads."""
+        for node in self.nodes:
+            self._ensure_node(node)
+            self._renew_lease(node)
+        for target, name in (
+            (self._heartbeat_loop, "heartbeat"),
+            (self._watch_loop, "pod-watch"),
+            (self._timer_loop, "timer"),
+        ):
+            thread = threading.Thread(target=target, name=f"nodeagent-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        LOG.info("node agent started for %s", ", ".join(self.node_names))
+
+    def stop(self) -> None:
+        """Stop the threads and every host process; leaves Node objects in place (they go NotReady later)."""
+        self._stopping.set()
+        with self._lock:
+            self._wakeup.notify_all()
+            response = self._watch_response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        for uid in list(self._host_processes):
+            self._stop_host_process(uid)
+
+    def request_stop(self) -> None:
+        """Ask `wait()` to return (safe from a signal handler); call `stop()` afterwards."""
+        self._stopping.set()
+
+    def wait(self) -> None:
+        """Block until `stop()` is called (process mode)."""
+        while not self._stopping.wait(1.0):
+            pass
+
+    # -- nodes -------------------------------------------------------------------------------------------
+    def _node_conditions(self) -> list[JsonDict]:
+        now, since = _rfc3339(time.time()), _rfc3339(self._started_at)
+        healthy = [
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID"),
+            ("Ready", "True", "KubeletReady"),
+        ]
+        return [
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": "toolkit local node agent",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": since,
+            }
+            for kind, status, reason in healthy
+        ]
+
+    def _node_status(self, node: NodeSpec) -> JsonDict:
+        resources = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "200Gi"}
+        return {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": self._node_conditions(),
+            "addresses": [
+                {"type": "InternalIP", "address": node.internal_ip},
+                {"type": "Hostname", "address": node.name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": node.name,
+                "systemUUID": node.name,
+                "bootID": node.name,
+                "kernelVersion": os.uname().release,
+                "osImage": "toolkit local node agent",
+                "containerRuntimeVersion": "toolkit-local://1",
+                "kubeletVersion": KUBELET_VERSION,
+                "kubeProxyVersion": KUBELET_VERSION,
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        }
+
+    def _ensure_node(self, node: NodeSpec) -> None:
+        labels = {
+            HOSTNAME_LABEL: node.name,
+            ZONE_LABEL: node.zone,
+            "topology.kubernetes.io/region": "local",
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            AGENT_LABEL: "true",
+        }
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": node.name, "labels": labels},
+            "spec": {
+                "podCIDR": f"{node.pod_subnet_prefix}.0/24",
+                "podCIDRs": [f"{node.pod_subnet_prefix}.0/24"],
+            },
+            "status": self._node_status(node),
+        }
+        try:
+            self._core.create_node(body)
+            LOG.info("registered node %s in %s", node.name, node.zone)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            self._core.patch_node(node.name, {"metadata": {"labels": labels}}, _content_type=STRATEGIC_MERGE)
+        self._core.patch_node_status(node.name, {"status": self._node_status(node)}, _content_type=STRATEGIC_MERGE)
+
+    def _renew_lease(self, node: NodeSpec) -> None:
+        renew = {"holderIdentity": node.name, "renewTime": _micro_time(time.time())}
+        try:
+            self._coordination.patch_namespaced_lease(
+                node.name, LEASE_NAMESPACE, {"spec": renew}, _content_type=STRATEGIC_MERGE
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            owner = self._core.read_node(node.name)
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": node.name,
+                    "namespace": LEASE_NAMESPACE,
+                    "ownerReferences": [
+                        {"apiVersion": "v1", "kind": "Node", "name": node.name, "uid": owner.metadata.uid}
+                    ],
+                },
+                "spec": {**renew, "leaseDurationSeconds": LEASE_DURATION_SECONDS},
+            }
+            self._coordination.create_namespaced_lease(LEASE_NAMESPACE, body)
+
+    def _heartbeat_once(self) -> None:
+        for node in self.nodes:
+            try:
+                self._core.patch_node_status(
+                    node.name,
+                    {"status": {"conditions": self._node_conditions()}},
+                    _content_type=STRATEGIC_MERGE,
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                self._ensure_node(node)
+            self._renew_lease(node)
+        self._report_exited_host_processes()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stopping.wait(self.settings.heartbeat_seconds):
+            try:
+                self._heartbeat_once()
+            except Exception as error:  # apiserver down or restarting: retry on the next beat
+                LOG.warning("node heartbeat failed (%s); retrying in %.0f s", error, self.settings.heartbeat_seconds)
+
+    # -- pod watch ---------------------------------------------------------------------------------------
+    def relist_pods(self) -> str:
+        """List bound pods, examine each, forget vanished ones; return the list's resourceVersion."""
+        response = self._watch_core.list_pod_for_all_namespaces(
+            field_selector=BOUND_PODS_SELECTOR, _preload_content=False, _request_timeout=(5, 30)
+        )
+        listing = json.loads(response.data)
+        seen = set()
+        for pod in listing.get("items", []):
+            seen.add(pod["metadata"]["uid"])
+            self._on_pod_event("SYNC", pod)
+        with self._lock:
+            vanished = [uid for uid in self._host_processes if uid not in seen]
+            self._pending_delete &= seen
+        for uid in vanished:
+            self._stop_host_process(uid)
+        self.stats.relists += 1
+        return str(listing["metadata"]["resourceVersion"])
+
+    def watch_pods_once(self, resource_version: str) -> str:
+        """Follow one watch stream from `resource_version` until it ends; return the last version seen.
+
+        Raises `WatchExpiredError` on 410 Gone; connection errors propagate to the caller's back-off.
+        """
+        return self._follow_pod_watch(resource_version, own_loop=False)
+
+    def _follow_pod_watch(self, resource_version: str, own_loop: bool) -> str:
+        try:
+            response = self._watch_core.list_pod_for_all_namespaces(
+                field_selector=BOUND_PODS_SELECTOR,
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=self.settings.watch_timeout_seconds,
+                _preload_content=False,
+                _request_timeout=(5, self.settings.watch_timeout_seconds + 15),
+            )
+        except ApiException as error:
+            if error.status == 410:
+                raise WatchExpiredError(str(error.reason)) from error
+            raise
+        if own_loop:
+            with self._lock:
+                self._watch_response = response
+        last = resource_version
+        try:
+            for line in iter_resp_lines(response):
+                if self._stopping.is_set():
+                    break
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise WatchExpiredError(obj.get("message", "410 Gone"))
+                    raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                last = obj.get("metadata", {}).get("resourceVersion") or last
+                if kind != "BOOKMARK":
+                    self._on_pod_event(kind, obj)
+        finally:
+            if own_loop:
+                with self._lock:
+                    self._watch_response = None
+            response.close()
+            response.release_conn()
+        return last
+
+    def _watch_loop(self) -> None:
+        resource_version: str | None = None
+        while not self._stopping.is_set():
+            try:
+                if resource_version is None:
+                    resource_version = self.relist_pods()
+                resource_version = self._follow_pod_watch(resource_version, own_loop=True)
+            except WatchExpiredError as expired:
+                LOG.info("pod watch expired (%s): re-listing", expired)
+                self.stats.watch_expired += 1
+                resource_version = None
+            except ApiException as error:
+                if error.status == 410:
+                    self.stats.watch_expired += 1
+                    resource_version = None
+                    continue
+                self._back_off(f"pod watch: API error {error.status} {error.reason}")
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                self._back_off(f"pod watch: connection lost ({type(error).__name__})")
+
+    def _back_off(self, why: str) -> None:
+        if self._stopping.is_set():
+            return
+        self.stats.watch_reconnects += 1
+        LOG.info("%s; resuming in %.1f s", why, self.settings.reconnect_backoff_seconds)
+        self._stopping.wait(self.settings.reconnect_backoff_seconds)
+
+    def _on_pod_event(self, kind: str, pod: JsonDict) -> None:
+        metadata, spec = pod["metadata"], pod.get("spec", {})
+        if spec.get("nodeName") not in self._node_by_name:
+            return
+        uid, namespace, name = metadata["uid"], metadata["namespace"], metadata["name"]
+        if kind == "DELETED":
+            with self._lock:
+                self._pending_start.discard(uid)
+                self._pending_delete.discard(uid)
+                self._pod_ips.pop(uid, None)
+            self._stop_host_process(uid)
+            return
+        if metadata.get("deletionTimestamp"):
+            with self._lock:
+                if uid in self._pending_delete:
+                    return
+                self._pending_delete.add(uid)
+            self._call_later(self.settings.delete_delay_seconds, lambda: self._finish_deletion(namespace, name, uid))
+            return
+        if _reported_started(pod):
+            wants_process = ANNOTATION_HOST_COMMAND in metadata.get("annotations", {})
+            if wants_process and uid not in self._host_processes and pod["status"].get("phase") == "Running":
+                self._start_host_process(pod)  # the agent restarted while the pod kept running
+            return
+        with self._lock:
+            if uid in self._pending_start:
+                return
+            self._pending_start.add(uid)
+        delay = _ready_delay(metadata, self.settings.ready_delay_seconds)
+        self._call_later(delay, lambda: self._report_started(namespace, name, uid))
+
+    # -- pod actions (run on the timer thread) ------------------------------------------------------------
+    def _report_started(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            pod = self._core.read_namespaced_pod(name, namespace, _preload_content=False)
+            current = json.loads(pod.data)
+            if current["metadata"]["uid"] != uid or current["metadata"].get("deletionTimestamp"):
+                return
+            status = self._started_status(current)
+            self._core.patch_namespaced_pod_status(
+                name, namespace, {"metadata": {"uid": uid}, "status": status}, _content_type=STRATEGIC_MERGE
+            )
+            self.stats.pods_started += 1
+            wants_process = ANNOTATION_HOST_COMMAND in current["metadata"].get("annotations", {})
+            if wants_process and status["phase"] == "Running" and uid not in self._host_processes:
+                self._start_host_process(current)
+        except ApiException as error:
+            if error.status not in (404, 409, 422):  # gone or replaced by a same-name pod: nothing to do
+                LOG.warning("could not report pod %s/%s started: %s", namespace, name, error.reason)
+                self._retry_start_later(namespace, name, uid)
+                return
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            LOG.warning("could not report pod %s/%s started (%s); retrying", namespace, name, error)
+            self._retry_start_later(namespace, name, uid)
+            return
+        with self._lock:
+            self._pending_start.discard(uid)
+
+    def _retry_start_later(self, namespace: str, name: str, uid: str) -> None:
+        self._call_later(1.0, lambda: self._report_started(namespace, name, uid))
+
+    def _finish_deletion(self, namespace: str, name: str, uid: str) -> None:
+        self._stop_host_process(uid)
+        options = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid))
+        try:
+            self._core.delete_namespaced_pod(name, namespace, body=options)
+            self.stats.pods_deleted += 1
+        except ApiException as error:
+            if error.status == 409:  # the name now belongs to a re-created pod: leave it alone
+                self.stats.delete_conflicts += 1
+            elif error.status != 404:
+                LOG.warning("could not delete pod %s/%s: %s; retrying", namespace, name, error.reason)
+                self._call_later(1.0, lambda: self._finish_deletion(namespace, name, uid))
+                return
+        except (urllib3.exceptions.HTTPError, OSError):
+            self._call_later(1.0, lambda: self._finish_deletion(namespace, name, uid))
+            return
+        with self._lock:
+            self._pending_delete.discard(uid)
+
+    def _assign_ip(self, pod: JsonDict) -> str:
+        uid = pod["metadata"]["uid"]
+        with self._lock:
+            known = self._pod_ips.get(uid) or pod.get("status", {}).get("podIP")
+            if known:
+                self._pod_ips[uid] = known
+                return str(known)
+            node = self._node_by_name[pod["spec"]["nodeName"]]
+            suffix = self._next_ip_suffix[node.name]
+            self._next_ip_suffix[node.name] = 2 if suffix >= 254 else suffix + 1
+            address = f"{node.pod_subnet_prefix}.{suffix}"
+            self._pod_ips[uid] = address
+            return address
+
+    def _started_status(self, pod: JsonDict) -> JsonDict:
+        uid = pod["metadata"]["uid"]
+        now = _rfc3339(time.time())
+        never_ready = pod["metadata"].get("annotations", {}).get(ANNOTATION_NEVER_READY) == "true"
+        bad = _pod_is_bad(pod)
+        ready = not bad and not never_ready
+        node = self._node_by_name[pod["spec"]["nodeName"]]
+        address = self._assign_ip(pod)
+        statuses = []
+        for container in pod["spec"].get("containers", []):
+            image = container.get("image", "")
+            if _image_is_bad(image):
+                state: JsonDict = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{image}" (marked bad for the local node agent)',
+                    }
+                }
+                image_id, started = "", False
+            else:
+                state, image_id, started = (
+                    {"running": {"startedAt": now}},
+                    f"{CONTAINER_ID_SCHEME}{image}",
+                    True,
+                )
+            statuses.append(
+                {
+                    "name": container["name"],
+                    "image": image,
+                    "imageID": image_id,
+                    "containerID": f"{CONTAINER_ID_SCHEME}{uid}/{container['name']}",
+                    "ready": ready,
+                    "started": started,
+                    "restartCount": 0,
+                    "state": state,
+                }
+            )
+        init_statuses = [
+            {
+                "name": container["name"],
+                "image": container.get("image", ""),
+                "imageID": f"{CONTAINER_ID_SCHEME}{container.get('image', '')}",
+                "containerID": f"{CONTAINER_ID_SCHEME}{uid}/{container['name']}",
+                "ready": True,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}},
+            }
+            for container in pod["spec"].get("initContainers", [])
+        ]
+        why_not = "image marked bad (ImagePullBackOff)" if bad else "pod annotated toolkit.io/never-ready"
+        conditions = [
+            _condition("PodScheduled", True, now),
+            _condition("Initialized", True, now),
+            _condition("ContainersReady", ready, now, "ContainersNotReady", why_not),
+            _condition("Ready", ready, now, "ContainersNotReady", why_not),
+        ]
+        status: JsonDict = {
+            "phase": "Pending" if bad else "Running",
+            "conditions": conditions,
+            "containerStatuses": statuses,
+            "hostIP": node.internal_ip,
+            "podIP": address,
+            "podIPs": [{"ip": address}],
+            "startTime": pod.get("status", {}).get("startTime") or now,
+        }
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        return status
+
+    # -- host-command hook -------------------------------------------------------------------------------
+    def _start_host_process(self, pod: JsonDict) -> None:
+        metadata = pod["metadata"]
+        uid, namespace, name = metadata["uid"], metadata["namespace"], metadata["name"]
+        command = shlex.split(metadata["annotations"][ANNOTATION_HOST_COMMAND])
+        env = dict(os.environ)
+        containers = pod["spec"].get("containers", [])
+        if containers:
+            env.update({item["name"]: item["value"] for item in containers[0].get("env", []) if "value" in item})
+        env.update(
+            POD_NAME=name,
+            POD_NAMESPACE=namespace,
+            POD_UID=uid,
+            NODE_NAME=pod["spec"]["nodeName"],
+            POD_IP=self._assign_ip(pod),
+        )
+        log_dir = self.settings.host_command_log_dir or Path(self.kubeconfig).parent / "logs" / "pods"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{namespace}_{name}_{uid}.log", "ab") as log:
+            try:
+                process = subprocess.Popen(
+                    command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )  # fmt: skip
+            except OSError as error:
+                LOG.warning("pod %s/%s: host command %r could not start: %s", namespace, name, command, error)
+                return
+        with self._lock:
+            self._host_processes[uid] = _HostProcess(process, namespace, name)
+        LOG.info("pod %s/%s: host command started (pid %d)", namespace, name, process.pid)
+
+    def _stop_host_process(self, uid: str) -> None:
+        with self._lock:
+            entry = self._host_processes.pop(uid, None)
+        if entry is None or entry.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(entry.process.pid, signal.SIGTERM)
+        try:
+            entry.process.wait(timeout=self.settings.host_command_stop_seconds)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(entry.process.pid, signal.SIGKILL)
+            entry.process.wait(timeout=10)
+
+    def _report_exited_host_processes(self) -> None:
+        with self._lock:
+            exited = [
+                (uid, entry)
+                for uid, entry in self._host_processes.items()
+                if not entry.exit_reported and entry.process.poll() is not None
+            ]
+        for uid, entry in exited:
+            now = _rfc3339(time.time())
+            code = entry.process.returncode
+            reason = "Completed" if code == 0 else "Error"
+            pod = json.loads(self._core.read_namespaced_pod(entry.name, entry.namespace, _preload_content=False).data)
+            statuses = [
+                {"name": c["name"], "ready": False, "started": False,
+                 "state": {"terminated": {"exitCode": code, "reason": reason, "finishedAt": now}}}
+                for c in pod["spec"].get("containers", [])
+            ]  # fmt: skip
+            message = f"host command exited with code {code}"
+            patch = {
+                "metadata": {"uid": uid},
+                "status": {
+                    "conditions": [
+                        _condition("ContainersReady", False, now, "ContainersNotReady", message),
+                        _condition("Ready", False, now, "ContainersNotReady", message),
+                    ],
+                    "containerStatuses": statuses,
+                },
+            }
+            self._core.patch_namespaced_pod_status(entry.name, entry.namespace, patch, _content_type=STRATEGIC_MERGE)
+            entry.exit_reported = True
+
+    # -- timer -------------------------------------------------------------------------------------------
+    def _call_later(self, delay: float, action: Callable[[], None]) -> None:
+        with self._lock:
+            heapq.heappush(self._due, _Due(time.monotonic() + max(0.0, delay), next(self._sequence), action))
+            self._wakeup.notify()
+
+    def _timer_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopping.is_set() and (not self._due or self._due[0].at > time.monotonic()):
+                    timeout = self._due[0].at - time.monotonic() if self._due else None
+                    self._wakeup.wait(timeout)
+                if self._stopping.is_set():
+                    return
+                due = heapq.heappop(self._due)
+            try:
+                due.action()
+            except Exception:
+                LOG.exception("node agent action failed")
+
+
+def _condition(kind: str, true: bool, now: str, reason: str = "", message: str = "") -> JsonDict:
+    condition: JsonDict = {"type": kind, "status": "True" if true else "False", "lastTransitionTime": now}
+    if not true:
+        condition.update(reason=reason, message=message)
+    return condition
+
+
+def _image_is_bad(image: str) -> bool:
+    """True when the image's tag (after the last ':' that follows the last '/') ends in `-bad`."""
+    reference = image.split("@", 1)[0]
+    last_segment = reference.rsplit("/", 1)[-1]
+    return ":" in last_segment and last_segment.rsplit(":", 1)[1].endswith(BAD_IMAGE_TAG_SUFFIX)
+
+
+def _pod_is_bad(pod: JsonDict) -> bool:
+    return any(_image_is_bad(c.get("image", "")) for c in pod.get("spec", {}).get("containers", []))
+
+
+def _reported_started(pod: JsonDict) -> bool:
+    """True when this agent (now or before a restart) already wrote the pod's started status for the images
+    the pod specifies now (a changed container image, as after `kubectl set image` on a pod, is re-reported)."""
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    wanted = {c["name"]: c.get("image", "") for c in pod.get("spec", {}).get("containers", [])}
+    reported = {
+        status.get("name"): status.get("image")
+        for status in statuses
+        if str(status.get("containerID", "")).startswith(CONTAINER_ID_SCHEME)
+    }
+    return bool(wanted) and reported == wanted
+
+
+def _ready_delay(metadata: JsonDict, default: float) -> float:
+    raw = metadata.get("annotations", {}).get(ANNOTATION_READY_DELAY)
+    if raw is None:
+        return default
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        LOG.warning(
+            "pod %s/%s: annotation %s=%r is not a number of seconds; using %.1f",
+            metadata.get("namespace"), metadata.get("name"), ANNOTATION_READY_DELAY, raw, default,
+        )  # fmt: skip
+        return default
+
+
+def _now_seconds() -> float:
+    return time.time()
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_time(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Process mode: run the agent until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m toolkit.targets.local.nodeagent", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="admin kubeconfig of the local cluster")
+    parser.add_argument("--nodes", type=int, default=3, help="number of nodes (zones round robin; default 3)")
+    parser.add_argument("--ready-delay", type=float, default=1.0, help="seconds from binding to Running/Ready")
+    parser.add_argument("--delete-delay", type=float, default=0.5, help="seconds from deletion request to removal")
+    parser.add_argument("--log-level", default="INFO")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = AgentSettings(ready_delay_seconds=arguments.ready_delay, delete_delay_seconds=arguments.delete_delay)
+    agent = NodeAgent(arguments.kubeconfig, default_nodes(arguments.nodes), settings)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        LOG.info("signal %d: stopping", signum)
+        agent.request_stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    deadline = time.monotonic() + 60
+    while True:  # the apiserver may still be coming up when the process is started
+        try:
+            agent.start()
+            break
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            if time.monotonic() > deadline:
+                LOG.error("cannot register nodes: %s", error)
+                return 1
+            time.sleep(1.0)
+    agent.wait()
+    agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
