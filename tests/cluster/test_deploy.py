@@ -248,6 +248,14 @@ def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platfo
             assert labels["pod-template-hash"] == _newest_hash(platform, deployment), pod.metadata.name
         assert labels["app.kubernetes.io/version"] == SECOND[labels["toolkit.io/component"]], pod.metadata.name
 
+    # deploy recorded where each workload came from, so `toolkit upgrade rollback` knows where to return
+    for workload in [*platform.apps.list_namespaced_stateful_set(platform.namespace).items,
+                     *platform.apps.list_namespaced_deployment(platform.namespace).items]:  # fmt: skip
+        component = workload.metadata.labels["toolkit.io/component"]
+        assert workload.metadata.annotations["toolkit.io/previous-version"] == FIRST[component], workload.metadata.name
+    state = operations.dump_state(platform.name)
+    assert operations.rollback_targets(state, [Component.WORKERS]) == {Component.WORKERS: FIRST["workers"]}
+
     with platform.releases() as releases:
         for component, revision in before.items():
             history = releases.history(component)

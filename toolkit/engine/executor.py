@@ -193,6 +193,11 @@ class Executor:
             self.clock.sleep(seconds)
         self._renew_lease()
 
+    def _poll(self) -> None:
+        """Wait for the next observation: until the target reports a change, at most one poll interval."""
+        self.clock.wait(self.settings.poll_interval)
+        self._renew_lease()
+
     # ------------------------------------------------------------------ lease
 
     def _take_lease(self) -> None:
@@ -345,7 +350,7 @@ class Executor:
                     )
                 )
             before = self.clock.now()
-            self._sleep(self.settings.poll_interval)
+            self._poll()
             pending[blocking.rule] += self.clock.now() - before
             self._gate_reasons[blocking.rule] = blocking.reason
             state = self.target.observe()
@@ -578,7 +583,7 @@ class Executor:
                         "cause and run the same command to resume",
                     )
                 )
-            self._sleep(self.settings.poll_interval)
+            self._poll()
 
     # ------------------------------------------------------------------ waiting
 
@@ -646,6 +651,6 @@ class Executor:
                         )
                     )
             before = self.clock.now()
-            self._sleep(self.settings.poll_interval)
+            self._poll()
             if not verdict.ok:
                 record.waited(verdict, self.clock.now() - before)

@@ -14,7 +14,12 @@ from toolkit.model import Component, Lease, PlatformState
 class Clock(Protocol):
     def now(self) -> float: ...
 
-    def sleep(self, seconds: float) -> None: ...
+    def sleep(self, seconds: float) -> None:
+        """Wait the whole time (pacing, backoff)."""
+
+    def wait(self, seconds: float) -> None:
+        """Wait until the platform may have changed, at most `seconds`: a real target wakes on its watch, so the
+        engine reacts to a change at once; the poll interval is only the longest wait."""
 
 
 class ActionError(RuntimeError):

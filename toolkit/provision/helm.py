@@ -370,7 +370,19 @@ class HelmReleases:
     # ------------------------------------------------------------------ reading
 
     def values(self, component: str, version: str | None = None) -> dict[str, Any]:
-        return environment_values(self.environment, component, version)
+        """The chart values, with `previousVersion`: the version the release ran before its last version change
+        (the deployed tag when this deploy changes it, else what the release already recorded), so that
+        `toolkit upgrade rollback` knows where to return after a deploy-driven upgrade; stable across no-change
+        deploys."""
+        values = environment_values(self.environment, component, version)
+        current = self.current(component)
+        config = (current or {}).get("config") or {}
+        deployed = str((config.get("image") or {}).get("tag") or "")
+        wanted = str(values.get("image", {}).get("tag") or "")
+        values["previousVersion"] = (
+            deployed if deployed and deployed != wanted else str(config.get("previousVersion", ""))
+        )
+        return values
 
     def current(self, component: str) -> dict[str, Any] | None:
         """The release's latest revision (status() of Helm) or None when there is none."""

@@ -53,13 +53,14 @@ import datetime as dt
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from toolkit.catalog import load as load_catalog
@@ -102,6 +103,96 @@ class RealClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+    def wait(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+class PodWatch:
+    """Wakes the engine as soon as a pod of the namespace changes, so waiting follows the cluster's own
+    notifications instead of fixed sleeps (the engine's poll interval is only the longest wait).
+
+    A background thread keeps one watch on the namespace's pods: resumed from the last resourceVersion it saw,
+    re-listed on 410 Gone (the resourceVersion is too old), reconnected with backoff when the apiserver goes away
+    (a restart), and stopped with the target. Observation itself stays a fresh LIST: the watch only says *when*.
+    """
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self._core = client.CoreV1Api(api)
+        self._namespace = namespace
+        self._changed = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pod-watch-{namespace}", daemon=True)
+        self.events = 0
+        self.relists = 0
+        self.reconnects = 0
+
+    def start(self) -> PodWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def wait(self, seconds: float) -> bool:
+        """Block until a pod changed or `seconds` passed; True when woken by a change."""
+        woke = self._changed.wait(max(0.0, seconds))
+        self._changed.clear()
+        return woke
+
+    def _run(self) -> None:
+        resource_version: str | None = None
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                if resource_version is None:
+                    listed = self._core.list_namespaced_pod(self._namespace)
+                    resource_version = listed.metadata.resource_version
+                    self.relists += 1
+                stream = watch.Watch()
+                for event in stream.stream(
+                    self._core.list_namespaced_pod,
+                    self._namespace,
+                    resource_version=resource_version,
+                    timeout_seconds=30,
+                    _request_timeout=40,
+                ):
+                    if self._stopping.is_set():
+                        stream.stop()
+                        break
+                    obj = event["object"]
+                    if event["type"] == "ERROR":
+                        code = obj.get("code") if isinstance(obj, dict) else None
+                        if code == 410:
+                            resource_version = None
+                            break
+                        continue
+                    resource_version = obj.metadata.resource_version
+                    self.events += 1
+                    self._changed.set()
+                delay = 0.2
+            except ApiException as exc:
+                if exc.status == 410:
+                    resource_version = None
+                    continue
+                self.reconnects += 1
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:  # connection refused or reset while the apiserver restarts
+                self.reconnects += 1
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+
+class WatchingClock(RealClock):
+    """A real clock whose `wait` returns as soon as the pod watch reports a change."""
+
+    def __init__(self, pod_watch: PodWatch) -> None:
+        self._watch = pod_watch
+
+    def wait(self, seconds: float) -> None:
+        self._watch.wait(seconds)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from toolkit.targets.kube import (
     KubeLeaseStore,
     KubeTarget,
     KubeWorkloads,
+    PodWatch,
+    WatchingClock,
     api_client_for,
     pod_ordinal,
 )
@@ -156,6 +158,7 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         ) from None
     namespace = env.platform.namespace
     workloads = KubeWorkloads(api, namespace)
+    pod_watch = PodWatch(api, namespace).start()
     data_plane: DataPlane
     if env.kind == "local":
         from toolkit.targets.dataplane import SimulatedDataPlane, params_from
@@ -167,7 +170,12 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         store = env.state_dir() / f"dataplane-{namespace}.json"
         data_plane = SimulatedDataPlane(env.name, env.platform, params, store)
         target: KubeTarget = LocalTarget(
-            env.name, workloads, KubeLeaseStore(api, namespace), KubeAuditLog(api, namespace), data_plane
+            env.name,
+            workloads,
+            KubeLeaseStore(api, namespace),
+            KubeAuditLog(api, namespace),
+            data_plane,
+            clock=WatchingClock(pod_watch),
         )
     else:
         from toolkit.targets.es_admin import EsAdmin, EsConfigError
@@ -180,10 +188,16 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
             raise _usage(f"environment {env.name} ({env.source}): {exc}") from None
         data_plane = RealDataPlane(kafka, es)
         target = KubeTarget(
-            env.name, workloads, KubeLeaseStore(api, namespace), KubeAuditLog(api, namespace), data_plane
+            env.name,
+            workloads,
+            KubeLeaseStore(api, namespace),
+            KubeAuditLog(api, namespace),
+            data_plane,
+            clock=WatchingClock(pod_watch),
         )
     try:
         yield target
     finally:
+        pod_watch.stop()
         target.close()
         api.close()

@@ -96,6 +96,10 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         self._world.advance(self._world.now + max(0.0, seconds))
 
+    def wait(self, seconds: float) -> None:
+        """Observations arrive at the set interval in the sim: waiting is sleeping."""
+        self.sleep(seconds)
+
 
 class SimTarget:
     """The engine's view of a simulated platform."""
