@@ -105,3 +105,10 @@ def test_encode_create_is_two_ndjson_lines():
     assert end == b""
     assert json.loads(action) == {"create": {"_index": "idx-000001", "_id": "t-0-1"}}
     assert json.loads(source) == {"message": 'é "q"\n'}
+
+
+def test_bulk_encoding_keeps_integers_orjson_refuses() -> None:
+    from toolkit.worker.ecs import encode_create
+
+    body = encode_create("idx", "t-0-1", {"process": {"pid": 2**70}, "message": "x"})
+    assert b'"pid":1180591620717411303424' in body

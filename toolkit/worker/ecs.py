@@ -28,6 +28,7 @@ at every redelivery of that record, so a `create` of a record that is already st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -200,12 +201,21 @@ def normalise(record: KafkaRecord, zone: tzinfo = UTC) -> dict[str, Any]:
     return document
 
 
+def _json(document: dict[str, Any]) -> bytes:
+    """orjson for speed; the standard library for what orjson refuses (integers beyond 64 bits), so such an event
+    still reaches Elasticsearch and is rejected there with a reason, and goes to the dead-letter topic."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, separators=(",", ":")).encode()
+
+
 def encode_create(index: str, doc_id: str, document: dict[str, Any]) -> bytes:
     """The two `_bulk` lines of a `create` of `document` with id `doc_id` into the concrete index `index`."""
     return b'{"create":{"_index":"%s","_id":"%s"}}\n%s\n' % (
         index.encode(),
         doc_id.encode(),
-        orjson.dumps(document),
+        _json(document),
     )
 
 
