@@ -374,9 +374,17 @@ class HelmReleases:
         (the deployed tag when this deploy changes it, else what the release already recorded), so that
         `toolkit upgrade rollback` knows where to return after a deploy-driven upgrade; stable across no-change
         deploys."""
+        import helm_python
+
         values = environment_values(self.environment, component, version)
-        current = self.current(component)
-        config = (current or {}).get("config") or {}
+        config: dict[str, Any] = {}
+        if self.current(component) is not None:
+            try:
+                config = dict(self.config.get_values(values_mod.RELEASES[component]) or {})
+            except helm_python.HelmError as exc:
+                raise DeployError(
+                    f"cannot read the values of release {values_mod.RELEASES[component]}: {exc}"
+                ) from None
         deployed = str((config.get("image") or {}).get("tag") or "")
         wanted = str(values.get("image", {}).get("tag") or "")
         values["previousVersion"] = (
