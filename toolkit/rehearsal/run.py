@@ -4,14 +4,40 @@ drain, verify, report.
 On `sim` the platform and the load are both simulated (toolkit.targets.sim.traffic says exactly what is modelled) and
 live only for the run, unless `--keep` saves them under the state directory. The upgrade itself is the real engine:
 the same planner, gates and executor as `toolkit upgrade run`.
+
+On `local` and `kind` the load is real (toolkit.targets.liveload: real Kafka, Elasticsearch and syslog clients;
+toolkit.rehearsal.live: what is counted and how loss is defined per path). One run, in order:
+1. the cluster: `toolkit.targets.clusters.up` (a running one is reused; a local environment file with its own
+   `kubeconfig:` names a control plane started elsewhere, which is used as it is);
+2. a per-run environment `<run id>` (lower case) written to `<state>/rehearsals/<run id>/envs/`, namespace = the run
+   id, the `--from` versions; the namespace is created first, labelled `toolkit.io/rehearsal-run=<run id>`;
+3. local only: the single-node Kafka + Elasticsearch peer (noida-db) on loopback, the run's events topic and index
+   layout on it;
+4. `toolkit.provision.deploy.deploy_platform` (the users' deploy path: Ansible + Helm) with
+   $TOOLKIT_ENVIRONMENTS_DIR pointing at the run's folder for the duration of the call;
+5. local only: the worker Deployments' pod template gets the node agent's `toolkit.io/host-command` annotation (a
+   patch after deploy: the chart has no pod-annotation value), so each worker pod runs the REAL `toolkit-worker`
+   as a host process against the peer; wait until the Deployments rolled and every receiver answers /readyz;
+6. start the load, warm up, run the upgrade with the engine's `Executor` on the environment's target (local:
+   LocalTarget, whose multi-node Kafka/Elasticsearch is a simulated data plane following the real pods; kind: real
+   Kafka/Elasticsearch at the environment's endpoints), stop the load, drain, verify, report;
+7. clean-up (unless `--keep`): the probe topic, the namespaces labelled with the run id (and the cluster-scoped
+   objects the charts made for them), the peer. A cluster is never torn down: a kind cluster and a local control
+   plane stay for the next run; a `kube` environment is refused (the rehearsal deploys into it).
+With `--keep` the namespace and its workers stay; the peer is a child of this process and stops with it, its data
+staying under `<state>/rehearsals/<run id>/peer` (`noida-db start --data-dir .../data` brings it back).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from toolkit import catalog as catalog_mod
@@ -22,6 +48,18 @@ from toolkit.rehearsal.report import RehearsalReport
 from toolkit.rehearsal.verdict import judge
 
 WARMUP_SECONDS = 60.0
+LIVE_WARMUP_SECONDS = 5.0
+ROLLOUT_TIMEOUT = 300.0
+LOCAL_DATA_PLANE_NOTE = (
+    "workers: real toolkit-worker processes (host processes of the worker pods) against a single-node Kafka + "
+    "Elasticsearch peer (noida-db); the multi-node Kafka/Elasticsearch the engine gated on is a SIMULATED data plane "
+    "following the real pods"
+)
+# what the ingest-workers chart configures on a real cluster (charts/ingest-workers/values.yaml, worker defaults)
+CHART_EVENTS_TOPIC = "security-events"
+CHART_INDEXER_GROUP = "indexer"
+CHART_WRITE_ALIAS = "syslog-events"
+CHART_SYSLOG_SERVICE = "ingest-workers-syslog"
 
 
 @dataclass
@@ -61,10 +99,13 @@ def rehearse(
     for name, value in (("--rate", options.rate), ("--syslog-rate", options.syslog_rate)):
         if value <= 0:
             raise UsageError(f"{name} {value} must be > 0 events per second")
+    if env.kind in ("local", "kind"):
+        return _rehearse_real(env, from_versions, to_versions, options, on_event)
     if env.kind != "sim":
         raise UsageError(
-            f"environment {env.name} is of kind {env.kind}: this toolkit rehearses on sim; on a real cluster run "
-            f"`toolkit deploy --env {env.name}` and `toolkit upgrade run --env {env.name}` under your own load"
+            f"environment {env.name} is of kind {env.kind}: the toolkit rehearses on sim, local and kind only (a "
+            f"rehearsal deploys into a namespace of its own); on this cluster run `toolkit deploy --env {env.name}` "
+            f"and `toolkit upgrade run --env {env.name}` under your own load"
         )
     return _rehearse_sim(env, from_versions, to_versions, options, on_event)
 
@@ -148,4 +189,277 @@ def _rehearse_sim(
         steps=steps,
         restarts=restarts,
         timeline=traffic.timeline,
+    )
+
+
+# ------------------------------------------------------------------------------------------ local and kind
+
+
+@contextlib.contextmanager
+def _environments_dir(folder: Path) -> Iterator[None]:
+    """$TOOLKIT_ENVIRONMENTS_DIR = `folder` for the block (the deploy path and its Ansible child resolve the run's
+    environment by name), restored afterwards."""
+    before = os.environ.get("TOOLKIT_ENVIRONMENTS_DIR")
+    os.environ["TOOLKIT_ENVIRONMENTS_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOOLKIT_ENVIRONMENTS_DIR", None)
+        else:
+            os.environ["TOOLKIT_ENVIRONMENTS_DIR"] = before
+
+
+def _run_environment(
+    env: Environment, run_env_name: str, from_versions: dict[Component, str], kubeconfig: str | None
+) -> dict[str, Any]:
+    """The per-run environment document: the base environment, its own namespace, the `from` versions."""
+    document = env.model_dump(mode="json", exclude={"name", "source"})
+    document["description"] = f"rehearsal {run_env_name} of {env.name}"
+    document["platform"]["namespace"] = run_env_name
+    for component, version in from_versions.items():
+        document["platform"][component.value]["version"] = version
+    if kubeconfig:
+        document["kubeconfig"] = kubeconfig
+    return document
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    from toolkit.operations import UsageError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise UsageError(f"rehearsal: timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _rehearse_real(
+    env: Environment,
+    from_versions: dict[Component, str],
+    to_versions: dict[Component, str],
+    options: RehearsalOptions,
+    on_event: Callable[[Event], None] | None,
+) -> RehearsalReport:
+    import yaml
+
+    from toolkit.config.environments import resolve as resolve_env
+    from toolkit.operations import UsageError
+    from toolkit.provision.deploy import deploy_platform
+    from toolkit.targets import clusters, liveload
+    from toolkit.targets.kube import api_client_for
+    from toolkit.targets.real import open_real_target
+
+    if options.injections:
+        raise UsageError(
+            "--inject is a sim fault injection: it is refused on local and kind (the faults there are real)"
+        )
+    run_id = new_run_id()
+    run_env_name = run_id.lower()
+    folder = env.state_dir() / "rehearsals" / run_id
+    envs_dir = folder / "envs"
+    envs_dir.mkdir(parents=True, exist_ok=True)
+    if env.kind == "local" and env.kubeconfig:
+        kubeconfig: str | None = env.kubeconfig  # a control plane started elsewhere (e.g. the test session's)
+    else:
+        clusters.up(env)  # starts it, or reuses the running one; never deleted by a rehearsal
+        kubeconfig = str(env.state_dir() / "kubeconfig") if env.kind == "local" else env.kubeconfig
+    document = _run_environment(env, run_env_name, from_versions, kubeconfig)
+    (envs_dir / f"{run_env_name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    api = api_client_for(kubeconfig, env.kube_context)
+    events: list[Event] = []
+    cleanup = contextlib.ExitStack()
+    notes: list[str] = []
+    config: Any = None
+    try:
+        with _environments_dir(envs_dir):
+            run_env = resolve_env(run_env_name)
+            liveload.create_run_namespace(api, run_env_name, run_id, run_env_name)
+            if not options.keep:
+                cleanup.callback(liveload.delete_run_namespaces, api, run_id)
+            if env.kind == "local":
+                config = _prepare_local(run_env_name, folder, api, cleanup)
+            deployed = deploy_platform(run_env_name)
+            if not deployed.ok:
+                raise UsageError(
+                    f"rehearsal {run_id}: deploying the --from versions failed: "
+                    + "; ".join(f"{t.task}: {t.message}" for t in deployed.failures)
+                )
+            if env.kind == "local":
+                _start_local_workers(config, api, run_env_name, folder)
+            else:
+                config = _prepare_kind(env, run_env_name, api, folder)
+            config.rate, config.syslog_rate = options.rate, options.syslog_rate
+            config.max_seconds = options.settings.step_timeout * 10 + options.drain_timeout + 600
+            load = liveload.LiveLoad(config)
+            load.start()
+            cleanup.callback(load.close)
+            time.sleep(LIVE_WARMUP_SECONDS)
+            pids_before = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
+            load_started = load.started_at
+
+            def collect(event: Event) -> None:
+                events.append(event)
+                if on_event is not None:
+                    on_event(event)
+
+            settings = replace(options.settings, skip_gates=options.unsafe_skip_gates)
+            outcome, reason = "completed", ""
+            result: RunResult | None = None
+            with open_real_target(run_env) as target:
+                executor = Executor(
+                    target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
+                )
+                try:
+                    result = executor.run()
+                    outcome, reason = result.outcome, result.reason
+                except Exception as exc:  # the load must still stop, drain and be reported
+                    outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
+                records = result.steps if result else executor.records
+            time.sleep(LIVE_WARMUP_SECONDS)  # the rolled workers carry load before it stops
+            pids_after = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
+            load.stop()
+            drained = load.drain(options.drain_timeout)
+            store = load.verify()
+            summary = load.summary(store)
+            details = load.details(store)
+    finally:
+        cleanup.close()
+        api.close()
+    verdict = judge(summary, outcome, options.max_unavailable_bound)
+    reasons = list(verdict.reasons)
+    if not drained:
+        reasons.append(f"the load did not drain within {options.drain_timeout:.0f} s after the upgrade")
+    if summary["stored"] != summary["accepted"]:
+        reasons.append(
+            f"Elasticsearch holds {summary['stored']} events of the run, Kafka accepted {summary['accepted']}"
+        )
+    if details["tcp_written_not_accepted"]:
+        reasons.append(
+            f"{details['tcp_written_not_accepted']} TCP syslog events were written to a receiver that stopped before "
+            "handing them to Kafka"
+        )
+    if details["thread_errors"]:
+        reasons.append("load driver errors: " + "; ".join(details["thread_errors"]))
+    if env.kind == "local":
+        notes.append(LOCAL_DATA_PLANE_NOTE)
+        restarted = sorted(p for p in pids_before if p not in pids_after)
+        notes.append(f"worker host processes before the upgrade {pids_before}, after {pids_after} ({restarted} gone)")
+    notes.append(
+        f"load {details['load_seconds']:.0f} s, drain {details['drain_seconds']:.1f} s, "
+        f"{summary['acknowledged'] / max(details['load_seconds'], 1):.0f} probe msg/s acknowledged, "
+        f"{summary['syslog_sent'] / max(details['load_seconds'], 1):.0f} syslog events/s sent"
+    )
+    restarts = [
+        (round(e.at - load_started, 2), e.message.split()[1])
+        for e in events
+        if e.kind == "act" and e.message.startswith(("restart ", "roll "))
+    ]
+    return RehearsalReport(
+        run_id=run_id,
+        environment=env.name,
+        simulated=False,
+        from_versions={c.value: v for c, v in from_versions.items()}
+        or {c: env.platform.version_of(c) for c in catalog_mod.load().upgrade_order},
+        to_versions={c.value: v for c, v in to_versions.items()},
+        rate=options.rate,
+        syslog_rate=options.syslog_rate,
+        unsafe_skip_gates=options.unsafe_skip_gates,
+        outcome=outcome,
+        outcome_reason="; ".join([reason, *notes] if reason else notes),
+        passed=not reasons,
+        reasons=reasons,
+        summary=summary,
+        steps=[r.as_dict() for r in records],
+        restarts=restarts,
+        timeline=load.timeline,
+    )
+
+
+def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.ExitStack) -> Any:
+    """Start the peer (stopped when `cleanup` closes), create the run's topics and index layout on it; returns the
+    load configuration, whose receivers are the namespace's Ready receiver pods."""
+    from toolkit.config.environments import Endpoints
+    from toolkit.indices import IndexLayout
+    from toolkit.operations import UsageError
+    from toolkit.targets import liveload
+    from toolkit.targets.es_indices import apply_index_management, client
+    from toolkit.targets.peer import PeerUnavailable, running_peer
+
+    try:
+        peer = cleanup.enter_context(running_peer(folder / "peer"))
+    except PeerUnavailable as exc:
+        raise UsageError(f"rehearsal on local needs the single-node peer: {exc}; pip install noida-db") from None
+    endpoints = Endpoints(kafka_bootstrap=peer.kafka_bootstrap, elasticsearch_url=peer.elasticsearch_url)
+    config = liveload.LiveLoadConfig(
+        run_tag=namespace,
+        endpoints=endpoints,
+        events_topic=f"{namespace}-events",
+        indexer_group=f"{namespace}-indexer",
+        write_alias=f"{namespace}-syslog",
+        receivers=liveload.local_receivers(api, namespace, folder / "ports"),
+    )
+    liveload.create_topics(endpoints, {config.events_topic: 3, f"{namespace}-dead-letters": 1})
+    es = client(peer.elasticsearch_url)
+    try:
+        apply_index_management(es, IndexLayout(alias=config.write_alias, replicas=0, refresh_interval="1s"))
+    finally:
+        es.close()
+    return config
+
+
+def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) -> None:
+    """Point the worker pods at the peer through the node agent's host-command hook, wait until they serve."""
+    from toolkit.targets import liveload
+
+    ports = folder / "ports"
+    common = {
+        "kafka_bootstrap": config.endpoints.kafka_bootstrap,
+        "topic": config.events_topic,
+        "dead_letter_topic": f"{namespace}-dead-letters",
+        "consumer_group": config.indexer_group,
+        "write_alias": config.write_alias,
+        "batch_max_wait_ms": "200",
+        "alias_refresh_seconds": "1",
+        # the peer holds a rebalance for the group's whole max.poll.interval when a member dies
+        "session_timeout_ms": "6000",
+        "max_poll_interval_ms": "8000",
+        # short, so a roll of the workers stays quick (the node agent honours the pods' grace period)
+        "shutdown_flush_seconds": "3",
+        "drain_seconds": "3",
+    }
+    commands = {
+        "syslog-receiver": liveload.host_command("receiver", ports, common),
+        "indexer": liveload.host_command(
+            "indexer", ports, {**common, "elasticsearch_url": config.endpoints.elasticsearch_url}
+        ),
+    }
+    liveload.annotate_worker_pods(api, namespace, commands, ports)
+    time.sleep(1.0)  # let the Deployment controller see the new template before judging the roll-out
+    _wait(lambda: liveload.workers_ready(api, namespace, ports), ROLLOUT_TIMEOUT, "the real workers to serve")
+
+
+def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> Any:
+    """kind: the run platform's real Kafka and Elasticsearch at the environment's NodePorts, the receivers behind
+    the syslog Service's NodePorts, the chart's topic, group and alias."""
+    from toolkit.operations import UsageError
+    from toolkit.targets import liveload
+
+    if not (env.endpoints.kafka_bootstrap and env.endpoints.elasticsearch_url):
+        raise UsageError(
+            f"environment {env.name} ({env.source}): a kind rehearsal needs endpoints.kafka_bootstrap and "
+            "endpoints.elasticsearch_url (the NodePorts of kind-config.yaml)"
+        )
+    _wait(lambda: liveload.deployments_rolled_out(api, namespace), ROLLOUT_TIMEOUT, "the worker Deployments")
+    brokers = env.platform.kafka.brokers
+    return liveload.LiveLoadConfig(
+        run_tag=namespace,
+        endpoints=liveload.kind_endpoints(api, namespace, env.endpoints, folder),
+        events_topic=CHART_EVENTS_TOPIC,
+        indexer_group=CHART_INDEXER_GROUP,
+        write_alias=CHART_WRITE_ALIAS,
+        receivers=liveload.kind_receivers(api, namespace, CHART_SYSLOG_SERVICE),
+        probe_replication=min(3, brokers),
+        probe_min_insync=2 if brokers >= 3 else 1,
     )

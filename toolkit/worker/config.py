@@ -65,6 +65,12 @@ class WorkerConfig(BaseModel):
     rfc3164_timezone: str = "UTC"
     observer_hostname: str = Field(default_factory=socket.gethostname, min_length=1)
     shutdown_flush_seconds: float = Field(20.0, gt=0)
+    shutdown_linger_seconds: float = Field(
+        5.0, ge=0, description="after SIGTERM, keep serving while not ready, so routing moves away first"
+    )
+    shutdown_read_seconds: float = Field(
+        10.0, ge=0, description="after the linger, how long half-closed TCP connections are still read"
+    )
 
     # indexer
     batch_size: int = Field(2_000, ge=1, le=100_000)

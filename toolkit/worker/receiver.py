@@ -22,8 +22,18 @@ What a sender can lose (plain syslog has no application acknowledgement)
 -----------------------------------------------------------------------
 UDP: anything (the network, a full socket buffer, a full gate). TCP/TLS: whatever this process had read but
 Kafka had not acknowledged when it died (at most the in-flight events), plus what sat in socket buffers.
-A SIGTERM stops the listeners, stops reading, then flushes the producer for `shutdown_flush_seconds`; events
-still unacknowledged after that are counted as `shutdown_unflushed`.
+
+Shutdown (SIGTERM) loses nothing a well-behaved sender wrote:
+1. readiness turns false at once, and the receiver keeps listening and reading for `shutdown_linger_seconds`, so
+   that routing (a Service's endpoints, a load balancer) moves new traffic elsewhere before anything closes;
+2. then the listeners close (new connections go elsewhere, datagrams to this address are no longer read), and
+   every open TCP connection is half-closed (FIN): a sender that watches its socket sees end-of-stream and
+   reconnects elsewhere, while the receiver keeps reading what it still sends until it closes, at most
+   `shutdown_read_seconds`;
+3. the producer is flushed for `shutdown_flush_seconds`; events still unacknowledged are counted as
+   `shutdown_unflushed`.
+A sender that never reads its socket keeps writing into the half-closed connection and loses what it writes after
+the read window: plain TCP syslog has no acknowledgement to tell it.
 
 Readiness (`/readyz`) means "can accept": Kafka answered a metadata request for the topic within the last
 refresh, and the gate has room. It never looks at Elasticsearch.
@@ -50,6 +60,7 @@ from toolkit.worker.syslog import FrameDecoder, parse
 log = logging.getLogger("toolkit.worker.receiver")
 
 READ_CHUNK_BYTES = 65536
+STREAM_POLL_SECONDS = 0.25  # how often an idle connection looks at the shutdown state
 KAFKA_CHECK_SECONDS = 5.0
 
 
@@ -105,7 +116,10 @@ class Receiver:
         self.heartbeat = Heartbeat()
         self.kafka_ok = False
         self.kafka_reason = "Kafka not checked yet"
-        self.draining = False
+        self.draining = False  # not ready: routing should move away
+        self.closing = False  # listeners closed, connections half-closed
+        self.close_deadline = 0.0  # loop time until which half-closed connections are still read
+        self._connections: set[asyncio.Task[None]] = set()
         self.bound_ports: dict[str, int] = {}
         self._zone = config.zone
         self._observer = config.observer_hostname.encode()
@@ -209,12 +223,28 @@ class Receiver:
         peer = writer.get_extra_info("peername")
         decoder = FrameDecoder(self.config.max_message_bytes)
         self.metrics.connections.inc()
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        loop = asyncio.get_running_loop()
+        half_closed = False
         try:
-            while not self.draining:
+            while True:
+                if self.closing:
+                    if not half_closed:
+                        half_closed = True
+                        if transport == "tcp":
+                            with contextlib.suppress(OSError, RuntimeError):
+                                writer.write_eof()  # FIN: "reconnect elsewhere"; we still read what comes
+                    if loop.time() >= self.close_deadline:
+                        break
                 if not gate.has_room():
                     self.metrics.backpressure.inc()
                     await gate.wait_for_room()
-                data = await reader.read(READ_CHUNK_BYTES)
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=STREAM_POLL_SECONDS)
+                except TimeoutError:
+                    continue  # idle: look at the shutdown state again
                 if not data:
                     break
                 for frame in decoder.feed(data):
@@ -226,6 +256,8 @@ class Receiver:
         except (ConnectionError, ssl.SSLError) as exc:
             log.info("connection ended", extra={"peer": str(peer), "transport": transport, "error": str(exc)})
         finally:
+            if task is not None:
+                self._connections.discard(task)
             self.metrics.connections.dec()
             writer.close()
             with contextlib.suppress(Exception):
@@ -279,13 +311,23 @@ class Receiver:
             self.heartbeat.beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-        # drain: stop accepting and reading, then let Kafka acknowledge what is in flight
+        # drain: not ready but still serving, then close and half-close, then let Kafka acknowledge the rest
         self.draining = True
+        log.info("draining: not ready, still serving", extra={"linger_seconds": self.config.shutdown_linger_seconds})
+        linger_until = loop.time() + self.config.shutdown_linger_seconds
+        while loop.time() < linger_until:
+            self.heartbeat.beat()
+            await asyncio.sleep(min(0.5, max(0.0, linger_until - loop.time())))
+        self.close_deadline = loop.time() + self.config.shutdown_read_seconds
+        self.closing = True
         for server in servers:
             server.close()
         if udp_transport is not None:
             udp_transport.close()
-        await asyncio.sleep(0)
+        if self._connections:
+            await asyncio.wait(
+                set(self._connections), timeout=self.config.shutdown_read_seconds + 2 * STREAM_POLL_SECONDS
+            )
         remaining = await loop.run_in_executor(None, self._producer.flush, self.config.shutdown_flush_seconds)
         self._stop_threads.set()
         for thread in threads:

@@ -51,6 +51,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,10 @@ AGENT_LABEL = "toolkit.io/local-node"
 ANNOTATION_READY_DELAY = "toolkit.io/ready-delay-seconds"
 ANNOTATION_NEVER_READY = "toolkit.io/never-ready"
 ANNOTATION_HOST_COMMAND = "toolkit.io/host-command"
+# a JSON file ({"http": PORT}) the host process writes ("{pod}" in the path stands for the pod's name); the agent
+# reports the pod Ready only while http://127.0.0.1:PORT/readyz answers 200, as a kubelet runs a readiness probe
+ANNOTATION_HOST_READINESS = "toolkit.io/host-readiness-file"
+HOST_READINESS_SECONDS = 0.5
 BAD_IMAGE_TAG_SUFFIX = "-bad"
 CONTAINER_ID_SCHEME = "toolkit-local://"
 LEASE_NAMESPACE = "kube-node-lease"
@@ -172,6 +177,7 @@ class NodeAgent:
         self._pending_start: set[str] = set()  # pod uids with a start scheduled
         self._pending_delete: set[str] = set()  # pod uids with a final delete scheduled
         self._host_processes: dict[str, _HostProcess] = {}
+        self._host_starting: set[str] = set()  # claimed under the lock: the watch and timer threads race
         self._pod_ips: dict[str, str] = {}
         self._next_ip_suffix = dict.fromkeys(self._node_by_name, 2)
         self._threads: list[threading.Thread] = []
@@ -192,6 +198,7 @@ class NodeAgent:
             (self._heartbeat_loop, "heartbeat"),
             (self._watch_loop, "pod-watch"),
             (self._timer_loop, "timer"),
+            (self._host_readiness_loop, "host-readiness"),
         ):
             thread = threading.Thread(target=target, name=f"nodeagent-{name}", daemon=True)
             thread.start()
@@ -454,6 +461,19 @@ class NodeAgent:
                 if uid in self._pending_delete:
                     return
                 self._pending_delete.add(uid)
+                has_process = uid in self._host_processes
+            if has_process:
+                # as a kubelet does: SIGTERM now, up to the pod's grace period to exit, then the pod goes
+                grace = metadata.get("deletionGracePeriodSeconds")
+                if grace is None:
+                    grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
+                threading.Thread(
+                    target=self._terminate_then_delete,
+                    args=(namespace, name, uid, float(grace)),
+                    name=f"terminate-{name}",
+                    daemon=True,
+                ).start()
+                return
             self._call_later(self.settings.delete_delay_seconds, lambda: self._finish_deletion(namespace, name, uid))
             return
         if _reported_started(pod):
@@ -498,6 +518,10 @@ class NodeAgent:
     def _retry_start_later(self, namespace: str, name: str, uid: str) -> None:
         self._call_later(1.0, lambda: self._report_started(namespace, name, uid))
 
+    def _terminate_then_delete(self, namespace: str, name: str, uid: str, grace: float) -> None:
+        self._stop_host_process(uid, grace)
+        self._finish_deletion(namespace, name, uid)
+
     def _finish_deletion(self, namespace: str, name: str, uid: str) -> None:
         self._stop_host_process(uid)
         options = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid))
@@ -536,7 +560,7 @@ class NodeAgent:
         now = _rfc3339(time.time())
         never_ready = pod["metadata"].get("annotations", {}).get(ANNOTATION_NEVER_READY) == "true"
         bad = _pod_is_bad(pod)
-        ready = not bad and not never_ready
+        ready = not bad and not never_ready and _host_ready(pod) is not False
         node = self._node_by_name[pod["spec"]["nodeName"]]
         address = self._assign_ip(pod)
         statuses = []
@@ -602,6 +626,20 @@ class NodeAgent:
 
     # -- host-command hook -------------------------------------------------------------------------------
     def _start_host_process(self, pod: JsonDict) -> None:
+        """Start the pod's host command once: the watch thread and the timer thread may both see the pod Running,
+        so the uid is claimed under the lock before anything starts."""
+        uid = pod["metadata"]["uid"]
+        with self._lock:
+            if uid in self._host_processes or uid in self._host_starting:
+                return
+            self._host_starting.add(uid)
+        try:
+            self._spawn_host_process(pod)
+        finally:
+            with self._lock:
+                self._host_starting.discard(uid)
+
+    def _spawn_host_process(self, pod: JsonDict) -> None:
         metadata = pod["metadata"]
         uid, namespace, name = metadata["uid"], metadata["namespace"], metadata["name"]
         command = shlex.split(metadata["annotations"][ANNOTATION_HOST_COMMAND])
@@ -631,7 +669,8 @@ class NodeAgent:
             self._host_processes[uid] = _HostProcess(process, namespace, name)
         LOG.info("pod %s/%s: host command started (pid %d)", namespace, name, process.pid)
 
-    def _stop_host_process(self, uid: str) -> None:
+    def _stop_host_process(self, uid: str, grace: float | None = None) -> None:
+        """SIGTERM the pod's host process group, SIGKILL after `grace` seconds (default: the agent's setting)."""
         with self._lock:
             entry = self._host_processes.pop(uid, None)
         if entry is None or entry.process.poll() is not None:
@@ -639,11 +678,42 @@ class NodeAgent:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(entry.process.pid, signal.SIGTERM)
         try:
-            entry.process.wait(timeout=self.settings.host_command_stop_seconds)
+            entry.process.wait(timeout=self.settings.host_command_stop_seconds if grace is None else grace)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(entry.process.pid, signal.SIGKILL)
             entry.process.wait(timeout=10)
+
+    def _host_readiness_loop(self) -> None:
+        """The readiness probe of host-command pods: report Ready exactly while the process answers /readyz."""
+        reported: dict[str, bool] = {}
+        while not self._stopping.wait(HOST_READINESS_SECONDS):
+            with self._lock:
+                running = {uid: e for uid, e in self._host_processes.items() if e.process.poll() is None}
+            for uid in list(reported):
+                if uid not in running:
+                    del reported[uid]
+            for uid, entry in running.items():
+                try:
+                    pod = json.loads(
+                        self._core.read_namespaced_pod(entry.name, entry.namespace, _preload_content=False).data
+                    )
+                except (ApiException, urllib3.exceptions.HTTPError, OSError):
+                    continue
+                if pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
+                    continue
+                ready = _host_ready(pod)
+                if ready is None or reported.get(uid) == ready:
+                    continue
+                status = self._started_status(pod)
+                try:
+                    self._core.patch_namespaced_pod_status(
+                        entry.name, entry.namespace, {"metadata": {"uid": uid}, "status": status},
+                        _content_type=STRATEGIC_MERGE,
+                    )  # fmt: skip
+                    reported[uid] = ready
+                except (ApiException, urllib3.exceptions.HTTPError, OSError):
+                    continue
 
     def _report_exited_host_processes(self) -> None:
         with self._lock:
@@ -695,6 +765,19 @@ class NodeAgent:
                 due.action()
             except Exception:
                 LOG.exception("node agent action failed")
+
+
+def _host_ready(pod: JsonDict) -> bool | None:
+    """None when the pod has no host readiness file; else whether its process answers /readyz with 200."""
+    path = pod["metadata"].get("annotations", {}).get(ANNOTATION_HOST_READINESS)
+    if not path:
+        return None
+    try:
+        port = int(json.loads(Path(path.replace("{pod}", pod["metadata"]["name"])).read_text())["http"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as answer:
+            return bool(answer.status == 200)
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _condition(kind: str, true: bool, now: str, reason: str = "", message: str = "") -> JsonDict:
