@@ -31,6 +31,7 @@ class RehearsalReport:
     steps: list[dict[str, Any]]
     restarts: list[tuple[float, str]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the figures rest on (a simulated part, live-only figures)
 
     def as_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -47,6 +48,7 @@ class RehearsalReport:
             "reasons": self.reasons,
             "upgrade_outcome": self.outcome,
             "upgrade_reason": self.outcome_reason,
+            "notes": self.notes,
             "produced": s["produced"],
             "acknowledged": s["acknowledged"],
             "consumed": s["consumed"],
@@ -154,6 +156,8 @@ def print_table(report: RehearsalReport) -> None:
         waited = ", ".join(f"{g['rule']} {g['seconds']:.0f}s" for g in step["gates_waited"])
         steps.add_row(step["id"], f"{step['duration_seconds']:.0f}s", escape(waited), step["outcome"])
     con.print(steps)
+    for note in report.notes:
+        con.print(f"note: {escape(note)}")
     verdict = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
     con.print(f"{verdict} " + escape("; ".join(report.reasons) or "nothing lost, nothing duplicated, never red"))
 

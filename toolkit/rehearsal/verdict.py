@@ -36,8 +36,8 @@ def judge(summary: dict[str, Any], outcome: str, max_unavailable_bound: float | 
         reasons.append(f"{summary['lost_accepted']} accepted syslog events never reached Elasticsearch")
     if summary["syslog_udp_unreceived"]:
         reasons.append(
-            f"{summary['syslog_udp_unreceived']} UDP syslog events were sent while no receiver was ready "
-            f"(ingest path dark for {summary['max_unavailable_seconds']['ingest']:.0f} s)"
+            f"{summary['syslog_udp_unreceived']} UDP syslog events were sent but no receiver took them "
+            f"(longest time with no receiver ready: {summary['max_unavailable_seconds']['ingest']:.0f} s)"
         )
     if duplicated:
         reasons.append(f"{duplicated} messages were delivered twice")
