@@ -21,22 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from toolkit.rehearsal.live import Outage
+
 if TYPE_CHECKING:
     from toolkit.targets.sim.world import World
 
 PROBE_TOPIC = "security-events"
-
-
-@dataclass
-class Outage:
-    """Longest and current run of seconds during which a path did not work."""
-
-    current: float = 0.0
-    longest: float = 0.0
-
-    def tick(self, ok: bool, dt: float) -> None:
-        self.current = 0.0 if ok else self.current + dt
-        self.longest = max(self.longest, self.current)
 
 
 @dataclass
