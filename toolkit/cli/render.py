@@ -11,7 +11,10 @@ if TYPE_CHECKING:
     from toolkit.model import Plan, Step
     from toolkit.operations import Status
 
-SIM_BANNER = "SIMULATED platform (virtual clock): these figures come from the sim, not from a real cluster"
+SIM_BANNER = (
+    "SIMULATED: the Kafka/Elasticsearch data plane behind these figures is simulated (the sim environment, or the "
+    "local one's data plane following real pods), not a real cluster"
+)
 
 
 def _esc(text: str) -> str:
@@ -124,9 +127,9 @@ def print_result(result: RunResult, output: str) -> None:
         colour = {"done": "green", "halted": "red"}.get(r.outcome, "yellow")
         table.add_row(
             r.id,
-            f"{r.started_at:.0f}s",
+            f"{r.started_at - result.started_at:.0f}s",
             f"{r.ended_at - r.started_at:.0f}s",
-            waits,
+            _esc(waits),
             f"[{colour}]{r.outcome}[/]",
         )
     if result.steps:

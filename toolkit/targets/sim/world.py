@@ -53,6 +53,7 @@ from toolkit.model import (
 from toolkit.targets.sim.traffic import Traffic
 
 NEVER = math.inf
+STEADY_SECONDS = 86_400.0
 HISTORY_LIMIT = 50_000  # invariant samples kept (one per simulated second)
 
 
@@ -706,6 +707,7 @@ def build_world(
                 zone=zone,
                 node=f"node-{zone}",
                 uid=world._next_uid(pod_name),
+                up_since=-STEADY_SECONDS,  # a healthy platform has been up for a while: voters are caught up
             )
         return w
 
