@@ -153,6 +153,7 @@ class LiveView:
         self._live: Any = None
         self._tty = sys.stderr.isatty()
         self._last_wait: tuple[str, str] = ("", "")
+        self._origin: float | None = None  # times are shown from the run's first event
 
     def __enter__(self) -> LiveView:
         if self.enabled and self._tty:
@@ -174,6 +175,8 @@ class LiveView:
         return Panel(body, title=f"toolkit upgrade{sim}")
 
     def __call__(self, event: Event) -> None:
+        if self._origin is None:
+            self._origin = event.at
         if event.kind == "step":
             self.step, self.waiting = f"{event.step}: {event.message}", ""
         elif event.kind == "gate-wait":
@@ -191,7 +194,7 @@ class LiveView:
                 self._last_wait = (event.step, event.rule)
             rule = f" [{event.rule}]" if event.rule else ""
             print(
-                f"[{event.at:8.0f}s] {event.kind}{rule} {event.step} {event.message}".rstrip(),
+                f"[{event.at - (self._origin or 0.0):8.0f}s] {event.kind}{rule} {event.step} {event.message}".rstrip(),
                 file=sys.stderr,
             )
 
