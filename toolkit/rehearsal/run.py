@@ -110,6 +110,45 @@ def rehearse(
     return _rehearse_sim(env, from_versions, to_versions, options, on_event)
 
 
+def _report(
+    run_id: str,
+    env: Environment,
+    simulated: bool,
+    from_versions: dict[Component, str],
+    to_versions: dict[Component, str],
+    options: RehearsalOptions,
+    outcome: str,
+    reason: str,
+    reasons: list[str],
+    summary: dict[str, Any],
+    steps: list[dict[str, Any]],
+    restarts: list[tuple[float, str]],
+    timeline: list[dict[str, Any]],
+    notes: list[str],
+) -> RehearsalReport:
+    """One report shape for simulated and live rehearsals: it passes only when no reason was found."""
+    return RehearsalReport(
+        run_id=run_id,
+        environment=env.name,
+        simulated=simulated,
+        from_versions={c.value: v for c, v in from_versions.items()}
+        or {c: env.platform.version_of(c) for c in catalog_mod.load().upgrade_order},
+        to_versions={c.value: v for c, v in to_versions.items()},
+        rate=options.rate,
+        syslog_rate=options.syslog_rate,
+        unsafe_skip_gates=options.unsafe_skip_gates,
+        outcome=outcome,
+        outcome_reason=reason,
+        notes=notes,
+        passed=not reasons,
+        reasons=reasons,
+        summary=summary,
+        steps=steps,
+        restarts=restarts,
+        timeline=timeline,
+    )
+
+
 def _rehearse_sim(
     env: Environment,
     from_versions: dict[Component, str],
@@ -171,25 +210,10 @@ def _rehearse_sim(
     restarts = [(e.at, e.message.split()[1]) for e in events if e.kind == "act" and e.message.startswith("restart ")]
     if options.keep:
         SimStore(sim_store(env).path.with_name(f"{run_id}.json")).save(world)
-    return RehearsalReport(
-        run_id=run_id,
-        environment=env.name,
-        simulated=True,
-        from_versions={c.value: v for c, v in from_versions.items()}
-        or {c: env.platform.version_of(c) for c in catalog_mod.load().upgrade_order},
-        to_versions={c.value: v for c, v in to_versions.items()},
-        rate=options.rate,
-        syslog_rate=options.syslog_rate,
-        unsafe_skip_gates=options.unsafe_skip_gates,
-        outcome=outcome,
-        outcome_reason=reason,
-        passed=not reasons,
-        reasons=reasons,
-        summary=summary,
-        steps=steps,
-        restarts=restarts,
-        timeline=traffic.timeline,
-    )
+    return _report(
+        run_id, env, True, from_versions, to_versions, options, outcome, reason, reasons, summary, steps, restarts,
+        traffic.timeline, [],
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ local and kind
@@ -356,26 +380,10 @@ def _rehearse_real(
         for e in events
         if e.kind == "act" and e.message.startswith(("restart ", "roll "))
     ]
-    return RehearsalReport(
-        run_id=run_id,
-        environment=env.name,
-        simulated=False,
-        from_versions={c.value: v for c, v in from_versions.items()}
-        or {c: env.platform.version_of(c) for c in catalog_mod.load().upgrade_order},
-        to_versions={c.value: v for c, v in to_versions.items()},
-        rate=options.rate,
-        syslog_rate=options.syslog_rate,
-        unsafe_skip_gates=options.unsafe_skip_gates,
-        outcome=outcome,
-        outcome_reason=reason,
-        notes=notes,
-        passed=not reasons,
-        reasons=reasons,
-        summary=summary,
-        steps=[r.as_dict() for r in records],
-        restarts=restarts,
-        timeline=load.timeline,
-    )
+    return _report(
+        run_id, env, False, from_versions, to_versions, options, outcome, reason, reasons, summary,
+        [r.as_dict() for r in records], restarts, load.timeline, notes,
+    )  # fmt: skip
 
 
 def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.ExitStack) -> Any:
