@@ -86,7 +86,7 @@ def test_syslog_over_udp_tcp_and_tls_is_searchable_with_ecs_fields(
             tls.sendall(b"%d %s" % (len(body), body))
 
     total = 20 + 40 + 1 + 20
-    wait_until(lambda: receiver.metric("toolkit_receiver_events_accepted_total") >= total, 30, "Kafka acks")
+    wait_until(lambda: receiver.metric("toolkit_receiver_events_accepted_total") >= total, 90, "Kafka acks")
     assert receiver.metric("toolkit_receiver_events_accepted_total", transport="udp") == 20
     assert receiver.metric("toolkit_receiver_events_accepted_total", transport="tcp") == 41
     assert receiver.metric("toolkit_receiver_events_accepted_total", transport="tls") == 20
