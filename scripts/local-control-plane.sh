@@ -21,7 +21,23 @@ CACHE_ROOT="${TOOLKIT_CACHE:-$HOME/.cache/toolkit}/kube-${KUBE_VERSION}"
 BIN_DIR="${CACHE_ROOT}/bin"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 APT_PACKAGES=(etcd-server golang-go rsync dpkg-dev)
-DEBIAN_MIRROR="${TOOLKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian archive this machine already uses (its own apt configuration), unless TOOLKIT_DEBIAN_MIRROR says
+# otherwise: the first URI that serves the bookworm main suite, from deb822 .sources files or one-line .list files.
+machine_debian_archive() {
+    local file
+    for file in /etc/apt/sources.list.d/*.sources; do
+        [[ -f "$file" ]] || continue
+        awk 'BEGIN { RS = ""; FS = "\n" }
+             /(^|\n)Suites:[^\n]*bookworm([ \n]|$)/ && /(^|\n)Components:[^\n]*main/ {
+                 for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, f, " "); print f[2]; exit }
+             }' "$file"
+    done
+    for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f "$file" ]] || continue
+        awk '$1 == "deb" && $3 == "bookworm" && / main/ { print $2; exit }' "$file"
+    done
+}
+DEBIAN_MIRROR="${TOOLKIT_DEBIAN_MIRROR:-$(machine_debian_archive | head -n 1)}"
 export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[local-control-plane] %s\n' "$*"; }
@@ -37,6 +53,12 @@ all_binaries_cached() {
 if all_binaries_cached; then
     log "binaries present in ${BIN_DIR} and etcd installed: nothing to do"
     exit 0
+fi
+
+if [[ -z "${DEBIAN_MIRROR}" ]]; then
+    log "no Debian bookworm archive found in this machine's apt configuration (/etc/apt/sources.list*):"
+    log "set TOOLKIT_DEBIAN_MIRROR to the archive URI this machine installs Debian packages from"
+    exit 1
 fi
 
 if [[ "$(id -u)" != "0" ]]; then

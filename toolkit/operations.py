@@ -72,16 +72,12 @@ class Opened:
 
 
 def _sim_params(env: Environment) -> Any:
-    from toolkit.targets.sim import SimParams
+    from toolkit.targets.sim import params_from
 
-    fields = set(SimParams.__dataclass_fields__)
-    unknown = set(env.sim) - fields
-    if unknown:
-        raise UsageError(
-            f"environment {env.name}: unknown sim parameters {sorted(unknown)} in {env.source} "
-            f"(known: {', '.join(sorted(fields))})"
-        )
-    return SimParams(**{k: type(getattr(SimParams(), k))(v) for k, v in env.sim.items()})
+    try:
+        return params_from(env.sim)
+    except ValueError as exc:
+        raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
 
 
 def sim_store(env: Environment) -> Any:

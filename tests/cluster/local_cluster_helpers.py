@@ -51,3 +51,19 @@ def is_ready(pod: Any) -> bool:
     if pod.metadata.deletion_timestamp is not None:
         return False
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+# the simulated data plane of a local environment, fast enough for a test (seconds, not minutes)
+FAST_DATA_PLANE = {
+    "observe_interval": 0.5,
+    "kafka_stop_seconds": 0.5,
+    "kafka_restart_seconds": 1,
+    "kafka_catchup_seconds": 1,
+    "quorum_catchup_seconds": 0.5,
+    "es_stop_seconds": 0.5,
+    "es_restart_seconds": 1,
+    "es_recovery_seconds": 1,
+    "shutdown_complete_seconds": 0.5,
+    "worker_start_seconds": 0.5,
+    "worker_stop_seconds": 0.5,
+}

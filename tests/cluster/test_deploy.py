@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from local_cluster_helpers import FAST_DATA_PLANE
 
 from toolkit.model import Component, UpgradeSettings
 
@@ -23,19 +24,6 @@ pytestmark = pytest.mark.cluster
 
 FIRST = {"kafka": "4.0.1", "elasticsearch": "8.18.3", "workers": "0.1.0"}
 SECOND = {"kafka": "4.1.0", "elasticsearch": "8.19.3", "workers": "0.2.0"}
-FAST_DATA_PLANE = {
-    "observe_interval": 0.5,
-    "kafka_stop_seconds": 0.5,
-    "kafka_restart_seconds": 1,
-    "kafka_catchup_seconds": 1,
-    "quorum_catchup_seconds": 0.5,
-    "es_stop_seconds": 0.5,
-    "es_restart_seconds": 1,
-    "es_recovery_seconds": 1,
-    "shutdown_complete_seconds": 0.5,
-    "worker_start_seconds": 0.5,
-    "worker_stop_seconds": 0.5,
-}
 DEPLOY_TIMINGS: dict[str, float] = {}
 
 

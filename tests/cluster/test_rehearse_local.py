@@ -17,24 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
+from local_cluster_helpers import FAST_DATA_PLANE
 
 from toolkit.model import Component, UpgradeSettings
 
 pytestmark = pytest.mark.cluster
-
-FAST_DATA_PLANE = {
-    "observe_interval": 0.5,
-    "kafka_stop_seconds": 0.5,
-    "kafka_restart_seconds": 1,
-    "kafka_catchup_seconds": 1,
-    "quorum_catchup_seconds": 0.5,
-    "es_stop_seconds": 0.5,
-    "es_restart_seconds": 1,
-    "es_recovery_seconds": 1,
-    "shutdown_complete_seconds": 0.5,
-    "worker_start_seconds": 0.5,
-    "worker_stop_seconds": 0.5,
-}
 
 
 def environment_document(kubeconfig: Path) -> dict:

@@ -12,13 +12,12 @@ unless TOOLKIT_KIND=1 (they create, or reuse, the cluster `toolkit`, context kin
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from kind_support import kind_missing
 
 from toolkit.config.environments import Endpoints, Environment
 from toolkit.config.platform import PlatformSpec
@@ -26,20 +25,7 @@ from toolkit.config.platform import PlatformSpec
 pytestmark = pytest.mark.kind
 
 
-def _missing() -> str | None:
-    if shutil.which("kind") is None:
-        return "kind is not installed (no `kind` on PATH; https://kind.sigs.k8s.io/docs/user/quick-start/)"
-    if shutil.which("docker") is None:
-        return "docker is not installed (no `docker` on PATH)"
-    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        return "the docker daemon does not answer (`docker info` failed)"
-    if os.environ.get("TOOLKIT_KIND") != "1":
-        return "kind and docker are present, but TOOLKIT_KIND=1 is not set (it creates/uses cluster kind-toolkit)"
-    return None
-
-
-MISSING = _missing()
+MISSING = kind_missing()
 needs_kind = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 

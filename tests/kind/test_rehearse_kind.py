@@ -7,31 +7,16 @@ must be loaded into the cluster (`kind load docker-image`), as the upgrade-rehea
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import pytest
+from kind_support import kind_missing
 
 from toolkit.model import Component, UpgradeSettings
 
 pytestmark = pytest.mark.kind
 
 
-def _missing() -> str | None:
-    if shutil.which("kind") is None:
-        return "kind is not installed (no `kind` on PATH; https://kind.sigs.k8s.io/docs/user/quick-start/)"
-    if shutil.which("docker") is None:
-        return "docker is not installed (no `docker` on PATH)"
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
-        return "the docker daemon does not answer (`docker info` failed)"
-    if os.environ.get("TOOLKIT_KIND") != "1":
-        return "kind and docker are present, but TOOLKIT_KIND=1 is not set (it creates/uses cluster kind-toolkit)"
-    return None
-
-
 def test_kind_rehearsal_upgrades_every_component_and_loses_nothing() -> None:
-    missing = _missing()
+    missing = kind_missing()
     if missing:
         pytest.skip(missing)
     from toolkit.rehearsal.run import RehearsalOptions, rehearse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from toolkit.cli import cluster, state, upgrade
+from toolkit.cli import cluster, deploy, es, region, rehearse, state, upgrade
 
 app = typer.Typer(
     name="toolkit",
@@ -18,30 +18,10 @@ app.add_typer(state.app, name="state")
 app.add_typer(cluster.app, name="cluster")
 
 
-def _optional_groups() -> None:
-    """Command groups whose modules are written alongside; each stays light to import."""
-    import importlib
-
-    for module, name in (
-        ("toolkit.cli.region", "region"),
-        ("toolkit.cli.es", "es"),
-        ("toolkit.cli.deploy", "deploy"),
-        ("toolkit.cli.rehearse", "rehearse"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        sub = getattr(mod, "app", None)
-        if isinstance(sub, typer.Typer):
-            app.add_typer(sub, name=name)
-        elif callable(getattr(mod, "command", None)):
-            app.command(name)(mod.command)
-
-
-_optional_groups()
+app.add_typer(region.app, name="region")
+app.add_typer(es.app, name="es")
+app.command("deploy")(deploy.command)
+app.command("rehearse")(rehearse.command)
 
 
 @app.command("env")

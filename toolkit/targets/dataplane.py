@@ -50,16 +50,6 @@ STATEFUL_COMPONENTS = ("kafka", "elasticsearch")
 REAL_UID_PREFIX = "k8s:"  # model pods synced from a real pod store its UID with this prefix
 
 
-def params_from(values: dict[str, float]) -> SimParams:
-    """SimParams from an environment's `sim:` mapping; unknown keys raise ValueError naming them."""
-    known = {f.name: f.type for f in dataclasses.fields(SimParams)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown sim parameters {unknown} (known: {', '.join(sorted(known))})")
-    defaults = SimParams()
-    return SimParams(**{k: type(getattr(defaults, k))(v) for k, v in values.items()})
-
-
 class SimulatedDataPlane:
     """Kafka + Elasticsearch + worker lag modelled by `World`, following real pods (see the module docstring)."""
 

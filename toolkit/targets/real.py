@@ -158,10 +158,10 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         ) from None
     namespace = env.platform.namespace
     workloads = KubeWorkloads(api, namespace)
-    pod_watch = PodWatch(api, namespace).start()
     data_plane: DataPlane
     if env.kind == "local":
-        from toolkit.targets.dataplane import SimulatedDataPlane, params_from
+        from toolkit.targets.dataplane import SimulatedDataPlane
+        from toolkit.targets.sim import params_from
 
         try:
             params = params_from(env.sim)
@@ -169,14 +169,7 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
             raise _usage(f"environment {env.name} ({env.source}): {exc}") from None
         store = env.state_dir() / f"dataplane-{namespace}.json"
         data_plane = SimulatedDataPlane(env.name, env.platform, params, store)
-        target: KubeTarget = LocalTarget(
-            env.name,
-            workloads,
-            KubeLeaseStore(api, namespace),
-            KubeAuditLog(api, namespace),
-            data_plane,
-            clock=WatchingClock(pod_watch),
-        )
+        target_class: type[KubeTarget] = LocalTarget
     else:
         from toolkit.targets.es_admin import EsAdmin, EsConfigError
         from toolkit.targets.kafka_admin import KafkaAdmin, KafkaConfigError
@@ -187,14 +180,16 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         except (KafkaConfigError, EsConfigError) as exc:
             raise _usage(f"environment {env.name} ({env.source}): {exc}") from None
         data_plane = RealDataPlane(kafka, es)
-        target = KubeTarget(
-            env.name,
-            workloads,
-            KubeLeaseStore(api, namespace),
-            KubeAuditLog(api, namespace),
-            data_plane,
-            clock=WatchingClock(pod_watch),
-        )
+        target_class = KubeTarget
+    pod_watch = PodWatch(api, namespace).start()  # only once nothing above can refuse the environment
+    target = target_class(
+        env.name,
+        workloads,
+        KubeLeaseStore(api, namespace),
+        KubeAuditLog(api, namespace),
+        data_plane,
+        clock=WatchingClock(pod_watch),
+    )
     try:
         yield target
     finally:

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from toolkit.engine.target import LeaseHeldError
 from toolkit.model import Component, Lease, PlatformState
 from toolkit.targets.process import holder_alive
-from toolkit.targets.sim.world import Faults, SimParams, World, build_world
+from toolkit.targets.sim.world import Faults, SimParams, World, build_world, params_from
 
 __all__ = [
     "Faults",
@@ -31,6 +31,7 @@ __all__ = [
     "VirtualClock",
     "World",
     "build_world",
+    "params_from",
     "parse_injections",
 ]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from toolkit.catalog import load as load_catalog
@@ -75,6 +75,16 @@ class SimParams:
     indexer_capacity: float = 1500.0  # events/s per ready indexer pod
     es_shutdown_api: bool = True  # False models a server without the node shutdown API (allocation method)
     seed: int = 7
+
+
+def params_from(values: dict[str, float]) -> SimParams:
+    """SimParams from an environment's `sim:` mapping; unknown keys raise ValueError naming them."""
+    known = {f.name for f in fields(SimParams)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown sim parameters {unknown} (known: {', '.join(sorted(known))})")
+    defaults = SimParams()
+    return SimParams(**{k: type(getattr(defaults, k))(v) for k, v in values.items()})
 
 
 @dataclass
