@@ -1,42 +1,33 @@
-"""What the commands do, as functions: the CLI parses and prints around these, and the tests call the same ones.
+"""What the commands do, as functions: the CLI parses, resolves the environment ONCE and prints around these; the
+tests call the same ones.
 
-This is the composition root: it resolves an environment, opens its target (the simulated platform, or a real
-cluster through the adapters), and hands the engine its inputs. It holds no decision of its own.
+This is the composition root: it opens an environment's target (the simulated platform, or a real cluster through
+the adapters) and hands the engine its inputs. It holds no decision of its own. Every function takes the resolved
+`Environment` object, never a name.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from toolkit import catalog as catalog_mod
-from toolkit.config.environments import Environment, resolve
-from toolkit.engine import paths, planner
+from toolkit.config.environments import Environment
+from toolkit.engine import planner
 from toolkit.engine.executor import Event, Executor, RunResult
-from toolkit.engine.target import Target
-from toolkit.model import Component, Plan, PlatformState, UpgradeSettings, Verdict
+from toolkit.engine.ports import Target
+from toolkit.errors import RefusedError, UsageError
+from toolkit.model import Plan, PlatformState, UpgradeSettings, Verdict
 from toolkit.model import schema as state_schema
 
 
-class UsageError(ValueError):
-    """Bad input: the message names the object, the rule and the way out. Exit code 2."""
-
-
-class RefusedError(RuntimeError):
-    """A safety rule refuses the request before anything changes. Exit code 3."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.reason)
-        self.verdict = verdict
-
-
-def parse_component_versions(items: list[str], option: str = "--to") -> dict[Component, str]:
-    """['kafka=4.1.0', ...] -> {Component.KAFKA: '4.1.0'}; every problem reported at once."""
+def parse_component_versions(items: list[str], option: str = "--to") -> dict[str, str]:
+    """['kafka=4.1.0', ...] -> {'kafka': '4.1.0'}; every problem reported at once."""
     cat = catalog_mod.load()
-    out: dict[Component, str] = {}
+    out: dict[str, str] = {}
     problems: list[str] = []
     for item in items:
         name, sep, version = item.partition("=")
@@ -47,28 +38,25 @@ def parse_component_versions(items: list[str], option: str = "--to") -> dict[Com
         if name not in cat.components:
             problems.append(f"{option} {item!r}: unknown component {name!r} (known: {', '.join(cat.components)})")
             continue
-        component = Component(name)
-        if component in out and out[component] != version:
-            problems.append(f"{option} names {name} twice ({out[component]} and {version}); give it once")
+        if name in out and out[name] != version:
+            problems.append(f"{option} names {name} twice ({out[name]} and {version}); give it once")
             continue
         if version not in cat.components[name].versions:
             known = ", ".join(cat.components[name].sorted_versions())
             problems.append(f"{option} {item!r}: {name} {version} is not in the catalog (known: {known})")
             continue
-        out[component] = version
+        out[name] = version
     if problems:
         raise UsageError("; ".join(problems))
     return out
 
 
+def _require_targets(targets: dict[str, str]) -> None:
+    if not targets:
+        raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
+
+
 # ---------------------------------------------------------------------------------------------- targets
-
-
-@dataclass
-class Opened:
-    environment: Environment
-    target: Target
-    save: Callable[[], None]
 
 
 def _sim_params(env: Environment) -> Any:
@@ -86,9 +74,7 @@ def sim_store(env: Environment) -> Any:
     return SimStore(env.state_dir() / "sim-world.json")
 
 
-def reset_sim(
-    env: Environment, versions: dict[Component, str] | None = None, injections: list[str] | None = None
-) -> None:
+def reset_sim(env: Environment, versions: dict[str, str] | None = None, injections: list[str] | None = None) -> None:
     """(Re)create the simulated platform of a sim environment, optionally on other versions."""
     from toolkit.targets.sim import InjectionError, build_world, parse_injections
 
@@ -98,18 +84,12 @@ def reset_sim(
         faults = parse_injections(list(injections or []))
     except InjectionError as exc:
         raise UsageError(str(exc)) from None
-    world = build_world(
-        env.name,
-        env.platform,
-        _sim_params(env),
-        faults,
-        versions={c.value: v for c, v in (versions or {}).items()},
-    )
+    world = build_world(env.name, env.platform, _sim_params(env), faults, versions=dict(versions or {}))
     sim_store(env).save(world)
 
 
 @contextlib.contextmanager
-def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Opened]:
+def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Target]:
     """Open the environment's target; for sim, the simulated platform is saved back when the block ends, even
     when the orchestrator 'crashes' inside it (the platform outlives the orchestrator)."""
     injections = list(injections or [])
@@ -125,10 +105,8 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
                 world = build_world(env.name, env.platform, _sim_params(env), parse_injections(injections))
         except InjectionError as exc:
             raise UsageError(str(exc)) from None
-        target = SimTarget(world)
-        opened = Opened(env, target, lambda: store.save(world))
         try:
-            yield opened
+            yield SimTarget(world)
         finally:
             store.save(world)
         return
@@ -137,7 +115,7 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
     from toolkit.targets import real  # the adapters; imported only for real environments
 
     with real.open_real_target(env) as real_target:
-        yield Opened(env, real_target, lambda: None)
+        yield real_target
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -154,45 +132,44 @@ def load_state_file(path: Path) -> PlatformState:
         raise UsageError(str(exc)) from None
 
 
-def make_plan(state: PlatformState, targets: dict[Component, str], settings: UpgradeSettings) -> Plan:
+def make_plan(state: PlatformState, targets: dict[str, str], settings: UpgradeSettings) -> Plan:
     return planner.plan(state, targets, settings, catalog_mod.load())
 
 
 def plan_upgrade(
-    env_name: str | None,
-    targets: dict[Component, str],
+    env: Environment | None,
+    targets: dict[str, str],
     settings: UpgradeSettings,
     state_file: Path | None = None,
 ) -> Plan:
-    if not targets:
-        raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
+    """The plan from a saved state (`state_file`) or from the environment's live state. Changes nothing."""
+    _require_targets(targets)
     if state_file is not None:
         return make_plan(load_state_file(state_file), targets, settings)
-    env = resolve(env_name)
-    with open_target(env) as opened:
-        return make_plan(opened.target.observe(), targets, settings)
+    if env is None:
+        raise UsageError("plan needs an environment (--env) or a state file (--state)")
+    with open_target(env) as target:
+        return make_plan(target.observe(), targets, settings)
 
 
 def run_upgrade(
-    env_name: str | None,
-    targets: dict[Component, str],
+    env: Environment,
+    targets: dict[str, str],
     settings: UpgradeSettings,
     injections: list[str] | None = None,
     on_event: Callable[[Event], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     holder: str | None = None,
 ) -> RunResult:
-    if not targets:
-        raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
-    env = resolve(env_name)
+    _require_targets(targets)
     if settings.skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
             "negative control on sim and local"
         )
-    with open_target(env, injections) as opened:
+    with open_target(env, injections) as target:
         executor = Executor(
-            opened.target,
+            target,
             catalog_mod.load(),
             targets,
             settings,
@@ -203,54 +180,43 @@ def run_upgrade(
         return executor.run()
 
 
-def rollback_targets(state: PlatformState, components: list[Component]) -> dict[Component, str]:
+def rollback_targets(state: PlatformState, components: list[str]) -> dict[str, str]:
     """The previous version of each component (recorded on its workloads), checked against the rollback rules."""
     cat = catalog_mod.load()
-    wanted = components or [Component(c) for c in cat.upgrade_order]
-    out: dict[Component, str] = {}
+    wanted = components or list(cat.upgrade_order)
+    out: dict[str, str] = {}
     for component in wanted:
         workloads = state.workloads_of(component)
         previous = next((w.previous_version for w in workloads if w.previous_version), "")
         if not previous and not components:
             continue  # nothing recorded for it: not part of an implicit rollback
-        verdict = paths.check_rollback(cat, component, state, previous)
+        verdict = planner.rollback_path(cat, state, component, previous)
         if not verdict.ok:
             raise RefusedError(verdict)
         out[component] = previous
     if not out:
         raise RefusedError(
-            Verdict.refuse(
-                "rollback.nothing",
-                "no component has a recorded previous version: nothing to roll back",
-            )
+            Verdict.refuse("rollback.nothing", "no component has a recorded previous version: nothing to roll back")
         )
     return out
 
 
 def run_rollback(
-    env_name: str | None,
-    components: list[Component],
+    env: Environment,
+    components: list[str],
     settings: UpgradeSettings,
     on_event: Callable[[Event], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     dry_run: bool = False,
-) -> tuple[dict[Component, str], RunResult | Plan]:
-    from dataclasses import replace
-
-    env = resolve(env_name)
+) -> tuple[dict[str, str], RunResult | Plan]:
     settings = replace(settings, rollback=True)
-    with open_target(env) as opened:
-        state = opened.target.observe()
+    with open_target(env) as target:
+        state = target.observe()
         targets = rollback_targets(state, components)
         if dry_run:
             return targets, make_plan(state, targets, settings)
         executor = Executor(
-            opened.target,
-            catalog_mod.load(),
-            targets,
-            settings,
-            on_event=on_event,
-            stop_requested=stop_requested,
+            target, catalog_mod.load(), targets, settings, on_event=on_event, stop_requested=stop_requested
         )
         return targets, executor.run()
 
@@ -283,37 +249,37 @@ class Status:
         return any(c.on_spec < c.members for c in self.components)
 
 
-def upgrade_status(env_name: str | None, audit_lines: int = 10) -> Status:
-    env = resolve(env_name)
-    with open_target(env) as opened:
-        state = opened.target.observe()
-        lease = opened.target.read_lease()
-        now = opened.target.clock.now()
-        trail = opened.target.audit_trail()
-    comps = []
-    for component in Component:
-        workloads = state.workloads_of(component)
-        if not workloads:
-            continue
-        spec_version = workloads[0].target_version
-        running: dict[str, int] = {}
-        on_spec = members = 0
-        for w in workloads:
-            for p in w.pods:
-                members += 1
-                running[p.version] = running.get(p.version, 0) + 1
-                if p.version == w.target_version and p.revision == w.update_revision and p.ready:
-                    on_spec += 1
-        comps.append(
-            ComponentStatus(
-                component=component.value,
-                spec_version=spec_version,
-                previous_version=next((w.previous_version for w in workloads if w.previous_version), ""),
-                running=running,
-                members=members,
-                on_spec=on_spec,
-            )
-        )
+def component_status(state: PlatformState, component: str) -> ComponentStatus | None:
+    """Spec vs running per member: a member is on spec when it runs the spec's version on the current revision
+    and is Ready. The same observation decides completion of an upgrade (the planner plans every other member)."""
+    workloads = state.workloads_of(component)
+    if not workloads:
+        return None
+    running: dict[str, int] = {}
+    on_spec = members = 0
+    for w in workloads:
+        for p in w.pods:
+            members += 1
+            running[p.version] = running.get(p.version, 0) + 1
+            if p.version == w.target_version and p.revision == w.update_revision and p.ready:
+                on_spec += 1
+    return ComponentStatus(
+        component=component,
+        spec_version=workloads[0].target_version,
+        previous_version=next((w.previous_version for w in workloads if w.previous_version), ""),
+        running=running,
+        members=members,
+        on_spec=on_spec,
+    )
+
+
+def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
+    with open_target(env) as target:
+        state = target.observe()
+        lease = target.control.read_lease()
+        now = target.clock.now()
+        trail = target.control.audit_trail()
+    comps = [s for c in catalog_mod.load().upgrade_order if (s := component_status(state, c)) is not None]
     live_lease = lease if lease is not None and not lease.expired(now) else None
     return Status(
         environment=env.name,
@@ -329,13 +295,11 @@ def upgrade_status(env_name: str | None, audit_lines: int = 10) -> Status:
     )
 
 
-def dump_state(env_name: str | None) -> PlatformState:
-    env = resolve(env_name)
-    with open_target(env) as opened:
-        return opened.target.observe()
+def dump_state(env: Environment) -> PlatformState:
+    with open_target(env) as target:
+        return target.observe()
 
 
-def audit_trail(env_name: str | None) -> list[dict[str, Any]]:
-    env = resolve(env_name)
-    with open_target(env) as opened:
-        return opened.target.audit_trail()
+def audit_trail(env: Environment) -> list[dict[str, Any]]:
+    with open_target(env) as target:
+        return target.control.audit_trail()

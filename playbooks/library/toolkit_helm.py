@@ -19,9 +19,9 @@ description:
   - Supports check mode and diff mode. Never rolls back; use C(toolkit upgrade rollback).
 options:
   environment:
-    description: Toolkit environment name (resolved like C(--env)).
+    description: The toolkit environment, resolved once by C(toolkit deploy) (its document).
     required: true
-    type: str
+    type: dict
   component:
     description: Platform component whose chart is applied.
     required: true
@@ -59,21 +59,21 @@ from ansible.module_utils.basic import AnsibleModule
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "environment": {"type": "str", "required": True},
+            "environment": {"type": "dict", "required": True},
             "component": {"type": "str", "required": True, "choices": ["kafka", "elasticsearch", "workers"]},
             "version": {"type": "str", "required": False, "default": None},
         },
         supports_check_mode=True,
     )
     try:
-        from toolkit.config.environments import resolve
+        from toolkit.config.environments import from_document
         from toolkit.provision.helm import HelmReleases
     except ImportError as exc:
         module.fail_json(msg=f"the toolkit is not importable by {__import__('sys').executable}: {exc}")
         return
     params = module.params
     try:
-        environment = resolve(params["environment"])
+        environment = from_document(params["environment"])
         with HelmReleases(environment) as releases:
             values = releases.values(params["component"], params["version"])
             result = releases.apply(params["component"], values, check=module.check_mode)

@@ -16,9 +16,9 @@ description:
   - Supports check mode and diff mode.
 options:
   environment:
-    description: Toolkit environment name (resolved like C(--env)).
+    description: The toolkit environment, resolved once by C(toolkit deploy) (its document).
     required: true
-    type: str
+    type: dict
   labels:
     description: Labels the namespace must carry.
     required: false
@@ -40,7 +40,7 @@ from ansible.module_utils.basic import AnsibleModule
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "environment": {"type": "str", "required": True},
+            "environment": {"type": "dict", "required": True},
             "labels": {"type": "dict", "required": False, "default": {}},
         },
         supports_check_mode=True,
@@ -49,10 +49,10 @@ def main() -> None:
         from kubernetes import client, config
         from kubernetes.client.rest import ApiException
 
-        from toolkit.config.environments import resolve
+        from toolkit.config.environments import from_document
         from toolkit.provision.helm import cluster_access
 
-        environment = resolve(module.params["environment"])
+        environment = from_document(module.params["environment"])
         access = cluster_access(environment)
     except Exception as exc:
         module.fail_json(msg=str(exc))

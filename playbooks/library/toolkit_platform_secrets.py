@@ -25,9 +25,9 @@ description:
   - Supports check mode.
 options:
   environment:
-    description: Toolkit environment name (resolved like C(--env)).
+    description: The toolkit environment, resolved once by C(toolkit deploy) (its document).
     required: true
-    type: str
+    type: dict
 author: toolkit
 """
 
@@ -172,16 +172,16 @@ def _secret(name: str, data: dict[str, bytes], secret_type: str = "Opaque") -> d
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"environment": {"type": "str", "required": True}}, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={"environment": {"type": "dict", "required": True}}, supports_check_mode=True)
     try:
         from kubernetes import client, config
         from kubernetes.client.rest import ApiException
 
-        from toolkit.config.environments import resolve
+        from toolkit.config.environments import from_document
         from toolkit.provision.helm import cluster_access
         from toolkit.provision.values import SECRETS
 
-        environment = resolve(module.params["environment"])
+        environment = from_document(module.params["environment"])
         access = cluster_access(environment)
     except Exception as exc:
         module.fail_json(msg=str(exc))

@@ -71,6 +71,12 @@ class Platform:
         document = environment_document(self.local_env.cluster.kubeconfig, self.namespace, versions)
         (self.envs / f"{self.name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
+    @property
+    def environment(self) -> Any:
+        from toolkit.config.environments import resolve
+
+        return resolve(self.name)
+
     def releases(self) -> Any:
         from toolkit.config.environments import resolve
         from toolkit.provision.helm import HelmReleases
@@ -123,7 +129,7 @@ def _remove(platform: Platform) -> None:
 def test_check_mode_on_an_empty_cluster_changes_nothing(platform: Platform) -> None:
     from toolkit.provision.deploy import deploy_platform
 
-    result = deploy_platform(platform.name, check=True)
+    result = deploy_platform(platform.environment, check=True)
     assert result.ok, [t.message for t in result.failures]
     assert {c.component: c.action for c in result.charts} == {
         "kafka": "install",
@@ -139,7 +145,7 @@ def test_first_deploy_installs_all_three_charts(platform: Platform) -> None:
     from toolkit.provision.deploy import deploy_platform
 
     started = time.monotonic()
-    result = deploy_platform(platform.name)
+    result = deploy_platform(platform.environment)
     DEPLOY_TIMINGS["first deploy"] = time.monotonic() - started
     assert result.ok, [t.message for t in result.failures]
     assert {c.component: c.action for c in result.charts} == {
@@ -181,7 +187,7 @@ def test_a_second_deploy_reports_no_change(platform: Platform) -> None:
     with platform.releases() as releases:
         before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
     started = time.monotonic()
-    result = deploy_platform(platform.name)
+    result = deploy_platform(platform.environment)
     DEPLOY_TIMINGS["second deploy (no change)"] = time.monotonic() - started
     assert result.ok and not result.changed
     assert [t.task for t in result.tasks if t.changed] == []
@@ -196,7 +202,7 @@ def test_check_mode_with_new_versions_shows_the_diff_and_changes_nothing(platfor
     platform.write(SECOND)
     with platform.releases() as releases:
         before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
-    result = deploy_platform(platform.name, check=True)
+    result = deploy_platform(platform.environment, check=True)
     assert result.ok
     kafka = next(c for c in result.charts if c.component == "kafka")
     assert kafka.action == "upgrade" and "+        image: docker.io/apache/kafka:4.1.0" in kafka.diff
@@ -212,7 +218,7 @@ def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platfo
     platform.write(SECOND)
     with platform.releases() as releases:
         before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
-    result = deploy_platform(platform.name)
+    result = deploy_platform(platform.environment)
     assert result.ok, [t.message for t in result.failures]
     assert {c.component: c.action for c in result.charts} == dict.fromkeys(before, "upgrade")
 
@@ -222,7 +228,7 @@ def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platfo
 
     settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=120)
     targets = {Component(c): v for c, v in SECOND.items()}
-    run = operations.run_upgrade(platform.name, targets, settings)
+    run = operations.run_upgrade(platform.environment, targets, settings)
     assert run.outcome == "completed", run.reason
 
     sets = {s.metadata.name: s for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items}
@@ -241,7 +247,7 @@ def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platfo
                      *platform.apps.list_namespaced_deployment(platform.namespace).items]:  # fmt: skip
         component = workload.metadata.labels["toolkit.io/component"]
         assert workload.metadata.annotations["toolkit.io/previous-version"] == FIRST[component], workload.metadata.name
-    state = operations.dump_state(platform.name)
+    state = operations.dump_state(platform.environment)
     assert operations.rollback_targets(state, [Component.WORKERS]) == {Component.WORKERS: FIRST["workers"]}
 
     with platform.releases() as releases:
@@ -277,7 +283,7 @@ def test_a_deploy_that_would_move_the_platform_backwards_is_refused(platform: Pl
     with platform.releases() as releases:
         before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
     with pytest.raises(RefusedError, match="a deploy never moves a platform backwards"):
-        deploy_platform(platform.name)
+        deploy_platform(platform.environment)
     with platform.releases() as releases:
         assert {c: releases.status(c)["revision"] for c in before} == before  # nothing changed
     platform.write(SECOND)

@@ -220,7 +220,7 @@ def test_engine_rolls_statefulset_and_deployment_one_member_at_a_time(local_env,
                 target, load(), {Component.KAFKA: KAFKA_TO, Component.WORKERS: WORKERS_TO}, SETTINGS
             ).run()
             elapsed = time.monotonic() - started
-        trail = target.audit_trail()
+        trail = target.control.audit_trail()
     assert result.outcome == "completed", result.reason
     assert result.simulated is True
     restarts = [s for s in result.steps if s.kind == "restart"]
@@ -314,13 +314,13 @@ def test_orchestrator_killed_after_second_restart_resumes_without_rerolling(loca
     for name, uid in finished.items():
         assert final[name].metadata.uid == uid, f"{name} was restarted again after the resume"
     with open_real_target(resolve(environment)) as target:
-        trail = target.audit_trail()
+        trail = target.control.audit_trail()
     assert any("no longer runs on this host" in r.get("why", "") or r.get("what") == "start" for r in trail)
     assert sum(1 for r in trail if r["what"] == "start") == 2
 
 
 def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_env, namespace):
-    from toolkit.engine.target import LeaseHeldError
+    from toolkit.engine.ports import LeaseHeldError
     from toolkit.model import Lease
     from toolkit.targets.kube import KubeAuditLog, KubeLeaseStore
 

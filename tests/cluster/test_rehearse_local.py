@@ -59,6 +59,7 @@ class Rehearsal:
 @pytest.fixture(scope="module")
 def rehearsal(local_env, tmp_path_factory) -> Iterator[Rehearsal]:
     """One rehearsal for the module: workers 0.1.0 -> 0.2.0 under 100 probe msg/s and 100 syslog events/s."""
+    from toolkit.config.environments import resolve
     from toolkit.rehearsal.run import RehearsalOptions, rehearse
 
     folder = tmp_path_factory.mktemp("rehearse-local")
@@ -71,7 +72,7 @@ def rehearsal(local_env, tmp_path_factory) -> Iterator[Rehearsal]:
         settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=180)
         options = RehearsalOptions(rate=100, syslog_rate=100, drain_timeout=120, settings=settings)
         started = time.monotonic()
-        report = rehearse("rh-local", {Component.WORKERS: "0.1.0"}, {Component.WORKERS: "0.2.0"}, options)
+        report = rehearse(resolve("rh-local"), {Component.WORKERS: "0.1.0"}, {Component.WORKERS: "0.2.0"}, options)
         took = time.monotonic() - started
     print(f"\nlocal rehearsal: {took:.0f} s in all; {'; '.join(report.notes)}; reasons: {report.reasons}")
     yield Rehearsal(report, took, state)

@@ -19,12 +19,13 @@ def test_kind_rehearsal_upgrades_every_component_and_loses_nothing() -> None:
     missing = kind_missing()
     if missing:
         pytest.skip(missing)
+    from toolkit.config.environments import resolve
     from toolkit.rehearsal.run import RehearsalOptions, rehearse
 
     settings = UpgradeSettings(poll_interval=2, gate_timeout=600, step_timeout=900)
     options = RehearsalOptions(rate=200, syslog_rate=200, drain_timeout=300, settings=settings)
     report = rehearse(
-        "kind",
+        resolve("kind"),
         {Component.KAFKA: "4.0.1", Component.ELASTICSEARCH: "8.18.3", Component.WORKERS: "0.1.0"},
         {Component.KAFKA: "4.1.0", Component.ELASTICSEARCH: "8.19.3", Component.WORKERS: "0.2.0"},
         options,

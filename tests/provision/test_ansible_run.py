@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from toolkit import catalog
 from toolkit.cli.main import app
-from toolkit.config.environments import resolve
+from toolkit.config.environments import from_document, resolve
 from toolkit.operations import UsageError
 from toolkit.provision import ansible
 from toolkit.provision.deploy import deploy_platform
@@ -22,27 +22,27 @@ from toolkit.provision.deploy import deploy_platform
 BIN = Path(sys.executable).parent
 
 
-def test_inventory_runs_the_modules_with_this_interpreter_and_group_vars_hold_no_copy() -> None:
+def test_inventory_hands_the_modules_the_environment_resolved_once_and_no_image() -> None:
     env = resolve("local")
-    files = ansible.generated_files(env)
+    files = ansible.generated_files(env, {"kafka": "4.1.0"})
     host = files["inventory.yml"]["all"]["children"][ansible.HOST_GROUP]["hosts"]["localhost"]
     assert host == {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     group_vars = files[f"group_vars/{ansible.HOST_GROUP}.yml"]
-    assert group_vars["toolkit_environment"] == "local"
+    # the modules read the environment back from its document: nothing resolves the name a second time
+    assert from_document(yaml.safe_load(yaml.safe_dump(group_vars["toolkit_environment"]))) == env
+    assert group_vars["toolkit_versions"] == {"kafka": "4.1.0"}
     assert group_vars["toolkit_namespace"] == env.platform.namespace
     assert group_vars["toolkit_namespace_labels"]["toolkit.io/environment"] == "local"
     text = yaml.safe_dump(files)
-    for component in ("kafka", "elasticsearch", "workers"):  # no version or image is copied out of the catalog
-        spec = catalog.load().component(component)
-        assert env.platform.version_of(component) not in text
-        assert spec.image not in text
+    for component in ("kafka", "elasticsearch", "workers"):  # images come only from the catalog, in the modules
+        assert catalog.load().component(component).image not in text
 
 
 def test_generated_files_are_written_per_run(tmp_path: Path) -> None:
     inventory = ansible.write_generated(resolve("kind"), tmp_path)
     assert yaml.safe_load(inventory.read_text())["all"]["children"][ansible.HOST_GROUP]
     group_vars = yaml.safe_load((tmp_path / "group_vars" / f"{ansible.HOST_GROUP}.yml").read_text())
-    assert group_vars["toolkit_environment"] == "kind"
+    assert group_vars["toolkit_environment"]["name"] == "kind"
 
 
 def test_a_playbook_run_is_parsed_into_changed_and_failed_tasks(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_syntax_check_is_clean(tmp_path: Path) -> None:
 
 def test_deploying_a_sim_environment_is_refused() -> None:
     with pytest.raises(UsageError, match=r"nothing to deploy.*`toolkit cluster up --env sim`"):
-        deploy_platform("sim")
+        deploy_platform(resolve("sim"))
 
 
 @pytest.mark.parametrize(

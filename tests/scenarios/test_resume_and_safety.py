@@ -120,7 +120,7 @@ def test_rollback_of_elasticsearch_after_a_new_node_joined_is_refused() -> None:
 def test_audit_trail_records_every_action_with_who_and_why() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3))
     assert sc.run({Component.KAFKA: "4.1.0"}, holder="sre@host-a/1").ok
-    trail = sc.target.audit_trail()
+    trail = sc.target.control.audit_trail()
     restarts = [a for a in trail if a["what"].startswith("restart ")]
     assert len(restarts) == 6
     assert all(a["who"] == "sre@host-a/1" and a["why"] and a["result"] == "ok" for a in restarts)

@@ -6,11 +6,21 @@ import pytest
 
 from tests.builders import es, platform
 from toolkit.catalog import load
-from toolkit.engine.paths import check_rollback, check_upgrade_path, metadata_level
-from toolkit.model import Component, KafkaState
+from toolkit.engine.paths import metadata_level
+from toolkit.engine.planner import rollback_path, upgrade_path
+from toolkit.model import Component, KafkaState, PlatformState
 
 CAT = load()
 ES, KAFKA, WORKERS = Component.ELASTICSEARCH, Component.KAFKA, Component.WORKERS
+
+
+def check_upgrade_path(catalog, component, running, target, metadata_version="", state: PlatformState | None = None):
+    state = state or platform(KafkaState(metadata_version=metadata_version))
+    return upgrade_path(catalog, state, component, target, running=running)
+
+
+def check_rollback(catalog, component, state, previous):
+    return rollback_path(catalog, state, component, previous)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from toolkit.errors import UsageError
+
 CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
 COMPONENTS = ("kafka", "elasticsearch", "workers")
 
@@ -80,7 +82,7 @@ class Catalog(_Frozen):
         return version in self.component(component).versions
 
 
-class UnknownComponentError(ValueError):
+class UnknownComponentError(UsageError):
     """A component name the catalog does not know."""
 
 

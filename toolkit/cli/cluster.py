@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_USAGE, EnvOption, die, guarded
+from toolkit.cli.common import EXIT_USAGE, EnvOption, die, environment, guarded
 
 app = typer.Typer(help="Create, remove and inspect an environment's cluster.", no_args_is_help=True)
 
@@ -25,13 +25,12 @@ def up(
     """Create the environment's platform (sim: a fresh simulated platform; local: control plane + node agent;
     kind: a kind cluster from kind-config.yaml)."""
     from toolkit import operations
-    from toolkit.config.environments import resolve
 
-    environment = guarded(lambda: resolve(env))
-    if environment.kind == "sim":
+    resolved = environment(env)
+    if resolved.kind == "sim":
         versions = guarded(lambda: operations.parse_component_versions(list(from_ or []), option="--from"))
-        guarded(lambda: operations.reset_sim(environment, versions, list(inject or [])))
-        print(f"simulated platform {environment.name} created (state in {operations.sim_store(environment).path})")
+        guarded(lambda: operations.reset_sim(resolved, versions, list(inject or [])))
+        print(f"simulated platform {resolved.name} created (state in {operations.sim_store(resolved).path})")
         return
     if from_ or inject:
         die(
@@ -40,37 +39,35 @@ def up(
         )
     from toolkit.targets import clusters
 
-    print(guarded(lambda: clusters.up(environment)))
+    print(guarded(lambda: clusters.up(resolved)))
 
 
 @app.command()
 def down(env: EnvOption = None) -> None:
     """Remove what `cluster up` created for the environment (never a cluster the toolkit did not create)."""
     from toolkit import operations
-    from toolkit.config.environments import resolve
 
-    environment = guarded(lambda: resolve(env))
-    if environment.kind == "sim":
-        removed = operations.sim_store(environment).delete()
-        print(f"simulated platform {environment.name} {'removed' if removed else 'was not there'}")
+    resolved = environment(env)
+    if resolved.kind == "sim":
+        removed = operations.sim_store(resolved).delete()
+        print(f"simulated platform {resolved.name} {'removed' if removed else 'was not there'}")
         return
     from toolkit.targets import clusters
 
-    print(guarded(lambda: clusters.down(environment)))
+    print(guarded(lambda: clusters.down(resolved)))
 
 
 @app.command()
 def status(env: EnvOption = None) -> None:
     """Say whether the environment's cluster runs, and what is missing to run it."""
     from toolkit import operations
-    from toolkit.config.environments import resolve
 
-    environment = guarded(lambda: resolve(env))
-    if environment.kind == "sim":
-        store = operations.sim_store(environment)
+    resolved = environment(env)
+    if resolved.kind == "sim":
+        store = operations.sim_store(resolved)
         state = "exists" if store.exists() else "not created yet (created on first use)"
-        print(f"simulated platform {environment.name}: {state} ({store.path})")
+        print(f"simulated platform {resolved.name}: {state} ({store.path})")
         return
     from toolkit.targets import clusters
 
-    print(guarded(lambda: clusters.status(environment)))
+    print(guarded(lambda: clusters.status(resolved)))

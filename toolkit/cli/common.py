@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from toolkit.config.environments import Environment
 
 EXIT_OK = 0
 EXIT_HALTED = 1
@@ -57,13 +60,18 @@ def check_output(output: str) -> None:
 
 def guarded(call: Callable[[], T]) -> T:
     """Run an operation, turning the toolkit's errors into one clear message and a documented exit code."""
-    from toolkit.catalog import UnknownComponentError
-    from toolkit.config.environments import EnvironmentError_
-    from toolkit.operations import RefusedError, UsageError
+    from toolkit.errors import RefusedError, UsageError
 
     try:
         return call()
-    except (UsageError, EnvironmentError_, UnknownComponentError) as exc:
+    except UsageError as exc:
         die(EXIT_USAGE, f"error: {exc}")
     except RefusedError as exc:
         die(EXIT_REFUSED, f"refused [{exc.verdict.rule}]: {exc.verdict.reason}")
+
+
+def environment(name: str | None) -> Environment:
+    """Resolve `--env` once, at the edge; everything below receives the Environment object."""
+    from toolkit.config.environments import resolve
+
+    return guarded(lambda: resolve(name))

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_HALTED, EnvOption, OutputOption, check_output, die, guarded
+from toolkit.cli.common import EXIT_HALTED, EnvOption, OutputOption, check_output, die, environment, guarded
 
 
 def command(
@@ -25,15 +25,14 @@ def command(
     environment; a second run with the same configuration changes nothing."""
     import json
 
-    from toolkit.config.environments import default_name
     from toolkit.provision import ansible
     from toolkit.provision.deploy import deploy_platform
     from toolkit.provision.helm import DeployError
 
     check_output(output)
-    name = env or default_name()
+    resolved = environment(env)
     try:
-        result = guarded(lambda: deploy_platform(name, check=check))
+        result = guarded(lambda: deploy_platform(resolved, check=check))
     except (ansible.AnsibleRunError, DeployError) as exc:
         die(EXIT_HALTED, f"error: {exc}")
     if output == "json":
@@ -42,6 +41,9 @@ def command(
         mode = "check mode, nothing written" if result.check else "applied"
         where = f"{result.kind}, namespace {result.namespace}"
         print(f"deploy {result.environment} ({where}) - {mode}, {result.seconds:.1f} s")
+        print("versions: " + ", ".join(f"{c}={v}" for c, v in result.versions.items()))
+        for note in result.notes:
+            print(f"note: {note}")
         for task in result.tasks:
             state = "FAILED" if task.failed else "changed" if task.changed else "ok"
             print(f"  {task.role or '-':15} {state:8} {task.task}")

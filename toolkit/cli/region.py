@@ -187,9 +187,10 @@ def up(
         _fail(str(error), EXIT_BLOCKED)
     _print_changes(changes)
     typer.echo(f"infrastructure of {name} is up; outputs: {', '.join(sorted(outputs))}")
+    from toolkit.config.environments import resolve
     from toolkit.provision.deploy import deploy_platform
 
-    result = deploy_platform(name, check=False)
+    result = deploy_platform(resolve(name), check=False)
     typer.echo(str(result))
 
 

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_HALTED, EXIT_OK, EXIT_REFUSED, EnvOption, OutputOption, check_output, err, guarded
+from toolkit.cli.common import (
+    EXIT_HALTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EnvOption,
+    OutputOption,
+    check_output,
+    environment,
+    err,
+    guarded,
+)
 
 
 def command(
@@ -36,11 +46,12 @@ def command(
     nothing lost, nothing duplicated, never red. Writes JSON, JUnit, a table and a timeline picture."""
     check_output(output)
     from toolkit import operations
-    from toolkit.cli.upgrade import _settings
+    from toolkit.cli.upgrade import settings_from
     from toolkit.rehearsal import report as report_mod
     from toolkit.rehearsal.run import RehearsalOptions, rehearse
 
-    settings = _settings(parallel, 0, False, 0, 900, step_timeout, 10, 5, 2, 50_000)
+    settings = settings_from(parallel=parallel, step_timeout=step_timeout)
+    resolved = environment(env)
     from_versions = guarded(lambda: operations.parse_component_versions(list(from_ or []), option="--from"))
     to_versions = guarded(lambda: operations.parse_component_versions(list(to or [])))
     if unsafe_skip_gates:
@@ -57,7 +68,7 @@ def command(
         settings=settings,
         max_unavailable_bound=max_unavailable,
     )
-    result = guarded(lambda: rehearse(env, from_versions, to_versions, options))
+    result = guarded(lambda: rehearse(resolved, from_versions, to_versions, options))
     folder = report or Path("reports") / result.run_id
     folder.mkdir(parents=True, exist_ok=True)
     report_mod.write_json(result, folder / "report.json")

@@ -33,8 +33,8 @@ def _console(stderr: bool = False) -> Any:
 def step_dict(step: Step) -> dict[str, Any]:
     return {
         "id": step.id,
-        "kind": step.kind.value,
-        "component": step.component.value,
+        "kind": str(step.kind),
+        "component": str(step.component),
         "members": list(step.members),
         "version": step.version,
         "reason": step.reason,
@@ -87,7 +87,7 @@ def print_plan(plan: Plan, output: str) -> None:
     table.add_column("blocked now by")
     for i, s in enumerate(plan.steps, 1):
         blocked = "" if s.blocked is None else f"[{s.blocked.rule}] {s.blocked.reason}"
-        table.add_row(str(i), f"{s.component} {s.kind.value}", ", ".join(s.members), _esc(s.reason), _esc(blocked))
+        table.add_row(str(i), f"{s.component} {s.kind}", ", ".join(s.members), _esc(s.reason), _esc(blocked))
     con.print(table)
 
 

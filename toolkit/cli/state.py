@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from toolkit.cli.common import EnvOption, guarded
+from toolkit.cli.common import EnvOption, environment, guarded
 
 app = typer.Typer(help="Observe a platform into its versioned JSON form.", no_args_is_help=True)
 
@@ -17,7 +17,8 @@ def dump(env: EnvOption = None) -> None:
     from toolkit import operations
     from toolkit.model import schema
 
-    state = guarded(lambda: operations.dump_state(env))
+    resolved = environment(env)
+    state = guarded(lambda: operations.dump_state(resolved))
     print(schema.dumps(state))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,15 +22,18 @@ from toolkit.cli.common import (
     ToOption,
     check_output,
     die,
+    environment,
     err,
     guarded,
 )
+from toolkit.model.plan import UpgradeSettings
 
 if TYPE_CHECKING:
     from toolkit.engine.executor import RunResult
-    from toolkit.model import UpgradeSettings
 
 app = typer.Typer(help="Plan, run, watch and roll back health-gated rolling upgrades.", no_args_is_help=True)
+
+DEFAULTS = UpgradeSettings()  # every default below comes from the model's settings
 
 ParallelOption = Annotated[
     str, typer.Option("--parallel", help="none, or auto: brokers that share no partition restart together")
@@ -53,57 +57,27 @@ InjectOption = Annotated[
         help="sim only, repeatable: never-ready=POD, unready=POD, slow-catchup=FACTOR, red-cluster, crash-after-step=K",
     ),
 ]
+OPTION_OF = {
+    "parallel": "--parallel",
+    "max_batch": "--max-batch",
+    "pace_seconds": "--pace",
+    "gate_timeout": "--gate-timeout",
+    "step_timeout": "--step-timeout",
+    "confirm_seconds": "--confirm",
+    "poll_interval": "--poll",
+    "restart_budget": "--restart-budget",
+    "lag_bound": "--lag-bound",
+}
 
 
-def _settings(
-    parallel: str,
-    max_batch: int,
-    finalize: bool,
-    pace: float,
-    gate_timeout: float,
-    step_timeout: float,
-    confirm: float,
-    poll: float,
-    restart_budget: int,
-    lag_bound: int,
-    skip_gates: bool = False,
-) -> UpgradeSettings:
-    from toolkit.model import UpgradeSettings
-
-    problems = []
-    if parallel not in ("none", "auto"):
-        problems.append(f"--parallel {parallel!r} is not supported: use none or auto")
-    for name, value in (
-        ("--pace", pace),
-        ("--gate-timeout", gate_timeout),
-        ("--step-timeout", step_timeout),
-        ("--confirm", confirm),
-    ):
-        if value < 0:
-            problems.append(f"{name} {value} is negative: give seconds >= 0")
-    if poll <= 0:
-        problems.append(f"--poll {poll} must be > 0 seconds")
-    if restart_budget < 1:
-        problems.append(f"--restart-budget {restart_budget} must be >= 1 (one restart per member is the roll itself)")
-    if max_batch < 0:
-        problems.append(f"--max-batch {max_batch} must be >= 0 (0 = no cap)")
-    if max_batch and parallel != "auto":
-        problems.append("--max-batch needs --parallel auto")
+def settings_from(**given: Any) -> UpgradeSettings:
+    """UpgradeSettings from the options given (the rest keep the model's defaults); every problem at once, exit 2."""
+    settings = replace(DEFAULTS, **given)
+    problems = settings.problems()
     if problems:
-        die(EXIT_USAGE, "error: " + "; ".join(problems))
-    return UpgradeSettings(
-        parallel=parallel,
-        max_batch=max_batch,
-        finalize=finalize,
-        pace_seconds=pace,
-        gate_timeout=gate_timeout,
-        step_timeout=step_timeout,
-        confirm_seconds=confirm,
-        poll_interval=poll,
-        restart_budget=restart_budget,
-        lag_bound=lag_bound,
-        skip_gates=skip_gates,
-    )
+        named = {field: OPTION_OF.get(field, field) for field in UpgradeSettings.__dataclass_fields__}
+        die(EXIT_USAGE, "error: " + "; ".join(f"{named[f]} {why.format(**named)}" for f, why in problems))
+    return settings
 
 
 @app.command()
@@ -112,9 +86,9 @@ def plan(
     to: ToOption = None,
     state: Annotated[Path | None, typer.Option("--state", help="plan from a state file instead of live state")] = None,
     output: OutputOption = "table",
-    parallel: ParallelOption = "none",
-    max_batch: MaxBatchOption = 0,
-    finalize: FinalizeOption = False,
+    parallel: ParallelOption = DEFAULTS.parallel,
+    max_batch: MaxBatchOption = DEFAULTS.max_batch,
+    finalize: FinalizeOption = DEFAULTS.finalize,
 ) -> None:
     """Print the ordered steps of an upgrade, each with why it comes now and what blocks it. Changes nothing."""
     check_output(output)
@@ -123,12 +97,13 @@ def plan(
             EXIT_USAGE,
             "error: --state and --env conflict: a state file already says which environment it shows; give one of them",
         )
-    settings = _settings(parallel, max_batch, finalize, 0, 900, 900, 10, 5, 2, 50_000)
+    settings = settings_from(parallel=parallel, max_batch=max_batch, finalize=finalize)
     from toolkit import operations
     from toolkit.cli import render
 
     targets = guarded(lambda: operations.parse_component_versions(list(to or [])))
-    result = guarded(lambda: operations.plan_upgrade(env, targets, settings, state))
+    environment_ = None if state is not None else environment(env)
+    result = guarded(lambda: operations.plan_upgrade(environment_, targets, settings, state))
     render.print_plan(result, output)
     raise typer.Exit(EXIT_REFUSED if result.refused else EXIT_OK)
 
@@ -170,16 +145,16 @@ def run(
     to: ToOption = None,
     output: OutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan from live state; change nothing")] = False,
-    parallel: ParallelOption = "none",
-    max_batch: MaxBatchOption = 0,
-    finalize: FinalizeOption = False,
-    pace: PaceOption = 0.0,
-    gate_timeout: GateTimeoutOption = 900.0,
-    step_timeout: StepTimeoutOption = 900.0,
-    confirm: ConfirmOption = 10.0,
-    poll: PollOption = 5.0,
-    restart_budget: BudgetOption = 2,
-    lag_bound: LagOption = 50_000,
+    parallel: ParallelOption = DEFAULTS.parallel,
+    max_batch: MaxBatchOption = DEFAULTS.max_batch,
+    finalize: FinalizeOption = DEFAULTS.finalize,
+    pace: PaceOption = DEFAULTS.pace_seconds,
+    gate_timeout: GateTimeoutOption = DEFAULTS.gate_timeout,
+    step_timeout: StepTimeoutOption = DEFAULTS.step_timeout,
+    confirm: ConfirmOption = DEFAULTS.confirm_seconds,
+    poll: PollOption = DEFAULTS.poll_interval,
+    restart_budget: BudgetOption = DEFAULTS.restart_budget,
+    lag_bound: LagOption = DEFAULTS.lag_bound,
     inject: InjectOption = None,
     unsafe_skip_gates: Annotated[
         bool,
@@ -194,41 +169,40 @@ def run(
             EXIT_USAGE,
             "error: --dry-run and --inject conflict: a dry run changes nothing, so nothing can fail",
         )
-    settings = _settings(
-        parallel,
-        max_batch,
-        finalize,
-        pace,
-        gate_timeout,
-        step_timeout,
-        confirm,
-        poll,
-        restart_budget,
-        lag_bound,
-        unsafe_skip_gates,
+    settings = settings_from(
+        parallel=parallel,
+        max_batch=max_batch,
+        finalize=finalize,
+        pace_seconds=pace,
+        gate_timeout=gate_timeout,
+        step_timeout=step_timeout,
+        confirm_seconds=confirm,
+        poll_interval=poll,
+        restart_budget=restart_budget,
+        lag_bound=lag_bound,
+        skip_gates=unsafe_skip_gates,
     )
     from toolkit import operations
     from toolkit.cli import render
 
     targets = guarded(lambda: operations.parse_component_versions(list(to or [])))
+    resolved = environment(env)
     if dry_run:
-        result_plan = guarded(lambda: operations.plan_upgrade(env, targets, settings))
+        result_plan = guarded(lambda: operations.plan_upgrade(resolved, targets, settings))
         render.print_plan(result_plan, output)
         raise typer.Exit(EXIT_REFUSED if result_plan.refused else EXIT_OK)
     if unsafe_skip_gates:
         err("WARNING: --unsafe-skip-gates: every health gate is OFF; this run exists to prove the harness sees loss")
-    from toolkit.config.environments import resolve
     from toolkit.targets.sim import OrchestratorCrash
 
-    environment = guarded(lambda: resolve(env))
     stop = _StopFlag()
     stop.install()
-    view = render.LiveView(environment.simulated, enabled=output == "table")
+    view = render.LiveView(resolved.simulated, enabled=output == "table")
     try:
         with view:
             result = guarded(
                 lambda: operations.run_upgrade(
-                    environment.name,
+                    resolved,
                     targets,
                     settings,
                     list(inject or []),
@@ -252,7 +226,8 @@ def status(
     from toolkit import operations
     from toolkit.cli import render
 
-    result = guarded(lambda: operations.upgrade_status(env, audit_lines))
+    resolved = environment(env)
+    result = guarded(lambda: operations.upgrade_status(resolved, audit_lines))
     render.print_status(result, output)
 
 
@@ -265,18 +240,20 @@ def rollback(
     ] = None,
     output: OutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the rollback plan; change nothing")] = False,
-    step_timeout: StepTimeoutOption = 900.0,
-    gate_timeout: GateTimeoutOption = 900.0,
-    poll: PollOption = 5.0,
-    confirm: ConfirmOption = 10.0,
+    step_timeout: StepTimeoutOption = DEFAULTS.step_timeout,
+    gate_timeout: GateTimeoutOption = DEFAULTS.gate_timeout,
+    poll: PollOption = DEFAULTS.poll_interval,
+    confirm: ConfirmOption = DEFAULTS.confirm_seconds,
 ) -> None:
     """Return components to their previous version where that is still safe, through the same gates; refuse with
     the reason where it is not (Kafka after metadata.version was raised, Elasticsearch after a newer node joined)."""
     check_output(output)
-    settings = _settings("none", 0, False, 0, gate_timeout, step_timeout, confirm, poll, 2, 50_000)
+    settings = settings_from(
+        gate_timeout=gate_timeout, step_timeout=step_timeout, confirm_seconds=confirm, poll_interval=poll
+    )
     from toolkit import catalog, operations
     from toolkit.cli import render
-    from toolkit.model import Component, Plan
+    from toolkit.model import Plan
 
     names = list(component or [])
     unknown = [c for c in names if c not in catalog.load().components]
@@ -285,13 +262,13 @@ def rollback(
             EXIT_USAGE,
             f"error: unknown component {unknown[0]!r} (known: {', '.join(catalog.load().components)})",
         )
-    comps = [Component(c) for c in names]
+    resolved = environment(env)
     stop = _StopFlag()
     stop.install()
     targets, outcome = guarded(
-        lambda: operations.run_rollback(env, comps, settings, stop_requested=stop, dry_run=dry_run)
+        lambda: operations.run_rollback(resolved, names, settings, stop_requested=stop, dry_run=dry_run)
     )
-    err("rolling back to " + ", ".join(f"{c.value}={v}" for c, v in targets.items()))
+    err("rolling back to " + ", ".join(f"{c}={v}" for c, v in targets.items()))
     if isinstance(outcome, Plan):
         render.print_plan(outcome, output)
         raise typer.Exit(EXIT_REFUSED if outcome.refused else EXIT_OK)
@@ -307,7 +284,8 @@ def audit(env: EnvOption = None, output: OutputOption = "table") -> None:
     from toolkit import operations
     from toolkit.cli import render
 
-    trail = guarded(lambda: operations.audit_trail(env))
+    resolved = environment(env)
+    trail = guarded(lambda: operations.audit_trail(resolved))
     if output == "json":
         json.dump(trail, sys.stdout, indent=2)
         print()

@@ -20,13 +20,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.config.platform import PlatformSpec
+from toolkit.errors import UsageError
 
 BUILTIN_DIR = Path(__file__).with_name("environments")
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 Kind = Literal["sim", "local", "kind", "kube"]
 
 
-class EnvironmentError_(ValueError):
+class EnvironmentError_(UsageError):
     """An environment that cannot be resolved or read."""
 
 
@@ -132,6 +133,15 @@ def resolve(name: str | None = None) -> Environment:
         f"`toolkit region new {name} --like <existing>`, or describe a cluster in "
         "$TOOLKIT_ENVIRONMENTS_DIR/NAME.yaml (kind: kube, kube_context: ...)"
     )
+
+
+def from_document(document: dict[str, Any]) -> Environment:
+    """The Environment that `resolve` produced, from its JSON form (`model_dump(mode="json")`): how a child process
+    (an Ansible module, an in-cluster orchestrator) receives the environment resolved once by its parent."""
+    try:
+        return Environment.model_validate(document)
+    except ValidationError as exc:
+        raise EnvironmentError_(f"environment document is invalid: {exc}") from None
 
 
 def _from_region(name: str, path: Path) -> Environment:

@@ -25,19 +25,16 @@ import contextlib
 import getpass
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from toolkit.catalog import Catalog
 from toolkit.engine import lease as lease_rules
 from toolkit.engine import planner
-from toolkit.engine.gates import elasticsearch as es_gates
-from toolkit.engine.gates import workers as worker_gates
-from toolkit.engine.target import ActionError, LeaseHeldError, Target
+from toolkit.engine.drivers import ComponentDriver, Halt, default_drivers
+from toolkit.engine.ports import ActionError, Clock, LeaseHeldError, Target
 from toolkit.model import (
-    Component,
     Lease,
     Plan,
     PlatformState,
@@ -133,28 +130,23 @@ class Event:
     rule: str = ""
 
 
-class Halt(Exception):
-    def __init__(self, verdict: Verdict, outcome: str = "halted") -> None:
-        super().__init__(verdict.reason)
-        self.verdict = verdict
-        self.outcome = outcome
-
-
 class Executor:
     def __init__(
         self,
         target: Target,
         catalog: Catalog,
-        targets: dict[Component, str],
+        targets: Mapping[str, str],
         settings: UpgradeSettings,
         holder: str | None = None,
         on_event: Callable[[Event], None] | None = None,
         stop_requested: Callable[[], bool] = lambda: False,
+        drivers: Mapping[str, ComponentDriver] | None = None,
     ) -> None:
         self.target = target
         self.clock = target.clock
         self.catalog = catalog
-        self.targets = targets
+        self.targets = dict(targets)
+        self.drivers = drivers if drivers is not None else default_drivers()
         self.settings = settings
         self.holder = holder or default_holder()
         self._on_event = on_event
@@ -173,7 +165,7 @@ class Executor:
             self._on_event(Event(self.clock.now(), kind, message, step, rule))
 
     def audit(self, what: str, why: str, result: str, step: str = "") -> None:
-        self.target.audit(
+        self.target.control.audit(
             {
                 "at": round(self.clock.now(), 3),
                 "who": self.holder,
@@ -186,7 +178,7 @@ class Executor:
         )
 
     def plan(self, state: PlatformState) -> Plan:
-        return planner.plan(state, self.targets, self.settings, self.catalog)
+        return planner.plan(state, self.targets, self.settings, self.catalog, self.drivers)
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -201,14 +193,14 @@ class Executor:
     # ------------------------------------------------------------------ lease
 
     def _take_lease(self) -> None:
-        existing = self.target.read_lease()
-        alive = existing is not None and self.target.holder_alive(existing.holder)
+        existing = self.target.control.read_lease()
+        alive = existing is not None and self.target.control.holder_alive(existing.holder)
         verdict = lease_rules.may_acquire(existing, self.holder, self.clock.now(), alive)
         if not verdict.ok:
             raise Halt(verdict, outcome="refused")
         new = lease_rules.acquire(existing, self.holder, self.clock.now(), self._lease_ttl)
         try:
-            self.target.write_lease(new, existing)
+            self.target.control.write_lease(new, existing)
         except LeaseHeldError as exc:
             raise Halt(Verdict.refuse("lease.single-holder", str(exc)), outcome="refused") from None
         self._lease = new
@@ -220,7 +212,7 @@ class Executor:
             return
         new = lease_rules.acquire(lease, self.holder, self.clock.now(), self._lease_ttl)
         try:
-            self.target.write_lease(new, lease)
+            self.target.control.write_lease(new, lease)
         except LeaseHeldError as exc:
             self._lease = None
             raise Halt(Verdict.refuse("lease.lost", f"lost the lease while running: {exc}")) from None
@@ -230,7 +222,7 @@ class Executor:
         lease = self._lease
         if lease is not None:
             with contextlib.suppress(LeaseHeldError):
-                self.target.write_lease(None, lease)
+                self.target.control.write_lease(None, lease)
             self._lease = None
 
     # ------------------------------------------------------------------ run
@@ -249,7 +241,7 @@ class Executor:
         except Halt as h:
             self.audit("lease", h.verdict.reason, "refused")
             return self._result(first_plan, h.outcome, h.verdict, started)
-        self.audit("start", f"upgrade to {dict((c.value, v) for c, v in self.targets.items())}", "lease taken")
+        self.audit("start", f"upgrade to {self.targets}", "lease taken")
         try:
             outcome, verdict = self._loop()
         except Halt as h:
@@ -305,12 +297,12 @@ class Executor:
 
     def _candidates(self, plan: Plan) -> list[Step]:
         head = plan.steps[0]
-        if head.kind is not StepKind.RESTART:
+        if head.kind != StepKind.RESTART:
             return [head]
         return [
             s
             for s in plan.steps
-            if s.kind is StepKind.RESTART and s.component == head.component and s.phase == head.phase
+            if s.kind == StepKind.RESTART and s.component == head.component and s.phase == head.phase
         ]
 
     def _await_gates(self, plan: Plan, state: PlatformState) -> Step:
@@ -322,7 +314,7 @@ class Executor:
             candidates = self._candidates(plan)
             blocking: Verdict | None = None
             for step in candidates:
-                verdict = first_blocking(planner.step_gates(state, step, self.settings))
+                verdict = first_blocking(planner.step_gates(state, step, self.settings, self.drivers))
                 if verdict is None:
                     self._pending_gates = pending
                     if blocking is not None:
@@ -387,8 +379,8 @@ class Executor:
     def _execute(self, step: Step) -> StepRecord:
         record = StepRecord(
             id=step.id,
-            kind=step.kind.value,
-            component=step.component.value,
+            kind=step.kind,
+            component=step.component,
             members=step.members,
             version=step.version,
             reason=step.reason,
@@ -402,7 +394,7 @@ class Executor:
         self.records.append(record)
         self.emit("step", step.reason, step=step.id)
         try:
-            self._perform(step, record)
+            self.drivers[step.component].perform(step, _StepRun(self, step, record))
         except Halt as h:
             record.outcome = "halted"
             record.message = h.verdict.reason
@@ -417,111 +409,6 @@ class Executor:
         self.emit("recovered", record.message or "done", step=step.id)
         return record
 
-    def _perform(self, step: Step, record: StepRecord) -> None:
-        t = self.target
-        if self.settings.skip_gates and step.kind in (StepKind.RESTART, StepKind.ROLL):
-            self._perform_unsafe(step, record)
-            return
-        if step.kind is StepKind.REPAIR:
-            if step.detail == "allocation":
-                self._act("reset allocation", t.es_reset_allocation, step)
-            elif step.detail.startswith("shutdown:"):
-                node = step.detail.split(":", 1)[1]
-                self._act(f"remove shutdown record {node}", lambda: t.es_remove_shutdown(node), step)
-            elif step.detail.startswith("unpause:"):
-                name = step.detail.split(":", 1)[1]
-                self._act(f"resume deployment {name}", lambda: t.pause_deployment(name, False), step)
-            self._wait_done(step, record, confirm=False)
-        elif step.kind is StepKind.APPLY_SPEC:
-            self._act(
-                f"apply {step.component} {step.version} spec",
-                lambda: t.apply_spec(step.component, step.members, step.version),
-                step,
-            )
-            self._wait_done(step, record, confirm=False)
-        elif step.kind is StepKind.FINALIZE:
-            self._act(
-                f"raise metadata.version to {step.detail}",
-                lambda: t.finalize_metadata_version(step.detail),
-                step,
-            )
-            self._wait_done(step, record, confirm=False)
-        elif step.kind is StepKind.ROLL:
-            self._roll(step, record)
-        elif step.component is Component.ELASTICSEARCH:
-            self._restart_es(step, record)
-        else:
-            self._restart_kafka(step, record)
-
-    def _perform_unsafe(self, step: Step, record: StepRecord) -> None:
-        """The negative control: what a naive roller does. No gate before a restart, no preparation (allocation,
-        shutdown API), no wait beyond the pod being Ready, and Deployments replaced all at once."""
-        members = list(step.members)
-        if step.kind is StepKind.ROLL:
-            name = step.members[0]
-            self._act(
-                f"roll deployment {name} to {step.version} (UNSAFE)",
-                lambda: self.target.roll_deployment(name, step.version),
-                step,
-            )
-            state = self.target.observe()
-            workload = next((w for w in state.workloads if w.name == name), None)
-            members = [p.name for p in workload.pods] if workload is not None else []
-            for pod in members:
-                self._act(f"restart {pod} (UNSAFE, all at once)", partial(self.target.restart_pod, pod), step)
-            self._wait_for(
-                step,
-                record,
-                lambda s: worker_gates.rolled(next(w for w in s.workloads if w.name == name), step.version),
-            )
-            return
-        for pod in members:
-            self._act(f"restart {pod} (UNSAFE)", partial(self.target.restart_pod, pod), step)
-
-        def pods_ready(s: PlatformState) -> Verdict:
-            for pod in members:
-                p = s.pod(pod)
-                if p is None or not p.ready or p.version != step.version:
-                    return Verdict.wait("unsafe.pod-ready", f"pod {pod} is not Ready on {step.version} yet")
-            return Verdict.passed("unsafe.pod-ready", f"{', '.join(members)} Ready (no other check: UNSAFE)")
-
-        self._wait_for(step, record, pods_ready)
-
-    def _restart_kafka(self, step: Step, record: StepRecord) -> None:
-        for pod in step.members:
-            self._restart(pod, step, record)
-        self._wait_done(step, record, confirm=True, retry_members=True)
-        self._act("elect preferred leaders", self.target.elect_preferred_leaders, step)
-
-    def _restart_es(self, step: Step, record: StepRecord) -> None:
-        node = step.members[0]
-        state = self.target.observe()
-        es_node = state.elasticsearch.node(node)
-        running = es_node.version if es_node is not None else step.version
-        method = es_gates.restart_method(running, state.elasticsearch)
-        self._act(f"prepare {node} ({method})", lambda: self.target.es_prepare_restart(node, method), step)
-        if method == "shutdown-api":
-            self._wait_for(
-                step,
-                record,
-                lambda s: (
-                    Verdict.passed("elasticsearch.shutdown-complete", f"{node} ready to restart")
-                    if self.target.es_shutdown_complete(node)
-                    else Verdict.wait("elasticsearch.shutdown-complete", f"shutdown of {node} not COMPLETE yet")
-                ),
-            )
-        self._restart(node, step, record)
-
-        def rejoined(s: PlatformState) -> Verdict:
-            n = s.elasticsearch.node(node)
-            if n is not None and n.joined and n.version == step.version:
-                return Verdict.passed("elasticsearch.rejoined", f"{node} rejoined on {step.version}")
-            return Verdict.wait("elasticsearch.rejoined", f"{node} has not rejoined on {step.version} yet")
-
-        self._wait_for(step, record, rejoined, retry_members=True)
-        self._act(f"finish restart of {node} ({method})", lambda: self.target.es_finish_restart(node, method), step)
-        self._wait_done(step, record, confirm=True)
-
     def _restart(self, pod: str, step: Step, record: StepRecord) -> None:
         used = self._restarts.get(pod, 0)
         if used >= self.settings.restart_budget:
@@ -534,67 +421,9 @@ class Executor:
             )
         self._restarts[pod] = used + 1
         record.restarts += 1
-        self._act(f"restart {pod}", lambda: self.target.restart_pod(pod), step)
-
-    def _roll(self, step: Step, record: StepRecord) -> None:
-        name = step.members[0]
-        self._act(
-            f"roll deployment {name} to {step.version}",
-            lambda: self.target.roll_deployment(name, step.version),
-            step,
-        )
-        bound = self.settings.lag_bound
-        last_updated_ready = -1
-        paused = False
-        started = self.clock.now()
-        confirmed_since: float | None = None
-        while True:
-            state = self.target.observe()
-            w = next((w for w in state.workloads if w.name == name), None)
-            lag = worker_gates.lag_under_bound(state.workers, bound)
-            if w is not None:
-                updated_ready = sum(1 for p in w.pods if p.ready and p.version == step.version and not p.terminating)
-                if paused and lag.ok:
-                    self._act(f"resume deployment {name}", lambda: self.target.pause_deployment(name, False), step)
-                    paused = False
-                elif not paused and updated_ready > last_updated_ready >= 0 and not lag.ok:
-                    self._act(
-                        f"pause deployment {name} (lag gate)",
-                        lambda: self.target.pause_deployment(name, True),
-                        step,
-                    )
-                    paused = True
-                last_updated_ready = max(last_updated_ready, updated_ready)
-            done = planner.step_done(state, step, self.settings)
-            if done.ok:
-                confirmed_since = confirmed_since if confirmed_since is not None else self.clock.now()
-                if self.clock.now() - confirmed_since >= self.settings.confirm_seconds:
-                    record.message = done.reason
-                    return
-            else:
-                confirmed_since = None
-                record.waited(done, self.settings.poll_interval)
-            if self.clock.now() - started >= self.settings.step_timeout:
-                raise Halt(
-                    Verdict.refuse(
-                        done.rule,
-                        f"deployment {name} did not finish rolling within {self.settings.step_timeout:.0f} s: "
-                        f"{done.reason}. The Deployment keeps its old pods serving (maxUnavailable 0); fix the "
-                        "cause and run the same command to resume",
-                    )
-                )
-            self._poll()
+        self._act(f"restart {pod}", lambda: self.target.workloads.restart_pod(pod), step)
 
     # ------------------------------------------------------------------ waiting
-
-    def _wait_done(self, step: Step, record: StepRecord, confirm: bool, retry_members: bool = False) -> None:
-        self._wait_for(
-            step,
-            record,
-            lambda s: planner.step_done(s, step, self.settings),
-            confirm=confirm,
-            retry_members=retry_members,
-        )
 
     def _wait_for(
         self,
@@ -654,3 +483,55 @@ class Executor:
             self._poll()
             if not verdict.ok:
                 record.waited(verdict, self.clock.now() - before)
+
+
+class _StepRun:
+    """The executor's side of one step, lent to the component's driver (`toolkit.engine.drivers.StepContext`)."""
+
+    def __init__(self, executor: Executor, step: Step, record: StepRecord) -> None:
+        self._executor = executor
+        self._step = step
+        self._record = record
+
+    @property
+    def settings(self) -> UpgradeSettings:
+        return self._executor.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self._executor.clock
+
+    @property
+    def target(self) -> Target:
+        return self._executor.target
+
+    def observe(self) -> PlatformState:
+        return self._executor.target.observe()
+
+    def act(self, what: str, action: Callable[[], None]) -> None:
+        self._executor._act(what, action, self._step)
+
+    def restart(self, pod: str) -> None:
+        self._executor._restart(pod, self._step, self._record)
+
+    def wait_for(
+        self, condition: Callable[[PlatformState], Verdict], confirm: bool = False, retry_members: bool = False
+    ) -> None:
+        self._executor._wait_for(self._step, self._record, condition, confirm=confirm, retry_members=retry_members)
+
+    def wait_done(self, confirm: bool, retry_members: bool = False) -> None:
+        executor, step = self._executor, self._step
+        self.wait_for(
+            lambda s: planner.step_done(s, step, executor.settings, executor.drivers),
+            confirm=confirm,
+            retry_members=retry_members,
+        )
+
+    def poll(self) -> None:
+        self._executor._poll()
+
+    def waited(self, verdict: Verdict, seconds: float) -> None:
+        self._record.waited(verdict, seconds)
+
+    def finish(self, message: str) -> None:
+        self._record.message = message

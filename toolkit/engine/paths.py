@@ -8,15 +8,17 @@ Rules (upgrade-gates.md), each a fatal verdict when broken:
   command and its own rules.
 - Elasticsearch: no major skip, no overlapping major upgrades, majors through the last minors
   (7.17 -> 8.x; 9.0 needs 8.18; 9.1 and later need 8.19) — the exact minimums live in the catalog's rules.
-- Kafka: 4.x only from 3.3 or later running KRaft; the target must support the finalized metadata.version.
-- Rollback: Kafka only while metadata.version has not been raised beyond what the older binary supports;
-  Elasticsearch only while no node of the newer version has joined (replicas never allocate from new to old nodes).
+- A component's own rules come from its driver (`path_rules`, `rollback_rules`): Kafka 4.x only from KRaft and
+  never below the finalized metadata.version; rollback of Kafka only while metadata.version has not been raised
+  beyond what the older binary supports, of Elasticsearch only while no newer node has joined.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from toolkit.catalog import Catalog, parse_version
-from toolkit.model import Component, PlatformState, Verdict
+from toolkit.model import PlatformState, Verdict
 
 
 def metadata_level(text: str) -> tuple[int, int, int]:
@@ -29,20 +31,19 @@ def metadata_level(text: str) -> tuple[int, int, int]:
         raise ValueError(f"metadata.version {text!r} is not of the form MAJOR.MINOR-IVn (e.g. 4.0-IV3)") from None
 
 
-def running_versions(state: PlatformState, component: Component) -> list[str]:
-    """Versions that members of the component run now (pods, Kafka nodes, Elasticsearch nodes)."""
+def running_versions(state: PlatformState, component: str, data_plane_versions: Iterable[str] = ()) -> list[str]:
+    """Versions that members of the component run now: the pods' version labels, plus what its data plane reports
+    (Kafka nodes, joined Elasticsearch nodes), lowest first."""
     versions = {p.version for w in state.workloads_of(component) for p in w.pods if p.version}
-    if component is Component.KAFKA:
-        versions |= {n.version for n in state.kafka.nodes if n.version}
-    elif component is Component.ELASTICSEARCH:
-        versions |= {n.version for n in state.elasticsearch.nodes if n.version and n.joined}
+    versions |= set(data_plane_versions)
     return sorted(versions, key=parse_version)
 
 
 def check_upgrade_path(
-    catalog: Catalog, component: Component, running: list[str], target: str, metadata_version: str = ""
+    catalog: Catalog, component: str, running: list[str], target: str, component_rule: Verdict | None = None
 ) -> Verdict:
-    name = component.value
+    """The catalog's generic rules, then the component's own (`component_rule`, from its driver)."""
+    name = component
     spec = catalog.component(name)
     rule = f"{name}.version-path"
     if target not in spec.versions:
@@ -90,65 +91,23 @@ def check_upgrade_path(
             f"{name} {target} can only be reached from {minimum} or later; the lowest running is {lowest}: "
             f"upgrade to {minimum} first",
         )
-    if component is Component.KAFKA:
-        for v in running:
-            info = spec.versions.get(v)
-            if info is not None and not info.kraft and t[0] >= 4:
-                return Verdict.refuse(
-                    rule,
-                    f"kafka {v} runs ZooKeeper mode; kafka {target} runs KRaft only: migrate to KRaft on 3.x first",
-                )
-        target_mv = spec.versions[target].metadata_version
-        if metadata_version and target_mv and metadata_level(target_mv) < metadata_level(metadata_version):
-            return Verdict.refuse(
-                "kafka.metadata-version",
-                f"kafka {target} supports metadata.version up to {target_mv}, but {metadata_version} is finalized "
-                "and cannot be lowered; choose a version that supports it",
-            )
+    if component_rule is not None and not component_rule.ok:
+        return component_rule
     if parse_version(lowest) == t and lowest == highest:
         return Verdict.passed(rule, f"{name} already runs {target} everywhere")
     return Verdict.passed(rule, f"{name} {lowest} -> {target} is an allowed path")
 
 
-def check_rollback(catalog: Catalog, component: Component, state: PlatformState, previous: str) -> Verdict:
-    """May the component return to `previous` (the version before the last upgrade)?"""
-    name = component.value
-    rule = f"{name}.rollback"
+def check_rollback_target(catalog: Catalog, component: str, previous: str) -> Verdict:
+    """The generic half of a rollback check: a recorded previous version that the catalog still knows. The
+    component's own half is its driver's `rollback_rules`."""
+    rule = f"{component}.rollback"
     if not previous:
         return Verdict.refuse(
             rule,
-            f"{name} has no recorded previous version (no upgrade by this toolkit to roll back); "
+            f"{component} has no recorded previous version (no upgrade by this toolkit to roll back); "
             "use `toolkit upgrade run --to` with the version you want",
         )
-    spec = catalog.component(name)
-    if previous not in spec.versions:
-        return Verdict.refuse(rule, f"{name} previous version {previous} is no longer in the catalog")
-    if component is Component.KAFKA:
-        mv = state.kafka.metadata_version
-        old_mv = spec.versions[previous].metadata_version
-        if mv and old_mv and metadata_level(mv) > metadata_level(old_mv):
-            return Verdict.refuse(
-                rule,
-                f"metadata.version {mv} is finalized and kafka {previous} supports at most {old_mv}; "
-                "metadata.version cannot be lowered, so a binary rollback is no longer possible: "
-                "restore from a backup or roll forward",
-            )
-        return Verdict.passed(
-            rule,
-            f"metadata.version {mv or 'unknown'} is still supported by kafka {previous}: rollback allowed",
-        )
-    if component is Component.ELASTICSEARCH:
-        newer = [
-            n.name
-            for n in state.elasticsearch.nodes
-            if n.joined and n.version and parse_version(n.version) > parse_version(previous)
-        ]
-        if newer:
-            return Verdict.refuse(
-                rule,
-                f"elasticsearch node {newer[0]} already joined on a newer version ({len(newer)} in all): replicas "
-                f"cannot be allocated from newer to older nodes, so a node rolled back to {previous} would hold "
-                "nothing; restore from a snapshot instead",
-            )
-        return Verdict.passed(rule, f"no elasticsearch node newer than {previous} has joined: rollback allowed")
-    return Verdict.passed(rule, f"{name} is stateless: rollback to {previous} allowed")
+    if previous not in catalog.component(component).versions:
+        return Verdict.refuse(rule, f"{component} previous version {previous} is no longer in the catalog")
+    return Verdict.passed(rule, f"{component} {previous} is in the catalog")

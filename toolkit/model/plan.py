@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-from toolkit.model.state import Component
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +40,8 @@ def first_blocking(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict | N
 
 
 class StepKind(StrEnum):
+    """The step kinds of the built-in components; a driver may use its own kinds (a step's kind is a string)."""
+
     REPAIR = "repair"  # undo what an interrupted step left behind (allocation disabled, a shutdown record)
     APPLY_SPEC = "apply-spec"  # change the workloads' spec to the target version; pods do not restart yet
     RESTART = "restart"  # restart exactly these members (one, or a batch that shares nothing)
@@ -50,8 +51,8 @@ class StepKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    kind: StepKind
-    component: Component
+    kind: str  # a StepKind, or a kind of the component's driver
+    component: str
     members: tuple[str, ...]  # pods (restart), workloads (apply-spec, roll), or what is repaired
     version: str
     reason: str
@@ -101,3 +102,26 @@ class UpgradeSettings:
     action_retries: int = 3  # retries of a failed action (API errors) before the run halts
     skip_gates: bool = False  # unsafe: only for negative controls on sim and local
     rollback: bool = False  # targets are previous versions: rollback rules replace the upgrade-path rules
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every setting that cannot work, as (field, why); empty when the settings are usable. Durations must be
+        finite; the poll interval must be positive (a zero or NaN poll would spin). A `why` may name another
+        setting as `{field}`, for the caller to spell as its users know it (an option, a key)."""
+        out: list[tuple[str, str]] = []
+        if self.parallel not in ("none", "auto"):
+            out.append(("parallel", f"{self.parallel!r} is not supported: use none or auto"))
+        for name in ("pace_seconds", "gate_timeout", "step_timeout", "confirm_seconds", "poll_interval"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                out.append((name, f"{value} is not a finite number of seconds"))
+            elif value < 0 or (name == "poll_interval" and value <= 0):
+                out.append((name, f"{value} must be {'> 0' if name == 'poll_interval' else '>= 0'} seconds"))
+        if self.restart_budget < 1:
+            out.append(("restart_budget", f"{self.restart_budget} must be >= 1 (one restart per member is the roll)"))
+        if self.max_batch < 0:
+            out.append(("max_batch", f"{self.max_batch} must be >= 0 (0 = no cap)"))
+        if self.max_batch and self.parallel != "auto":
+            out.append(("max_batch", "needs {parallel} auto"))
+        if self.lag_bound < 0:
+            out.append(("lag_bound", f"{self.lag_bound} must be >= 0"))
+        return out

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Component(StrEnum):
+    """The components built into the toolkit. A component is named by a plain string everywhere (the catalog's
+    name): these constants are for the built-in ones, and a plug-in component needs none."""
+
     KAFKA = "kafka"
     ELASTICSEARCH = "elasticsearch"
     WORKERS = "workers"
@@ -46,7 +50,7 @@ class Workload:
     """A StatefulSet or Deployment that belongs to one component."""
 
     name: str
-    component: Component
+    component: str  # the catalog's component name (Component.KAFKA, ...)
     kind: str  # "StatefulSet" | "Deployment"
     role: str  # kafka: controller|broker|combined; elasticsearch: node-set name; workers: receiver|indexer
     replicas: int
@@ -146,6 +150,7 @@ class KafkaState:
     active_controller: int | None = None  # DescribeQuorum leader id
     voters: tuple[Voter, ...] = ()
     metadata_version: str = ""  # finalized metadata.version, e.g. "4.0-IV3"
+    unobserved: str = ""  # why the cluster could not be observed at all ("" = observed); the engine refuses to plan
 
     def node(self, node_id: int) -> KafkaNode | None:
         for n in self.nodes:
@@ -224,6 +229,7 @@ class EsState:
     shutdowns: tuple[ShutdownRecord, ...] = ()
     snapshot_repositories: tuple[str, ...] = ()
     supports_shutdown_api: bool = True  # False where GET _nodes/shutdown answers 404 (older or partial servers)
+    unobserved: str = ""  # why the cluster could not be observed at all ("" = observed); the engine refuses to plan
 
     def node(self, name: str) -> EsNode | None:
         for n in self.nodes:
@@ -240,6 +246,7 @@ class WorkersState:
     consumer_group: str = ""
     lag: int = 0  # total consumer-group lag over the events topic
     lag_by_partition: tuple[tuple[str, int], ...] = ()
+    unobserved: str = ""  # why the lag could not be observed at all ("" = observed)
 
 
 # --------------------------------------------------------------------------------------------- Platform
@@ -265,9 +272,19 @@ class PlatformState:
     kafka: KafkaState = field(default_factory=KafkaState)
     elasticsearch: EsState = field(default_factory=EsState)
     workers: WorkersState = field(default_factory=WorkersState)
+    # data-plane states of plug-in components (beyond the built-in three), keyed by component name; each is plain
+    # frozen data that only that component's driver reads
+    extra: tuple[tuple[str, Any], ...] = ()
 
-    def workloads_of(self, component: Component) -> tuple[Workload, ...]:
+    def workloads_of(self, component: str) -> tuple[Workload, ...]:
         return tuple(w for w in self.workloads if w.component == component)
+
+    def data(self, component: str) -> Any:
+        """The data-plane state of `component` (None when it has none or it was not observed)."""
+        builtin = {"kafka": self.kafka, "elasticsearch": self.elasticsearch, "workers": self.workers}
+        if component in builtin:
+            return builtin[component]
+        return dict(self.extra).get(component)
 
     def pod(self, name: str) -> Pod | None:
         for w in self.workloads:

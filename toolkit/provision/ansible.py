@@ -4,9 +4,10 @@ One run:
 1. `generated_files(environment)` derives the inventory and the group vars from the environment's configuration
    and nothing else: one host `localhost` (connection local, `ansible_python_interpreter` = this interpreter, so
    the custom modules import the same toolkit), in group `toolkit_controller`, and group vars that carry only the
-   environment's name plus values computed from it (namespace, kind, namespace labels). Every chart value is
-   computed inside the modules from the environment name (toolkit.provision.values): no second copy of a size or
-   a version exists on disk.
+   environment resolved ONCE by the caller (its JSON document: the modules read it back, they never resolve a name
+   again), the version of each component to install, and values computed from the environment (namespace, kind,
+   namespace labels). Every chart value is computed inside the modules from that environment
+   (toolkit.provision.values): no second copy of a size exists on disk.
 2. They are written to a fresh temporary directory (removed afterwards); `ansible-playbook` runs with
    `ANSIBLE_CONFIG=playbooks/ansible.cfg`, the JSON stdout callback, `--check` / `--diff` when asked, and the
    environment variables that locate environments (`TOOLKIT_ENVIRONMENTS_DIR`, `TOOLKIT_STATE_DIR`, ...) inherited.
@@ -91,7 +92,7 @@ def namespace_labels(environment: Environment) -> dict[str, str]:
     }
 
 
-def generated_files(environment: Environment) -> dict[str, Any]:
+def generated_files(environment: Environment, versions: dict[str, str] | None = None) -> dict[str, Any]:
     """{relative path: YAML document} of the inventory and group vars for `environment` (pure)."""
     inventory = {
         "all": {
@@ -108,7 +109,8 @@ def generated_files(environment: Environment) -> dict[str, Any]:
         }
     }
     group_vars = {
-        "toolkit_environment": environment.name,
+        "toolkit_environment": environment.model_dump(mode="json"),
+        "toolkit_versions": dict(versions or {}),
         "toolkit_environment_kind": environment.kind,
         "toolkit_namespace": environment.platform.namespace,
         "toolkit_namespace_labels": namespace_labels(environment),
@@ -116,9 +118,9 @@ def generated_files(environment: Environment) -> dict[str, Any]:
     return {"inventory.yml": inventory, f"group_vars/{HOST_GROUP}.yml": group_vars}
 
 
-def write_generated(environment: Environment, directory: Path) -> Path:
+def write_generated(environment: Environment, directory: Path, versions: dict[str, str] | None = None) -> Path:
     """Write the generated files under `directory`; return the inventory path."""
-    for relative, document in generated_files(environment).items():
+    for relative, document in generated_files(environment, versions).items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(document, sort_keys=True))
@@ -150,11 +152,16 @@ def run_environment(child_env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_playbook(
-    environment: Environment, check: bool = False, diff: bool = True, playbook: Path = SITE_PLAYBOOK
+    environment: Environment,
+    check: bool = False,
+    diff: bool = True,
+    playbook: Path = SITE_PLAYBOOK,
+    versions: dict[str, str] | None = None,
 ) -> PlaybookResult:
-    """Run `playbook` against `environment` (see the module docstring)."""
+    """Run `playbook` against `environment`, installing `versions` (component -> version; default each component's
+    version in the environment's platform spec). See the module docstring."""
     with tempfile.TemporaryDirectory(prefix=f"toolkit-deploy-{environment.name}-") as tmp:
-        inventory = write_generated(environment, Path(tmp))
+        inventory = write_generated(environment, Path(tmp), versions)
         argv = command(inventory, check, diff, playbook)
         try:
             completed = subprocess.run(

@@ -1,14 +1,16 @@
 """`toolkit deploy`: install or update the whole platform of one environment by running playbooks/site.yml.
 
-`deploy_platform(env_name, check=False) -> DeployResult`:
-1. resolve the environment (unknown name -> the resolver's error); a `sim` environment is refused (nothing to deploy:
-   the simulated platform is created by `toolkit cluster up --env sim`);
+`deploy_platform(environment, check=False) -> DeployResult`:
+1. a `sim` environment is refused (nothing to deploy: the simulated platform is created by `toolkit cluster up`);
 2. check the cluster access before Ansible starts (kubeconfig and context present, else `UsageError` naming the
-   file, the context and the way out), and refuse (`RefusedError`) when the environment file's versions are not
-   reachable from what the pods run: a deploy never moves a platform backwards (the version-path rules of
-   `toolkit upgrade`);
-3. run the playbook (roles common, kafka, elasticsearch, ingest_workers) with `--diff`, and `--check` when asked;
-4. gather per chart what the `toolkit_helm` module reported (release, action, revision, objects, diff) and per
+   file, the context and the way out);
+3. decide each component's version. State is read, intent is written: a component already installed keeps the
+   version its workloads ask for in the cluster (versions move only through `toolkit upgrade run`, behind the
+   gates); the environment file's version applies only to a component not installed yet. When the two differ the
+   result carries a note saying so (never a refusal: `deploy` after `upgrade run` just works);
+4. run the playbook (roles common, kafka, elasticsearch, ingest_workers) with `--diff`, and `--check` when asked,
+   handing the modules the environment resolved once (its document) and the versions;
+5. gather per chart what the `toolkit_helm` module reported (release, action, revision, objects, diff) and per
    task what changed or failed.
 Nothing here decides what a chart contains: values come from toolkit.provision.values inside the module.
 A second run with the same configuration changes nothing (every task reports changed=false); check mode writes
@@ -18,10 +20,12 @@ nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.config.environments import Environment, resolve
+from toolkit.config.environments import Environment
+from toolkit.errors import UsageError
+from toolkit.model import Workload
 from toolkit.provision import ansible, helm
 
 HELM_ROLES = {"kafka": "kafka", "elasticsearch": "elasticsearch", "ingest_workers": "workers"}
@@ -47,6 +51,8 @@ class DeployResult:
     charts: list[ChartResult] = field(default_factory=list)
     tasks: list[ansible.TaskResult] = field(default_factory=list)
     seconds: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[ansible.TaskResult]:
@@ -69,6 +75,8 @@ class DeployResult:
             "ok": self.ok,
             "changed": self.changed,
             "seconds": round(self.seconds, 2),
+            "versions": dict(self.versions),
+            "notes": list(self.notes),
             "charts": [
                 {
                     "component": c.component,
@@ -88,54 +96,50 @@ class DeployResult:
         }
 
 
-def _usage(message: str) -> Exception:
-    from toolkit.operations import UsageError
-
-    return UsageError(message)
-
-
-def _refuse_version_regressions(environment: Environment) -> None:
-    """The environment file's versions must be reachable from what runs: a deploy never downgrades a platform.
-
-    Running versions are read from the pods (one LIST); the same version-path rules as `toolkit upgrade` judge them.
-    """
+def deploy_versions(environment: Environment, workloads: tuple[Workload, ...]) -> tuple[dict[str, str], list[str]]:
+    """(component -> version to deploy, notes): what runs wins over what the file asks for (see the module doc)."""
     from toolkit import catalog
-    from toolkit.engine import paths
-    from toolkit.model import Component, PlatformState
-    from toolkit.operations import RefusedError
-    from toolkit.targets.kube import KubeWorkloads, api_client_for
-    from toolkit.targets.real import _kubeconfig_for
 
-    kubeconfig, context = _kubeconfig_for(environment)
-    workloads = KubeWorkloads(api_client_for(kubeconfig, context), environment.platform.namespace).observe()
-    state = PlatformState(environment=environment.name, observed_at=0.0, simulated=False, workloads=workloads)
-    for component in Component:
-        wanted = environment.platform.version_of(component.value)
-        running = paths.running_versions(state, component)
-        verdict = paths.check_upgrade_path(catalog.load(), component, running, wanted)
-        if not verdict.ok:
-            raise RefusedError(
-                replace(
-                    verdict,
-                    reason=f"deploy of {environment.name} refused: {environment.source} asks for {component} "
-                    f"{wanted}, but {verdict.reason}. Set {component}.version to a reachable version in that file "
-                    "(a deploy never moves a platform backwards)",
-                )
+    versions: dict[str, str] = {}
+    notes: list[str] = []
+    for component in catalog.load().upgrade_order:
+        asked = environment.platform.version_of(component)
+        specs = sorted({w.target_version for w in workloads if w.component == component and w.target_version})
+        if not specs:
+            versions[component] = asked
+            continue
+        running = specs[-1]
+        versions[component] = running
+        if running != asked:
+            notes.append(
+                f"{component}: {environment.source or 'the environment'} asks for {asked}, the cluster runs {running}; "
+                f"deploy keeps {running} (versions change through `toolkit upgrade run --to {component}=VERSION`)"
             )
+    return versions, notes
 
 
-def deploy_platform(env_name: str, check: bool = False) -> DeployResult:
-    """Deploy (or, with `check`, preview) the platform of environment `env_name`; see the module docstring."""
-    environment = resolve(env_name)
+def _observe_workloads(environment: Environment) -> tuple[Workload, ...]:
+    from toolkit.targets.kube import KubeWorkloads, api_client_for
+
+    access = helm.cluster_access(environment)
+    api = api_client_for(access.kubeconfig, access.context)
+    try:
+        return KubeWorkloads(api, environment.platform.namespace).observe()
+    finally:
+        api.close()
+
+
+def deploy_platform(environment: Environment, check: bool = False) -> DeployResult:
+    """Deploy (or, with `check`, preview) the platform of `environment`; see the module docstring."""
     if environment.kind == "sim":
-        raise _usage(
+        raise UsageError(
             f"environment {environment.name} is simulated (kind sim): there is nothing to deploy; the simulated "
             f"platform is created by `toolkit cluster up --env {environment.name}`"
         )
     helm.cluster_access(environment)  # fails early, with the file/context and the way out
-    _refuse_version_regressions(environment)
+    versions, notes = deploy_versions(environment, _observe_workloads(environment))
     started = time.monotonic()
-    run = ansible.run_playbook(environment, check=check, diff=True)
+    run = ansible.run_playbook(environment, check=check, diff=True, versions=versions)
     result = DeployResult(
         environment=environment.name,
         kind=environment.kind,
@@ -143,6 +147,8 @@ def deploy_platform(env_name: str, check: bool = False) -> DeployResult:
         check=check,
         tasks=list(run.tasks),
         seconds=time.monotonic() - started,
+        versions=versions,
+        notes=notes,
     )
     for task in run.tasks:
         component = HELM_ROLES.get(task.role)

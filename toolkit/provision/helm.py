@@ -50,6 +50,7 @@ from typing import Any
 import yaml
 
 from toolkit.config.environments import Environment
+from toolkit.errors import UsageError
 from toolkit.provision import values as values_mod
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,12 +66,6 @@ ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
 
 class DeployError(RuntimeError):
     """A Helm action failed; the message names the release and Helm's reason."""
-
-
-def _usage(message: str) -> Exception:
-    from toolkit.operations import UsageError
-
-    return UsageError(message)
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -90,14 +85,14 @@ def cluster_access(environment: Environment) -> ClusterAccess:
     local: `kubeconfig:` of the environment file, else the one `toolkit cluster up` writes in the state directory.
     kind/kube: `kubeconfig:` (must exist), else $KUBECONFIG, else ~/.kube/config; the context must be in it."""
     if environment.kind == "sim":
-        raise _usage(
+        raise UsageError(
             f"environment {environment.name} is simulated (kind sim): there is no cluster to deploy to; the "
             f"simulated platform is created by `toolkit cluster up --env {environment.name}`"
         )
     if environment.kind == "local" and not environment.kubeconfig:
         path = environment.state_dir() / "kubeconfig"
         if not path.is_file():
-            raise _usage(
+            raise UsageError(
                 f"local environment {environment.name} is not running (no kubeconfig at {path}): start it with "
                 f"`toolkit cluster up --env {environment.name}`"
             )
@@ -105,7 +100,7 @@ def cluster_access(environment: Environment) -> ClusterAccess:
     if environment.kubeconfig:
         path = Path(environment.kubeconfig).expanduser()
         if not path.is_file():
-            raise _usage(
+            raise UsageError(
                 f"environment {environment.name}: kubeconfig {environment.kubeconfig} does not exist; fix "
                 f"`kubeconfig:` in {environment.source}"
             )
@@ -113,14 +108,14 @@ def cluster_access(environment: Environment) -> ClusterAccess:
         env_value = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
         path = Path(env_value).expanduser() if env_value else Path.home() / ".kube" / "config"
         if not path.is_file():
-            raise _usage(
+            raise UsageError(
                 f"environment {environment.name}: no kubeconfig found ($KUBECONFIG unset or missing, no {path}); "
                 f"set `kubeconfig:` in {environment.source} or export KUBECONFIG"
             )
     if environment.kube_context:
         contexts = _contexts(path)
         if environment.kube_context not in contexts:
-            raise _usage(
+            raise UsageError(
                 f"environment {environment.name}: context {environment.kube_context!r} is not in kubeconfig {path} "
                 f"(it has: {', '.join(contexts) or 'none'}); create it (e.g. `aws eks update-kubeconfig`, "
                 f"`kind create cluster`) or fix `kube_context:` in {environment.source}"
@@ -132,7 +127,7 @@ def _contexts(path: Path) -> list[str]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise _usage(f"kubeconfig {path} cannot be read as YAML: {exc}") from None
+        raise UsageError(f"kubeconfig {path} cannot be read as YAML: {exc}") from None
     return [c.get("name", "") for c in data.get("contexts") or [] if isinstance(c, dict)]
 
 
@@ -150,11 +145,11 @@ def overrides_for(environment: Environment, component: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise _usage(f"chart value override file {path} is not valid YAML: {exc}") from None
+        raise UsageError(f"chart value override file {path} is not valid YAML: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise _usage(f"chart value override file {path} must hold a mapping of chart values")
+        raise UsageError(f"chart value override file {path} must hold a mapping of chart values")
     return data
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from toolkit import catalog as catalog_mod
 from toolkit.config.environments import Environment
 from toolkit.config.platform import NodeSetSpec
+from toolkit.errors import UsageError
 
 COMPONENTS = ("kafka", "elasticsearch", "workers")
 # Helm release of each component; with these names the charts' resource prefix equals the release name.
@@ -66,12 +67,6 @@ class PlatformSecrets:
 SECRETS = PlatformSecrets()
 
 
-def _usage(message: str) -> Exception:
-    from toolkit.operations import UsageError
-
-    return UsageError(message)
-
-
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Helm's merge: maps merge key by key, everything else is replaced. Neither input is modified."""
     merged = copy.deepcopy(dict(base))
@@ -106,13 +101,13 @@ def catalog_values(component: str, version: str) -> dict[str, Any]:
     spec = cat.component(component)
     if version not in spec.versions:
         known = ", ".join(spec.sorted_versions())
-        raise _usage(f"{component} {version} is not in the catalog (known: {known}); pick one of those versions")
+        raise UsageError(f"{component} {version} is not in the catalog (known: {known}); pick one of those versions")
     workers = cat.component("workers")
     toolkit_image = {"repository": workers.image, "tag": workers.default}
     if component == "kafka":
         info = spec.versions[version]
         if not info.kraft or not info.metadata_version:
-            raise _usage(
+            raise UsageError(
                 f"kafka {version} has no KRaft metadata version in the catalog: the kafka chart runs KRaft only; "
                 "deploy a KRaft version (3.3 or later) and migrate older clusters first"
             )
@@ -278,9 +273,9 @@ def chart_values(
     """The values to install `component` (kafka | elasticsearch | workers) at `version` (default: the version the
     environment's platform spec names) into `environment`. See the module docstring for the layers."""
     if component not in COMPONENTS:
-        raise _usage(f"unknown platform component {component!r}: expected one of {', '.join(COMPONENTS)}")
+        raise UsageError(f"unknown platform component {component!r}: expected one of {', '.join(COMPONENTS)}")
     if environment.kind == "sim":
-        raise _usage(
+        raise UsageError(
             f"environment {environment.name} is simulated (kind sim): it has no cluster to install charts into; "
             "use a local, kind or kube environment"
         )
@@ -290,7 +285,7 @@ def chart_values(
     if overrides:
         clashing = _catalog_keys_overridden(component, overrides)
         if clashing:
-            raise _usage(
+            raise UsageError(
                 f"chart value override for {component} in environment {environment.name} sets {', '.join(clashing)}: "
                 "images and versions come only from the catalog; set the version in the environment's platform spec "
                 "instead and remove those keys from the override file"

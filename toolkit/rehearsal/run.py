@@ -32,18 +32,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from toolkit import catalog as catalog_mod
-from toolkit.config.environments import Environment, resolve
+from toolkit.config.environments import Environment, from_document
 from toolkit.engine.executor import Event, Executor, RunResult
-from toolkit.model import Component, UpgradeSettings
+from toolkit.errors import UsageError
+from toolkit.model import UpgradeSettings
 from toolkit.rehearsal.report import RehearsalReport
 from toolkit.rehearsal.verdict import judge
 
@@ -80,15 +80,12 @@ def new_run_id() -> str:
 
 
 def rehearse(
-    env_name: str | None,
-    from_versions: dict[Component, str],
-    to_versions: dict[Component, str],
+    env: Environment,
+    from_versions: dict[str, str],
+    to_versions: dict[str, str],
     options: RehearsalOptions,
     on_event: Callable[[Event], None] | None = None,
 ) -> RehearsalReport:
-    from toolkit.operations import UsageError
-
-    env = resolve(env_name)
     if not to_versions:
         raise UsageError("nothing to rehearse: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
     if options.unsafe_skip_gates and env.kind not in ("sim", "local"):
@@ -114,8 +111,8 @@ def _report(
     run_id: str,
     env: Environment,
     simulated: bool,
-    from_versions: dict[Component, str],
-    to_versions: dict[Component, str],
+    from_versions: dict[str, str],
+    to_versions: dict[str, str],
     options: RehearsalOptions,
     outcome: str,
     reason: str,
@@ -131,9 +128,8 @@ def _report(
         run_id=run_id,
         environment=env.name,
         simulated=simulated,
-        from_versions={c.value: v for c, v in from_versions.items()}
-        or {c: env.platform.version_of(c) for c in catalog_mod.load().upgrade_order},
-        to_versions={c.value: v for c, v in to_versions.items()},
+        from_versions=dict(from_versions) or {c: env.platform.version_of(c) for c in catalog_mod.load().upgrade_order},
+        to_versions=dict(to_versions),
         rate=options.rate,
         syslog_rate=options.syslog_rate,
         unsafe_skip_gates=options.unsafe_skip_gates,
@@ -151,12 +147,12 @@ def _report(
 
 def _rehearse_sim(
     env: Environment,
-    from_versions: dict[Component, str],
-    to_versions: dict[Component, str],
+    from_versions: dict[str, str],
+    to_versions: dict[str, str],
     options: RehearsalOptions,
     on_event: Callable[[Event], None] | None,
 ) -> RehearsalReport:
-    from toolkit.operations import UsageError, _sim_params, sim_store
+    from toolkit.operations import _sim_params, sim_store
     from toolkit.targets.sim import (
         InjectionError,
         OrchestratorCrash,
@@ -172,7 +168,7 @@ def _rehearse_sim(
         faults = parse_injections(list(options.injections))
     except InjectionError as exc:
         raise UsageError(str(exc)) from None
-    versions = {c.value: v for c, v in from_versions.items()}
+    versions = dict(from_versions)
     world = build_world(env.name, env.platform, _sim_params(env), faults, versions=versions)
     traffic = Traffic(rate=options.rate, syslog_rate=options.syslog_rate)
     world.traffic = traffic
@@ -219,37 +215,23 @@ def _rehearse_sim(
 # ------------------------------------------------------------------------------------------ local and kind
 
 
-@contextlib.contextmanager
-def _environments_dir(folder: Path) -> Iterator[None]:
-    """$TOOLKIT_ENVIRONMENTS_DIR = `folder` for the block (the deploy path and its Ansible child resolve the run's
-    environment by name), restored afterwards."""
-    before = os.environ.get("TOOLKIT_ENVIRONMENTS_DIR")
-    os.environ["TOOLKIT_ENVIRONMENTS_DIR"] = str(folder)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TOOLKIT_ENVIRONMENTS_DIR", None)
-        else:
-            os.environ["TOOLKIT_ENVIRONMENTS_DIR"] = before
-
-
-def _run_environment(
-    env: Environment, run_env_name: str, from_versions: dict[Component, str], kubeconfig: str | None
-) -> dict[str, Any]:
-    """The per-run environment document: the base environment, its own namespace, the `from` versions."""
-    document = env.model_dump(mode="json", exclude={"name", "source"})
+def run_environment(
+    env: Environment, run_env_name: str, from_versions: dict[str, str], kubeconfig: str | None
+) -> Environment:
+    """The per-run environment: the base environment, its own namespace, the `from` versions (an object, handed to
+    deploy and the target as it is: nothing re-resolves it by name)."""
+    document = env.model_dump(mode="json")
+    document["name"] = run_env_name
     document["description"] = f"rehearsal {run_env_name} of {env.name}"
     document["platform"]["namespace"] = run_env_name
     for component, version in from_versions.items():
-        document["platform"][component.value]["version"] = version
+        document["platform"][component]["version"] = version
     if kubeconfig:
         document["kubeconfig"] = kubeconfig
-    return document
+    return from_document(document)
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    from toolkit.operations import UsageError
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -261,15 +243,13 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 def _rehearse_real(
     env: Environment,
-    from_versions: dict[Component, str],
-    to_versions: dict[Component, str],
+    from_versions: dict[str, str],
+    to_versions: dict[str, str],
     options: RehearsalOptions,
     on_event: Callable[[Event], None] | None,
 ) -> RehearsalReport:
     import yaml
 
-    from toolkit.config.environments import resolve as resolve_env
-    from toolkit.operations import UsageError
     from toolkit.provision.deploy import deploy_platform
     from toolkit.targets import clusters, liveload
     from toolkit.targets.kube import api_client_for
@@ -289,65 +269,63 @@ def _rehearse_real(
     else:
         clusters.up(env)  # starts it, or reuses the running one; never deleted by a rehearsal
         kubeconfig = str(env.state_dir() / "kubeconfig") if env.kind == "local" else env.kubeconfig
-    document = _run_environment(env, run_env_name, from_versions, kubeconfig)
-    (envs_dir / f"{run_env_name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    run_env = run_environment(env, run_env_name, from_versions, kubeconfig)
+    (envs_dir / f"{run_env_name}.yaml").write_text(yaml.safe_dump(run_env.model_dump(mode="json"), sort_keys=False))
     api = api_client_for(kubeconfig, env.kube_context)
     events: list[Event] = []
     cleanup = contextlib.ExitStack()
     notes: list[str] = []
     config: Any = None
     try:
-        with _environments_dir(envs_dir):
-            run_env = resolve_env(run_env_name)
-            liveload.create_run_namespace(api, run_env_name, run_id, run_env_name)
-            if not options.keep:
-                cleanup.callback(liveload.delete_run_namespaces, api, run_id)
-            if env.kind == "local":
-                config = _prepare_local(run_env_name, folder, api, cleanup)
-            deployed = deploy_platform(run_env_name)
-            if not deployed.ok:
-                raise UsageError(
-                    f"rehearsal {run_id}: deploying the --from versions failed: "
-                    + "; ".join(f"{t.task}: {t.message}" for t in deployed.failures)
-                )
-            if env.kind == "local":
-                _start_local_workers(config, api, run_env_name, folder)
-            else:
-                config = _prepare_kind(env, run_env_name, api, folder)
-            config.rate, config.syslog_rate = options.rate, options.syslog_rate
-            config.max_seconds = options.settings.step_timeout * 10 + options.drain_timeout + 600
-            load = liveload.LiveLoad(config)
-            load.start()
-            cleanup.callback(load.close)
-            time.sleep(LIVE_WARMUP_SECONDS)
-            pids_before = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
-            load_started = load.started_at
+        liveload.create_run_namespace(api, run_env_name, run_id, run_env_name)
+        if not options.keep:
+            cleanup.callback(liveload.delete_run_namespaces, api, run_id)
+        if env.kind == "local":
+            config = _prepare_local(run_env_name, folder, api, cleanup)
+        deployed = deploy_platform(run_env)
+        if not deployed.ok:
+            raise UsageError(
+                f"rehearsal {run_id}: deploying the --from versions failed: "
+                + "; ".join(f"{t.task}: {t.message}" for t in deployed.failures)
+            )
+        if env.kind == "local":
+            _start_local_workers(config, api, run_env_name, folder)
+        else:
+            config = _prepare_kind(env, run_env_name, api, folder)
+        config.rate, config.syslog_rate = options.rate, options.syslog_rate
+        config.max_seconds = options.settings.step_timeout * 10 + options.drain_timeout + 600
+        load = liveload.LiveLoad(config)
+        load.start()
+        cleanup.callback(load.close)
+        time.sleep(LIVE_WARMUP_SECONDS)
+        pids_before = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
+        load_started = load.started_at
 
-            def collect(event: Event) -> None:
-                events.append(event)
-                if on_event is not None:
-                    on_event(event)
+        def collect(event: Event) -> None:
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
 
-            settings = replace(options.settings, skip_gates=options.unsafe_skip_gates)
-            outcome, reason = "completed", ""
-            result: RunResult | None = None
-            with open_real_target(run_env) as target:
-                executor = Executor(
-                    target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
-                )
-                try:
-                    result = executor.run()
-                    outcome, reason = result.outcome, result.reason
-                except Exception as exc:  # the load must still stop, drain and be reported
-                    outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
-                records = result.steps if result else executor.records
-            time.sleep(LIVE_WARMUP_SECONDS)  # the rolled workers carry load before it stops
-            pids_after = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
-            load.stop()
-            drained = load.drain(options.drain_timeout)
-            store = load.verify()
-            summary = load.summary(store)
-            details = load.details(store)
+        settings = replace(options.settings, skip_gates=options.unsafe_skip_gates)
+        outcome, reason = "completed", ""
+        result: RunResult | None = None
+        with open_real_target(run_env) as target:
+            executor = Executor(
+                target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
+            )
+            try:
+                result = executor.run()
+                outcome, reason = result.outcome, result.reason
+            except Exception as exc:  # the load must still stop, drain and be reported
+                outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
+            records = result.steps if result else executor.records
+        time.sleep(LIVE_WARMUP_SECONDS)  # the rolled workers carry load before it stops
+        pids_after = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
+        load.stop()
+        drained = load.drain(options.drain_timeout)
+        store = load.verify()
+        summary = load.summary(store)
+        details = load.details(store)
     finally:
         cleanup.close()
         api.close()
@@ -391,7 +369,6 @@ def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.E
     load configuration, whose receivers are the namespace's Ready receiver pods."""
     from toolkit.config.environments import Endpoints
     from toolkit.indices import IndexLayout
-    from toolkit.operations import UsageError
     from toolkit.targets import liveload
     from toolkit.targets.es_indices import apply_index_management, client
     from toolkit.targets.peer import PeerUnavailable, running_peer
@@ -452,7 +429,6 @@ def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) ->
 def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> Any:
     """kind: the run platform's real Kafka and Elasticsearch at the environment's NodePorts, the receivers behind
     the syslog Service's NodePorts, the chart's topic, group and alias."""
-    from toolkit.operations import UsageError
     from toolkit.targets import liveload
 
     if not (env.endpoints.kafka_bootstrap and env.endpoints.elasticsearch_url):

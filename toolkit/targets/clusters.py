@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from toolkit.config.environments import Environment
+from toolkit.errors import UsageError
 
 KIND_INSTALL = (
     "install it: https://kind.sigs.k8s.io/docs/user/quick-start/#installation "
@@ -30,16 +31,10 @@ KIND_CONFIG = "kind-config.yaml"
 MARKER = "kind-created.json"
 
 
-def _usage(message: str) -> Exception:
-    from toolkit.operations import UsageError
-
-    return UsageError(message)
-
-
 def kind_cluster_name(env: Environment) -> str:
     context = env.kube_context or "kind-toolkit"
     if not context.startswith("kind-"):
-        raise _usage(
+        raise UsageError(
             f"environment {env.name}: kube_context {context!r} is not a kind context (kind names them kind-NAME); "
             "set kube_context: kind-toolkit in the environment file"
         )
@@ -71,13 +66,13 @@ def kind_config_path() -> Path:
     for candidate in (Path(__file__).resolve().parents[2] / KIND_CONFIG, Path.cwd() / KIND_CONFIG):
         if candidate.is_file():
             return candidate
-    raise _usage(f"{KIND_CONFIG} not found beside the toolkit or in {Path.cwd()}: run from the repository root")
+    raise UsageError(f"{KIND_CONFIG} not found beside the toolkit or in {Path.cwd()}: run from the repository root")
 
 
 def _kind_clusters() -> list[str]:
     out = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
-        raise _usage(f"`kind get clusters` failed: {out.stderr.strip()}")
+        raise UsageError(f"`kind get clusters` failed: {out.stderr.strip()}")
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
@@ -108,9 +103,9 @@ def up(env: Environment) -> str:
         try:
             cluster = local.up(env.state_dir())
         except local.MissingBinariesError as exc:
-            raise _usage(str(exc)) from None
+            raise UsageError(str(exc)) from None
         except local.ControlPlaneError as exc:
-            raise _usage(f"local control plane did not start: {exc}") from None
+            raise UsageError(f"local control plane did not start: {exc}") from None
         state = (
             "already running"
             if cluster.reused
@@ -124,7 +119,7 @@ def up(env: Environment) -> str:
         name = kind_cluster_name(env)
         missing = missing_kind_parts()
         if missing:
-            raise _usage(f"cannot create kind cluster {name}: " + "; ".join(missing))
+            raise UsageError(f"cannot create kind cluster {name}: " + "; ".join(missing))
         if name in _kind_clusters():
             return f"kind cluster {name} already exists (context kind-{name}); nothing created"
         config_file = kind_config_path()
@@ -135,18 +130,18 @@ def up(env: Environment) -> str:
             text=True,
         )
         if run.returncode != 0:
-            raise _usage(f"`kind create cluster --name {name}` failed: {run.stderr.strip()[-800:]}")
+            raise UsageError(f"`kind create cluster --name {name}` failed: {run.stderr.strip()[-800:]}")
         marker = _marker(env)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"cluster": name, "config": str(config_file), "created_at": time.time()}))
         return f"kind cluster {name} created in {time.monotonic() - started:.0f} s (context kind-{name})"
     if env.kind == "kube":
-        raise _usage(
+        raise UsageError(
             f"environment {env.name} is of kind kube: the toolkit never creates a cluster it does not own; "
             "provision it with `toolkit region up` (EKS) or your own tooling, then check it with "
             "`toolkit cluster status`"
         )
-    raise _usage(f"environment {env.name} is of kind {env.kind}: `cluster up` handles local, kind and kube")
+    raise UsageError(f"environment {env.name} is of kind {env.kind}: `cluster up` handles local, kind and kube")
 
 
 def down(env: Environment) -> str:
@@ -167,18 +162,18 @@ def down(env: Environment) -> str:
                 f"delete it yourself with `kind delete cluster --name {name}` if you mean to"
             )
         if shutil.which("kind") is None:
-            raise _usage(f"cannot delete kind cluster {name}: kind is not on PATH; {KIND_INSTALL}")
+            raise UsageError(f"cannot delete kind cluster {name}: kind is not on PATH; {KIND_INSTALL}")
         run = subprocess.run(["kind", "delete", "cluster", "--name", name], capture_output=True, text=True)
         if run.returncode != 0:
-            raise _usage(f"`kind delete cluster --name {name}` failed: {run.stderr.strip()[-800:]}")
+            raise UsageError(f"`kind delete cluster --name {name}` failed: {run.stderr.strip()[-800:]}")
         marker.unlink()
         return f"kind cluster {name} deleted"
     if env.kind == "kube":
-        raise _usage(
+        raise UsageError(
             f"environment {env.name} is of kind kube: the toolkit never deletes a cluster it does not own; "
             "tear it down with `toolkit region destroy` (EKS) or your own tooling"
         )
-    raise _usage(f"environment {env.name} is of kind {env.kind}: `cluster down` handles local, kind and kube")
+    raise UsageError(f"environment {env.name} is of kind {env.kind}: `cluster down` handles local, kind and kube")
 
 
 def status(env: Environment) -> str:
@@ -213,4 +208,4 @@ def status(env: Environment) -> str:
         context = env.kube_context or "(current context)"
         verdict = "answers" if answers else "does not answer"
         return f"environment {env.name}: context {context} {verdict}: {detail}"
-    raise _usage(f"environment {env.name} is of kind {env.kind}: `cluster status` handles local, kind and kube")
+    raise UsageError(f"environment {env.name} is of kind {env.kind}: `cluster status` handles local, kind and kube")

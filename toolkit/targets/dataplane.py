@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 from toolkit.config.platform import PlatformSpec
 from toolkit.model import (
@@ -108,11 +109,11 @@ class SimulatedDataPlane:
         self._to_real, self._to_model, self._present = {}, {}, set()
         real_sets: dict[str, Workload] = {}
         for w in workloads:
-            if w.kind == "StatefulSet" and w.component.value in STATEFUL_COMPONENTS:
-                model = self._model_workload(w.component.value, w.role)
+            if w.kind == "StatefulSet" and w.component in STATEFUL_COMPONENTS:
+                model = self._model_workload(w.component, w.role)
                 if model is not None:
                     real_sets[model] = w
-                    self._present.add(w.component.value)
+                    self._present.add(w.component)
             elif w.kind == "Deployment":
                 self._mirror_deployment(w)
         for name, mw in world.workloads.items():
@@ -151,7 +152,7 @@ class SimulatedDataPlane:
 
     def _mirror_deployment(self, w: Workload) -> None:
         """Worker pods: the model only counts Ready indexers (lag), so the real pods are mirrored as they are."""
-        model = self._model_workload(w.component.value, w.role)
+        model = self._model_workload(w.component, w.role)
         if model is None:
             return
         world = self.world
@@ -213,45 +214,55 @@ class SimulatedDataPlane:
     def _model_name(self, real_name: str) -> str:
         return self._to_model.get(real_name, real_name)
 
-    # ------------------------------------------------------------------ actions
+    # ------------------------------------------------------------------ actions (through the ports below)
 
-    def elect_preferred_leaders(self) -> None:
-        self._advance()
-        self.world.elect_preferred_leaders()
-        self._save()
+    def ports(self) -> dict[str, Any]:
+        return {"kafka": _KafkaPort(self), "elasticsearch": _ElasticsearchPort(self)}
 
-    def finalize_metadata_version(self, metadata_version: str) -> None:
+    def act(self, action: Any) -> None:
+        """Advance the model to now, apply `action(world)`, save."""
         self._advance()
-        self.world.metadata_version = metadata_version
-        self._save()
-
-    def es_prepare_restart(self, node: str, method: str) -> None:
-        self._advance()
-        self.world.es_prepare(self._model_name(node), method)
-        self._save()
-
-    def es_shutdown_complete(self, node: str) -> bool:
-        self._advance()
-        model = self._model_name(node)
-        return any(r.node == model and r.status == "COMPLETE" for r in self.world.es_shutdowns)
-
-    def es_finish_restart(self, node: str, method: str) -> None:
-        self._advance()
-        self.world.es_finish(self._model_name(node), method)
-        self._save()
-
-    def es_reset_allocation(self) -> None:
-        self._advance()
-        self.world.es_allocation = None
-        self._save()
-
-    def es_remove_shutdown(self, node: str) -> None:
-        self._advance()
-        self.world.es_remove_shutdown(self._model_name(node))
+        action(self.world)
         self._save()
 
     def close(self) -> None:
         self._save()
+
+
+class _KafkaPort:
+    def __init__(self, plane: SimulatedDataPlane) -> None:
+        self._plane = plane
+
+    def elect_preferred_leaders(self) -> None:
+        self._plane.act(lambda world: world.elect_preferred_leaders())
+
+    def finalize_metadata_version(self, metadata_version: str) -> None:
+        self._plane.act(lambda world: setattr(world, "metadata_version", metadata_version))
+
+
+class _ElasticsearchPort:
+    def __init__(self, plane: SimulatedDataPlane) -> None:
+        self._plane = plane
+
+    def prepare_restart(self, node: str, method: str) -> None:
+        model = self._plane._model_name(node)
+        self._plane.act(lambda world: world.es_prepare(model, method))
+
+    def shutdown_complete(self, node: str) -> bool:
+        self._plane._advance()
+        model = self._plane._model_name(node)
+        return any(r.node == model and r.status == "COMPLETE" for r in self._plane.world.es_shutdowns)
+
+    def finish_restart(self, node: str, method: str) -> None:
+        model = self._plane._model_name(node)
+        self._plane.act(lambda world: world.es_finish(model, method))
+
+    def reset_allocation(self) -> None:
+        self._plane.act(lambda world: setattr(world, "es_allocation", None))
+
+    def remove_shutdown(self, node: str) -> None:
+        model = self._plane._model_name(node)
+        self._plane.act(lambda world: world.es_remove_shutdown(model))
 
 
 def _only_known_nodes(kafka: KafkaState) -> KafkaState:

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from toolkit.config.environments import Endpoints
-from toolkit.engine.target import ActionError
+from toolkit.engine.ports import ActionError
 from toolkit.model import EsNode, EsState, Health, Shard, ShardState, ShutdownRecord
 
 T = TypeVar("T")

@@ -46,7 +46,7 @@ from confluent_kafka.admin import (
 )
 
 from toolkit.config.environments import Endpoints
-from toolkit.engine.target import ActionError
+from toolkit.engine.ports import ActionError
 from toolkit.model import BrokerState, KafkaNode, KafkaState, Partition, Topic, Voter, WorkersState
 
 VOTER_CAUGHT_UP_LAG = 10

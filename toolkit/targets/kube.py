@@ -64,8 +64,8 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from toolkit.catalog import load as load_catalog
-from toolkit.engine.target import ActionError, LeaseHeldError
-from toolkit.model import Component, EsState, KafkaState, Lease, PlatformState, Pod, WorkersState, Workload
+from toolkit.engine.ports import ActionError, LeaseHeldError
+from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, WorkersState, Workload
 from toolkit.targets.process import holder_alive
 
 LABEL_COMPONENT = "toolkit.io/component"
@@ -445,17 +445,14 @@ class KubeWorkloads:
                     pods=tuple(sorted(pods_of.get(d.metadata.name, []), key=lambda p: p.name)),
                 )
             )
-        workloads.sort(key=lambda w: (w.component.value, w.name))
+        workloads.sort(key=lambda w: (w.component, w.name))
         self.last = _Observed(tuple(workloads), uids, bases)
         return self.last.workloads
 
     @staticmethod
-    def _component(obj: Any) -> Component | None:
+    def _component(obj: Any) -> str | None:
         value = _labels(obj).get(LABEL_COMPONENT, "")
-        try:
-            return Component(value)
-        except ValueError:
-            return None
+        return value if value in load_catalog().components else None
 
     # ------------------------------------------------------------------ actions
 
@@ -465,10 +462,10 @@ class KubeWorkloads:
         except ApiException as exc:
             raise ActionError(f"kubernetes: {what} failed: {_describe(exc)}") from None
 
-    def _template_patch(self, obj: Any, component: Component, version: str) -> dict[str, Any] | None:
+    def _template_patch(self, obj: Any, component: str, version: str) -> dict[str, Any] | None:
         template = obj.spec.template
         current = dict(template.metadata.labels or {}).get(LABEL_VERSION, "")
-        spec = load_catalog().component(component.value)
+        spec = load_catalog().component(component)
         image = spec.image_ref(version)
         containers = template.spec.containers or []
         if not containers:
@@ -487,7 +484,7 @@ class KubeWorkloads:
             },
         }
 
-    def apply_spec(self, component: Component, workloads: tuple[str, ...], version: str) -> None:
+    def apply_spec(self, component: str, workloads: tuple[str, ...], version: str) -> None:
         for name in workloads:
             obj = self._read_workload(name)
             patch = self._template_patch(obj, component, version)
@@ -569,10 +566,7 @@ class KubeWorkloads:
                 return  # gone, or already replaced by a new pod (other UID): the restart has happened
             raise ActionError(f"kubernetes: delete pod {ns}/{pod} failed: {_describe(exc)}") from None
 
-    def roll_deployment(self, name: str, version: str) -> None:
-        self.apply_spec(Component.WORKERS, (name,), version)
-
-    def pause_deployment(self, name: str, paused: bool) -> None:
+    def pause(self, name: str, paused: bool) -> None:
         ns = self.namespace
         self._act(
             f"{'pause' if paused else 'resume'} deployment {ns}/{name}",
@@ -858,7 +852,7 @@ def _json_lines(text: str) -> Iterator[dict[str, Any]]:
 
 
 class DataPlane(Protocol):
-    """The Kafka + Elasticsearch side of a target: real adapters (kind, EKS) or the simulated data plane (local)."""
+    """The data-plane side of a target: real adapters (kind, EKS) or the simulated data plane (local)."""
 
     simulated: bool
     description: str
@@ -867,96 +861,21 @@ class DataPlane(Protocol):
         self, workloads: tuple[Workload, ...], node_id_base: dict[str, int], now: float
     ) -> tuple[KafkaState, EsState, WorkersState]: ...
 
-    def elect_preferred_leaders(self) -> None: ...
-
-    def finalize_metadata_version(self, metadata_version: str) -> None: ...
-
-    def es_prepare_restart(self, node: str, method: str) -> None: ...
-
-    def es_shutdown_complete(self, node: str) -> bool: ...
-
-    def es_finish_restart(self, node: str, method: str) -> None: ...
-
-    def es_reset_allocation(self) -> None: ...
-
-    def es_remove_shutdown(self, node: str) -> None: ...
+    def ports(self) -> dict[str, Any]:
+        """Component name -> that component's data-plane port (`toolkit.engine.drivers.*Port`)."""
 
     def close(self) -> None: ...
 
 
-class KubeTarget:
-    """A platform on a real Kubernetes cluster: workloads, lease and audit through the API; Kafka and
-    Elasticsearch through `data_plane`. `simulated` is the data plane's (True only for the local environment)."""
+class KubeControl:
+    """Lease and audit trail of a platform on Kubernetes (`toolkit.engine.ports.ControlPort`)."""
 
-    def __init__(
-        self,
-        name: str,
-        workloads: KubeWorkloads,
-        lease: KubeLeaseStore,
-        audit_log: KubeAuditLog,
-        data_plane: DataPlane,
-        clock: RealClock | None = None,
-        host: str | None = None,
-    ) -> None:
-        self.name = name
-        self.kube = workloads
+    def __init__(self, lease: KubeLeaseStore, audit_log: KubeAuditLog, data_plane: DataPlane, host: str) -> None:
         self.lease = lease
         self.audit_log = audit_log
-        self.data_plane = data_plane
-        self.simulated = data_plane.simulated
-        self.clock = clock or RealClock()
-        self._host = host or socket.gethostname()
+        self._data_plane = data_plane
+        self._host = host
 
-    def observe(self) -> PlatformState:
-        now = self.clock.now()
-        workloads = self.kube.observe()
-        kafka, es, workers = self.data_plane.observe(workloads, self.kube.last.node_id_base, now)
-        return PlatformState(
-            environment=self.name,
-            observed_at=now,
-            simulated=self.simulated,
-            workloads=workloads,
-            kafka=kafka,
-            elasticsearch=es,
-            workers=workers,
-        )
-
-    # Kubernetes-side actions
-    def apply_spec(self, component: Component, workloads: tuple[str, ...], version: str) -> None:
-        self.kube.apply_spec(component, workloads, version)
-
-    def restart_pod(self, pod: str) -> None:
-        self.kube.restart_pod(pod)
-
-    def roll_deployment(self, name: str, version: str) -> None:
-        self.kube.roll_deployment(name, version)
-
-    def pause_deployment(self, name: str, paused: bool) -> None:
-        self.kube.pause_deployment(name, paused)
-
-    # Kafka and Elasticsearch
-    def elect_preferred_leaders(self) -> None:
-        self.data_plane.elect_preferred_leaders()
-
-    def finalize_metadata_version(self, metadata_version: str) -> None:
-        self.data_plane.finalize_metadata_version(metadata_version)
-
-    def es_prepare_restart(self, node: str, method: str) -> None:
-        self.data_plane.es_prepare_restart(node, method)
-
-    def es_shutdown_complete(self, node: str) -> bool:
-        return self.data_plane.es_shutdown_complete(node)
-
-    def es_finish_restart(self, node: str, method: str) -> None:
-        self.data_plane.es_finish_restart(node, method)
-
-    def es_reset_allocation(self) -> None:
-        self.data_plane.es_reset_allocation()
-
-    def es_remove_shutdown(self, node: str) -> None:
-        self.data_plane.es_remove_shutdown(node)
-
-    # Lease and audit
     def read_lease(self) -> Lease | None:
         return self.lease.read()
 
@@ -969,8 +888,8 @@ class KubeTarget:
     def audit(self, record: dict[str, Any]) -> None:
         entry = {
             "wall": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "simulated": self.simulated,
-            "data_plane": self.data_plane.description,
+            "simulated": self._data_plane.simulated,
+            "data_plane": self._data_plane.description,
             **record,
         }
         self.audit_log.append(entry)
@@ -978,5 +897,46 @@ class KubeTarget:
     def audit_trail(self) -> list[dict[str, Any]]:
         return self.audit_log.records()
 
+
+class KubeTarget:
+    """A platform on a real Kubernetes cluster (`toolkit.engine.ports.Target`): workloads, lease and audit through
+    the API; Kafka and Elasticsearch through `data_plane`. `simulated` is the data plane's (True only for the local
+    environment, whose multi-node data plane is modelled)."""
+
+    def __init__(
+        self,
+        name: str,
+        workloads: KubeWorkloads,
+        lease: KubeLeaseStore,
+        audit_log: KubeAuditLog,
+        data_plane: DataPlane,
+        clock: RealClock | None = None,
+        host: str | None = None,
+    ) -> None:
+        self.name = name
+        self.workloads = workloads
+        self.data = data_plane
+        self.control = KubeControl(lease, audit_log, data_plane, host or socket.gethostname())
+        self.simulated = data_plane.simulated
+        self.clock = clock or RealClock()
+        self._ports = data_plane.ports()
+
+    def data_plane(self, component: str) -> Any:
+        return self._ports[component]
+
+    def observe(self) -> PlatformState:
+        now = self.clock.now()
+        workloads = self.workloads.observe()
+        kafka, es, workers = self.data.observe(workloads, self.workloads.last.node_id_base, now)
+        return PlatformState(
+            environment=self.name,
+            observed_at=now,
+            simulated=self.simulated,
+            workloads=workloads,
+            kafka=kafka,
+            elasticsearch=es,
+            workers=workers,
+        )
+
     def close(self) -> None:
-        self.data_plane.close()
+        self.data.close()

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolkit.config.environments import Environment
+from toolkit.errors import UsageError
 from toolkit.model import Component, EsState, KafkaNode, KafkaRole, KafkaState, WorkersState, Workload
 from toolkit.targets.kube import (
     DataPlane,
@@ -35,67 +36,47 @@ if TYPE_CHECKING:
     from toolkit.targets.kafka_admin import KafkaAdmin
 
 
-def _usage(message: str) -> Exception:
-    from toolkit.operations import UsageError
-
-    return UsageError(message)
-
-
 class LocalTarget(KubeTarget):
     """The local environment: real Kubernetes objects, simulated Kafka/Elasticsearch following the real pods."""
 
 
 class RealDataPlane:
-    """Kafka and Elasticsearch of a real cluster, through their adapters."""
+    """Kafka and Elasticsearch of a real cluster, through their adapters (each adapter is its component's port)."""
 
     simulated = False
     description = "real Kafka and Elasticsearch"
 
-    def __init__(self, kafka: KafkaAdmin | None, es: EsAdmin | None) -> None:
+    def __init__(self, kafka: KafkaAdmin | None, es: EsAdmin | None, missing: dict[str, str] | None = None) -> None:
         self.kafka = kafka
         self.es = es
+        self.missing = dict(missing or {})  # component -> why it has no adapter (what to provide)
 
     def observe(
         self, workloads: tuple[Workload, ...], node_id_base: dict[str, int], now: float
     ) -> tuple[KafkaState, EsState, WorkersState]:
-        kafka_workloads = tuple(w for w in workloads if w.component is Component.KAFKA)
+        kafka_workloads = tuple(w for w in workloads if w.component == Component.KAFKA)
         members = kafka_members(kafka_workloads, node_id_base)
-        kafka = self.kafka.observe(members) if self.kafka is not None and members else KafkaState()
-        workers = self.kafka.workers_lag() if self.kafka is not None and members else WorkersState()
-        es_pods = tuple(p.name for w in workloads if w.component is Component.ELASTICSEARCH for p in w.pods)
-        es = self.es.observe(es_pods) if self.es is not None and es_pods else EsState()
+        if self.kafka is None:
+            why = self.missing.get("kafka", "no Kafka access is configured for this environment")
+            kafka, workers = KafkaState(unobserved=why), WorkersState(unobserved=why)
+        elif members:
+            kafka, workers = self.kafka.observe(members), self.kafka.workers_lag()
+        else:
+            kafka, workers = KafkaState(), WorkersState()
+        es_pods = tuple(p.name for w in workloads if w.component == Component.ELASTICSEARCH for p in w.pods)
+        if self.es is None:
+            es = EsState(unobserved=self.missing.get("elasticsearch", "no Elasticsearch access is configured"))
+        else:
+            es = self.es.observe(es_pods) if es_pods else EsState()
         return kafka, es, workers
 
-    def _kafka(self) -> KafkaAdmin:
-        if self.kafka is None:
-            raise _usage("no Kafka endpoint in this environment: set endpoints.kafka_bootstrap")
-        return self.kafka
-
-    def _es(self) -> EsAdmin:
-        if self.es is None:
-            raise _usage("no Elasticsearch endpoint in this environment: set endpoints.elasticsearch_url")
-        return self.es
-
-    def elect_preferred_leaders(self) -> None:
-        self._kafka().elect_preferred_leaders()
-
-    def finalize_metadata_version(self, metadata_version: str) -> None:
-        self._kafka().finalize_metadata_version(metadata_version)
-
-    def es_prepare_restart(self, node: str, method: str) -> None:
-        self._es().prepare_restart(node, method)
-
-    def es_shutdown_complete(self, node: str) -> bool:
-        return self._es().shutdown_complete(node)
-
-    def es_finish_restart(self, node: str, method: str) -> None:
-        self._es().finish_restart(node, method)
-
-    def es_reset_allocation(self) -> None:
-        self._es().reset_allocation()
-
-    def es_remove_shutdown(self, node: str) -> None:
-        self._es().remove_shutdown(node)
+    def ports(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.kafka is not None:
+            out["kafka"] = self.kafka
+        if self.es is not None:
+            out["elasticsearch"] = self.es
+        return out
 
     def close(self) -> None:
         if self.kafka is not None:
@@ -131,13 +112,13 @@ def _kubeconfig_for(env: Environment) -> tuple[str | None, str | None]:
             return env.kubeconfig, env.kube_context
         path = env.state_dir() / "kubeconfig"
         if not path.is_file():
-            raise _usage(
+            raise UsageError(
                 f"local environment {env.name} is not running (no kubeconfig at {path}): "
                 f"start it with `toolkit cluster up --env {env.name}`"
             )
         return str(path), env.kube_context
     if env.kubeconfig and not Path(env.kubeconfig).expanduser().is_file():
-        raise _usage(
+        raise UsageError(
             f"environment {env.name}: kubeconfig {env.kubeconfig} does not exist; fix `kubeconfig:` in {env.source}"
         )
     return (str(Path(env.kubeconfig).expanduser()) if env.kubeconfig else None), env.kube_context
@@ -147,12 +128,12 @@ def _kubeconfig_for(env: Environment) -> tuple[str | None, str | None]:
 def open_real_target(env: Environment) -> Iterator[KubeTarget]:
     """Build the target of a local, kind or kube environment; close its connections when the block ends."""
     if env.kind not in ("local", "kind", "kube"):
-        raise _usage(f"environment {env.name} is of kind {env.kind}: only local, kind and kube have real targets")
+        raise UsageError(f"environment {env.name} is of kind {env.kind}: only local, kind and kube have real targets")
     kubeconfig, context = _kubeconfig_for(env)
     try:
         api = api_client_for(kubeconfig, context)
     except Exception as exc:  # kubeconfig parse errors, unknown context: say which and how to fix
-        raise _usage(
+        raise UsageError(
             f"environment {env.name}: cannot configure a Kubernetes client from kubeconfig "
             f"{kubeconfig or '(default)'} context {context or '(current)'}: {exc}"
         ) from None
@@ -166,7 +147,7 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         try:
             params = params_from(env.sim)
         except ValueError as exc:
-            raise _usage(f"environment {env.name} ({env.source}): {exc}") from None
+            raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
         store = env.state_dir() / f"dataplane-{namespace}.json"
         data_plane = SimulatedDataPlane(env.name, env.platform, params, store)
         target_class: type[KubeTarget] = LocalTarget
@@ -178,7 +159,7 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
             kafka = KafkaAdmin.from_endpoints(env.endpoints, workloads) if env.endpoints.kafka_bootstrap else None
             es = EsAdmin.from_endpoints(env.endpoints) if env.endpoints.elasticsearch_url else None
         except (KafkaConfigError, EsConfigError) as exc:
-            raise _usage(f"environment {env.name} ({env.source}): {exc}") from None
+            raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
         data_plane = RealDataPlane(kafka, es)
         target_class = KubeTarget
     pod_watch = PodWatch(api, namespace).start()  # only once nothing above can refuse the environment

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.engine.target import ActionError
+from toolkit.engine.ports import ActionError
 from toolkit.model import BrokerState
 from toolkit.targets.kafka_admin import (
     KafkaTools,

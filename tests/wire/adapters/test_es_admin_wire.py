@@ -13,7 +13,7 @@ from elasticsearch import Elasticsearch
 
 from toolkit.config.environments import Endpoints
 from toolkit.engine.gates import elasticsearch as es_gates
-from toolkit.engine.target import ActionError
+from toolkit.engine.ports import ActionError
 from toolkit.model import Health, ShardState
 from toolkit.targets.es_admin import EsAdmin
 

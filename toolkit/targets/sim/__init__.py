@@ -8,16 +8,18 @@ interrupted (a simulated orchestrator crash) and the same command resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from toolkit.engine.target import LeaseHeldError
-from toolkit.model import Component, Lease, PlatformState
+from toolkit.engine.ports import LeaseHeldError
+from toolkit.model import Lease, PlatformState
 from toolkit.targets.process import holder_alive
 from toolkit.targets.sim.world import Faults, SimParams, World, build_world, params_from
 
@@ -102,8 +104,93 @@ class VirtualClock:
         self.sleep(seconds)
 
 
+class SimWorkloads:
+    """The Kubernetes side of the simulated platform (`toolkit.engine.ports.WorkloadsPort`)."""
+
+    def __init__(self, target: SimTarget) -> None:
+        self._target = target
+        self._world = target.world
+
+    def apply_spec(self, component: str, workloads: tuple[str, ...], version: str) -> None:
+        for name in workloads:
+            self._world.apply_spec(name, version)
+        self._target.step_action()
+
+    def restart_pod(self, pod: str) -> None:
+        self._world.delete_pod(pod)
+        self._target.step_action()
+
+    def pause(self, workload: str, paused: bool) -> None:
+        self._world.set_paused(workload, paused)
+
+
+class SimKafka:
+    """The simulated Kafka cluster's port (`toolkit.engine.drivers.kafka.KafkaPort`)."""
+
+    def __init__(self, target: SimTarget) -> None:
+        self._target = target
+        self._world = target.world
+
+    def elect_preferred_leaders(self) -> None:
+        self._world.elect_preferred_leaders()
+
+    def finalize_metadata_version(self, metadata_version: str) -> None:
+        self._world.metadata_version = metadata_version
+        self._target.step_action()
+
+
+class SimElasticsearch:
+    """The simulated Elasticsearch cluster's port (`toolkit.engine.drivers.elasticsearch.ElasticsearchPort`)."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def prepare_restart(self, node: str, method: str) -> None:
+        self._world.es_prepare(node, method)
+
+    def shutdown_complete(self, node: str) -> bool:
+        return any(r.node == node and r.status == "COMPLETE" for r in self._world.es_shutdowns)
+
+    def finish_restart(self, node: str, method: str) -> None:
+        self._world.es_finish(node, method)
+
+    def reset_allocation(self) -> None:
+        self._world.es_allocation = None
+
+    def remove_shutdown(self, node: str) -> None:
+        self._world.es_remove_shutdown(node)
+
+
+class SimControl:
+    """Lease and audit trail, kept in the simulated platform (`toolkit.engine.ports.ControlPort`)."""
+
+    def __init__(self, world: World, host: str) -> None:
+        self._world = world
+        self._host = host
+
+    def read_lease(self) -> Lease | None:
+        return self._world.lease
+
+    def write_lease(self, lease: Lease | None, expected: Lease | None) -> None:
+        if self._world.lease != expected:
+            holder = self._world.lease.holder if self._world.lease else "nobody"
+            raise LeaseHeldError(f"the lease changed under us: now held by {holder}")
+        self._world.lease = lease
+
+    def holder_alive(self, holder: str) -> bool:
+        return holder_alive(holder, self._host)
+
+    def audit(self, record: dict[str, Any]) -> None:
+        entry = {"wall": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "simulated": True, **record}
+        self._world.audit.append(entry)
+
+    def audit_trail(self) -> list[dict[str, Any]]:
+        return list(self._world.audit)
+
+
 class SimTarget:
-    """The engine's view of a simulated platform."""
+    """The engine's view of a simulated platform (`toolkit.engine.ports.Target`). Extra data-plane ports (a
+    plug-in component's simulated adapter) may be registered with `add_data_plane`."""
 
     simulated = True
 
@@ -111,87 +198,41 @@ class SimTarget:
         self.world = world
         self.name = world.environment
         self.clock = VirtualClock(world)
-        self._host = holder_host or socket.gethostname()
+        self.workloads = SimWorkloads(self)
+        self.control = SimControl(world, holder_host or socket.gethostname())
+        self._ports: dict[str, Any] = {"kafka": SimKafka(self), "elasticsearch": SimElasticsearch(world)}
+        self._observers: dict[str, Callable[[World], Any]] = {}
         self._snapshot: PlatformState | None = None
         self._snapshot_at = -1.0
         self._crash_at = world.actions + world.faults.crash_after_step if world.faults.crash_after_step else 0
 
-    # ------------------------------------------------------------------ observation
+    def add_data_plane(self, component: str, port: Any, observe: Callable[[World], Any]) -> None:
+        """Register a plug-in component: its port, and how its data-plane state is read from the world."""
+        self._ports[component] = port
+        self._observers[component] = observe
+        self._snapshot = None
+
+    def data_plane(self, component: str) -> Any:
+        return self._ports[component]
 
     def observe(self) -> PlatformState:
         tick = self.world.last_observed_at
         if self._snapshot is None or tick > self._snapshot_at:
-            self._snapshot = self.world.snapshot()
+            snapshot = self.world.snapshot()
+            if self._observers:
+                extra = tuple((name, observe(self.world)) for name, observe in self._observers.items())
+                snapshot = dataclasses.replace(snapshot, extra=extra)
+            self._snapshot = snapshot
             self._snapshot_at = tick
         return self._snapshot
 
-    # ------------------------------------------------------------------ actions
-
-    def _step_action(self) -> None:
+    def step_action(self) -> None:
+        """Count a step-starting action; the injected orchestrator crash happens after the K-th."""
         self.world.actions += 1
         if self._crash_at and self.world.actions >= self._crash_at:
             self._crash_at = 0
             self.world.faults.crash_after_step = 0
             raise OrchestratorCrash(f"simulated orchestrator crash after step-starting action {self.world.actions}")
-
-    def apply_spec(self, component: Component, workloads: tuple[str, ...], version: str) -> None:
-        for name in workloads:
-            self.world.apply_spec(name, version)
-        self._step_action()
-
-    def restart_pod(self, pod: str) -> None:
-        self.world.delete_pod(pod)
-        self._step_action()
-
-    def roll_deployment(self, name: str, version: str) -> None:
-        self.world.apply_spec(name, version)
-        self._step_action()
-
-    def pause_deployment(self, name: str, paused: bool) -> None:
-        self.world.set_paused(name, paused)
-
-    def elect_preferred_leaders(self) -> None:
-        self.world.elect_preferred_leaders()
-
-    def finalize_metadata_version(self, metadata_version: str) -> None:
-        self.world.metadata_version = metadata_version
-        self._step_action()
-
-    def es_prepare_restart(self, node: str, method: str) -> None:
-        self.world.es_prepare(node, method)
-
-    def es_shutdown_complete(self, node: str) -> bool:
-        return any(r.node == node and r.status == "COMPLETE" for r in self.world.es_shutdowns)
-
-    def es_finish_restart(self, node: str, method: str) -> None:
-        self.world.es_finish(node, method)
-
-    def es_reset_allocation(self) -> None:
-        self.world.es_allocation = None
-
-    def es_remove_shutdown(self, node: str) -> None:
-        self.world.es_remove_shutdown(node)
-
-    # ------------------------------------------------------------------ lease and audit
-
-    def read_lease(self) -> Lease | None:
-        return self.world.lease
-
-    def write_lease(self, lease: Lease | None, expected: Lease | None) -> None:
-        if self.world.lease != expected:
-            holder = self.world.lease.holder if self.world.lease else "nobody"
-            raise LeaseHeldError(f"the lease changed under us: now held by {holder}")
-        self.world.lease = lease
-
-    def holder_alive(self, holder: str) -> bool:
-        return holder_alive(holder, self._host)
-
-    def audit(self, record: dict[str, Any]) -> None:
-        entry = {"wall": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "simulated": True, **record}
-        self.world.audit.append(entry)
-
-    def audit_trail(self) -> list[dict[str, Any]]:
-        return list(self.world.audit)
 
 
 _WORLD = TypeAdapter(World)

@@ -31,7 +31,6 @@ from toolkit.catalog import load as load_catalog
 from toolkit.config.platform import PlatformSpec
 from toolkit.model import (
     BrokerState,
-    Component,
     EsNode,
     EsState,
     Health,
@@ -557,7 +556,7 @@ class World:
             workloads.append(
                 Workload(
                     name=w.name,
-                    component=Component(w.component),
+                    component=w.component,
                     kind=w.kind,
                     role=w.role,
                     replicas=w.replicas,

@@ -1,0 +1,329 @@
+"""The Kafka (KRaft) driver: Strimzi's KafkaRoller rules, as steps, gates and how each step is performed.
+
+Order (upgrade-gates.md)
+1. The StatefulSets' spec changes first (OnDelete: nothing restarts until the engine restarts a pod).
+2. Unready nodes first (they serve nothing), then controller-only nodes with the active controller last, then
+   broker-only nodes (in batches that share no partition under `--parallel auto`; controllers are never batched),
+   then combined nodes with the active controller last.
+3. Only when asked (`--finalize`), metadata.version is raised once every node runs the new version; until then a
+   binary rollback stays possible, and the plan says so.
+Steps of one phase may be taken in any order: a node that cannot roll yet goes back in the queue (re-checked, never
+skipped) while a peer of the same phase goes first.
+
+Gates before a restart (pure, in `toolkit.engine.gates.kafka`): every other node answers; before the first restart of
+an upgrade the cluster is healthy (no offline, under-min-ISR or under-replicated partition, except what the step's
+own members cause); per node, Strimzi's availability rule and, for controllers, the quorum majority; never a node in
+log recovery. A restart is done when every member runs the new version, is RUNNING, back in every ISR (and, for a
+controller, caught up in the quorum) and its pod is Ready, for the confirmation window; preferred leaders are then
+elected again.
+
+The data-plane port (`KafkaPort`) offers preferred-leader election and the metadata.version bump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+from toolkit.catalog import Catalog
+from toolkit.engine import paths
+from toolkit.engine.drivers.base import (
+    ComponentPlan,
+    StepContext,
+    apply_spec_step,
+    perform_apply_spec,
+    restart_unsafe,
+    spec_applied,
+    stale_pods,
+)
+from toolkit.engine.gates import kafka as gates
+from toolkit.model import (
+    Component,
+    KafkaNode,
+    KafkaRole,
+    PlatformState,
+    Step,
+    StepKind,
+    UpgradeSettings,
+    Verdict,
+)
+
+NAME = Component.KAFKA.value
+
+
+class KafkaPort(Protocol):
+    def elect_preferred_leaders(self) -> None: ...
+
+    def finalize_metadata_version(self, metadata_version: str) -> None: ...
+
+
+def node_of(state: PlatformState, pod: str) -> KafkaNode | None:
+    return next((n for n in state.kafka.nodes if n.pod == pod), None)
+
+
+class KafkaDriver:
+    name = NAME
+
+    # ------------------------------------------------------------------ planning
+
+    def plan(self, state: PlatformState, version: str, settings: UpgradeSettings, catalog: Catalog) -> ComponentPlan:
+        out = ComponentPlan(warnings=gates.warnings(state.kafka))
+        workloads = state.workloads_of(NAME)
+        apply = apply_spec_step(NAME, workloads, version)
+        if apply is not None:
+            out.steps.append(apply)
+        out.steps.extend(self._restarts(state, version, settings))
+        target_mv = catalog.component(NAME).versions[version].metadata_version or ""
+        current_mv = state.kafka.metadata_version
+        if target_mv and current_mv and paths.metadata_level(current_mv) < paths.metadata_level(target_mv):
+            if settings.finalize:
+                out.steps.append(
+                    Step(
+                        StepKind.FINALIZE,
+                        NAME,
+                        ("metadata.version",),
+                        version,
+                        f"every node runs {version}: raise metadata.version {current_mv} -> {target_mv}; after this "
+                        "a binary rollback is no longer possible",
+                        detail=target_mv,
+                    )
+                )
+            else:
+                out.notes.append(
+                    f"metadata.version stays at {current_mv} so that a rollback to the previous kafka binary stays "
+                    f"possible; raise it to {target_mv} later with --finalize"
+                )
+        return out
+
+    def _restarts(self, state: PlatformState, version: str, settings: UpgradeSettings) -> list[Step]:
+        by_pod = {n.pod: n for n in state.kafka.nodes}
+        active = state.kafka.active_controller
+        unready: list[KafkaNode] = []
+        unknown: list[str] = []
+        controllers: list[KafkaNode] = []
+        brokers: list[KafkaNode] = []
+        combined: list[KafkaNode] = []
+        for _w, pod in stale_pods(state.workloads_of(NAME), version):
+            node = by_pod.get(pod.name)
+            if node is None:
+                unknown.append(pod.name)
+            elif not pod.ready:
+                unready.append(node)
+            elif node.role is KafkaRole.CONTROLLER:
+                controllers.append(node)
+            elif node.role is KafkaRole.BROKER:
+                brokers.append(node)
+            else:
+                combined.append(node)
+        steps: list[Step] = []
+
+        def single(pod: str, phase: int, reason: str) -> Step:
+            return Step(StepKind.RESTART, NAME, (pod,), version, reason, phase=phase)
+
+        for name in sorted(unknown):
+            # never assume a member is done because the data plane does not list it: plan it, and its gate waits
+            steps.append(single(name, 0, f"pod {name} is not listed by the kafka cluster; it restarts once it is"))
+        for n in sorted(unready, key=lambda n: n.id):
+            steps.append(single(n.pod, 0, f"{n.role} {n.id} is not ready: it serves nothing, so it restarts first"))
+
+        def active_last(n: KafkaNode) -> tuple[bool, int]:
+            return (n.id == active, n.id)
+
+        for n in sorted(controllers, key=active_last):
+            why = (
+                f"controller {n.id} is the active controller: it restarts last among controllers"
+                if n.id == active
+                else f"controller {n.id}: controllers restart before brokers"
+            )
+            steps.append(single(n.pod, 2 if n.id == active else 1, why))
+        ordered = sorted(brokers, key=lambda n: n.id)
+        if settings.parallel == "auto":
+            for batch in broker_batches(state, ordered, settings.max_batch):
+                racks = sorted({n.rack for n in batch if n.rack})
+                if len(batch) == 1:
+                    reason = f"broker {batch[0].id} ({batch[0].rack or 'no rack'}): brokers restart after controllers"
+                else:
+                    reason = (
+                        f"brokers {', '.join(str(n.id) for n in batch)} share no partition"
+                        f"{' (rack ' + ', '.join(racks) + ')' if racks else ''}: they restart together"
+                    )
+                steps.append(Step(StepKind.RESTART, NAME, tuple(n.pod for n in batch), version, reason, phase=3))
+        else:
+            for n in ordered:
+                why = f"broker {n.id} ({n.rack or 'no rack'}): brokers restart after controllers"
+                steps.append(single(n.pod, 3, why))
+        for n in sorted(combined, key=active_last):
+            why = (
+                f"combined node {n.id} is the active controller: it restarts last"
+                if n.id == active
+                else f"combined node {n.id}: one at a time, the active controller last"
+            )
+            steps.append(single(n.pod, 5 if n.id == active else 4, why))
+        return steps
+
+    def repairs(self, state: PlatformState) -> list[Step]:
+        return []
+
+    # ------------------------------------------------------------------ gates
+
+    def gates(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> list[Verdict]:
+        if step.kind == StepKind.RESTART:
+            return self._restart_gates(state, step)
+        if step.kind == StepKind.FINALIZE:
+            behind = [n for n in state.kafka.nodes if n.version != step.version]
+            if behind:
+                return [
+                    Verdict.wait(
+                        "kafka.all-on-version",
+                        f"kafka node {behind[0].id} runs {behind[0].version}: metadata.version is raised only when "
+                        f"every node runs {step.version}",
+                    )
+                ]
+            return [Verdict.passed("kafka.all-on-version", f"every kafka node runs {step.version}")]
+        return []
+
+    def _restart_gates(self, state: PlatformState, step: Step) -> list[Verdict]:
+        verdicts: list[Verdict] = []
+        members = [(pod, node_of(state, pod)) for pod in step.members]
+        for pod, node in members:
+            if node is None:
+                verdicts.append(
+                    Verdict.wait(
+                        "kafka.node-known",
+                        f"pod {pod} is not listed by the kafka cluster (DescribeCluster / DescribeQuorum): its state "
+                        "cannot be judged yet",
+                    )
+                )
+        ids = [n.id for _pod, n in members if n is not None]
+        batch_pods = set(step.members)
+        silent = [n for n in state.kafka.nodes if not n.reachable and n.pod not in batch_pods]
+        if silent:
+            verdicts.append(
+                Verdict.wait(
+                    "kafka.all-nodes-answer",
+                    f"kafka node {silent[0].id} ({silent[0].pod}) does not answer; no other node restarts until it "
+                    "does (a restarted node that stays unready stops the roll)",
+                )
+            )
+        if not any(p.version == step.version for w in state.workloads_of(NAME) for p in w.pods):
+            # before the first restart of this upgrade the cluster must be healthy, except for what the members of
+            # this step cause themselves (an unready member restarts first precisely because it serves nothing)
+            batch = set(ids)
+            view = replace(
+                state.kafka,
+                partitions=tuple(
+                    p for p in state.kafka.partitions if not (p.isr and set(p.replicas) - set(p.isr) <= batch)
+                ),
+            )
+            verdicts.extend(v for v in gates.preflight(view) if v.rule != "kafka.all-nodes-answer")
+        for node_id in ids:
+            verdicts.append(gates.can_restart(state.kafka, node_id, ids))
+        return verdicts
+
+    # ------------------------------------------------------------------ done
+
+    def done(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> Verdict:
+        if step.kind == StepKind.APPLY_SPEC:
+            return spec_applied(state, step)
+        if step.kind == StepKind.FINALIZE:
+            if state.kafka.metadata_version == step.detail:
+                return Verdict.passed("kafka.finalized", f"metadata.version is {step.detail}")
+            return Verdict.wait(
+                "kafka.finalized", f"metadata.version is {state.kafka.metadata_version}, not {step.detail}"
+            )
+        for pod in step.members:
+            node = node_of(state, pod)
+            if node is None:
+                return Verdict.wait("kafka.recovered", f"kafka pod {pod} is not listed by the cluster yet")
+            v = gates.recovered(state.kafka, node.id, step.version)
+            if not v.ok:
+                return v
+            p = state.pod(pod)
+            if p is None or not p.ready:
+                return Verdict.wait("kafka.pod-ready", f"pod {pod} is not Ready")
+        return Verdict.passed("kafka.recovered", f"{', '.join(step.members)} recovered on {step.version}")
+
+    # ------------------------------------------------------------------ acting
+
+    def perform(self, step: Step, ctx: StepContext) -> None:
+        port: KafkaPort = ctx.target.data_plane(NAME)
+        if step.kind == StepKind.APPLY_SPEC:
+            perform_apply_spec(step, ctx)
+        elif step.kind == StepKind.FINALIZE:
+            ctx.act(f"raise metadata.version to {step.detail}", lambda: port.finalize_metadata_version(step.detail))
+            ctx.wait_done(confirm=False)
+        elif ctx.settings.skip_gates:
+            restart_unsafe(step, ctx, list(step.members))
+        else:
+            for pod in step.members:
+                ctx.restart(pod)
+            ctx.wait_done(confirm=True, retry_members=True)
+            ctx.act("elect preferred leaders", port.elect_preferred_leaders)
+
+    # ------------------------------------------------------------------ versions
+
+    def running_versions(self, state: PlatformState) -> set[str]:
+        return {n.version for n in state.kafka.nodes if n.version}
+
+    def path_rules(self, catalog: Catalog, state: PlatformState, running: list[str], target: str) -> Verdict | None:
+        spec = catalog.component(NAME)
+        target_major = int(target.split(".")[0])
+        for v in running:
+            info = spec.versions.get(v)
+            if info is not None and not info.kraft and target_major >= 4:
+                return Verdict.refuse(
+                    f"{NAME}.version-path",
+                    f"kafka {v} runs ZooKeeper mode; kafka {target} runs KRaft only: migrate to KRaft on 3.x first",
+                )
+        target_mv = spec.versions[target].metadata_version
+        current = state.kafka.metadata_version
+        if current and target_mv and paths.metadata_level(target_mv) < paths.metadata_level(current):
+            return Verdict.refuse(
+                "kafka.metadata-version",
+                f"kafka {target} supports metadata.version up to {target_mv}, but {current} is finalized and cannot "
+                "be lowered; choose a version that supports it",
+            )
+        return None
+
+    def rollback_rules(self, catalog: Catalog, state: PlatformState, previous: str) -> Verdict:
+        rule = f"{NAME}.rollback"
+        mv = state.kafka.metadata_version
+        old_mv = catalog.component(NAME).versions[previous].metadata_version
+        if mv and old_mv and paths.metadata_level(mv) > paths.metadata_level(old_mv):
+            return Verdict.refuse(
+                rule,
+                f"metadata.version {mv} is finalized and kafka {previous} supports at most {old_mv}; metadata.version "
+                "cannot be lowered, so a binary rollback is no longer possible: restore from a backup or roll forward",
+            )
+        return Verdict.passed(
+            rule, f"metadata.version {mv or 'unknown'} is still supported by kafka {previous}: rollback allowed"
+        )
+
+    def observed(self, state: PlatformState) -> Verdict:
+        if state.kafka.unobserved:
+            return Verdict.refuse(f"{NAME}.observable", state.kafka.unobserved)
+        return Verdict.passed(f"{NAME}.observable", f"kafka answers ({len(state.kafka.nodes)} nodes listed)")
+
+
+def broker_batches(state: PlatformState, brokers: list[KafkaNode], cap: int) -> list[list[KafkaNode]]:
+    """Greedy batches of brokers that pairwise share no partition."""
+    replicas_of: dict[int, set[tuple[str, int]]] = {n.id: set() for n in brokers}
+    for p in state.kafka.partitions:
+        for b in p.replicas:
+            if b in replicas_of:
+                replicas_of[b].add((p.topic, p.partition))
+    left = list(brokers)
+    batches: list[list[KafkaNode]] = []
+    while left:
+        batch = [left.pop(0)]
+        held = set(replicas_of[batch[0].id])
+        for n in list(left):
+            if cap and len(batch) >= cap:
+                break
+            if replicas_of[n.id] & held:
+                continue
+            batch.append(n)
+            held |= replicas_of[n.id]
+            left.remove(n)
+        batches.append(batch)
+    return batches

@@ -1,0 +1,91 @@
+"""The ports between the engine and a platform: what the engine may observe and do, and nothing else.
+
+A `Target` (the simulated platform, the local control plane, kind, EKS) offers
+- `observe()`: the whole platform as plain data (`PlatformState`), fresh at each call;
+- `workloads`: the Kubernetes side every component shares (change a workload's version, restart one pod, pause a
+  Deployment);
+- `data_plane(component)`: the component's own port, whose shape the component's driver declares
+  (`toolkit.engine.drivers.kafka.KafkaPort`, ...); a component that acts only through its workloads has none;
+- `control`: one orchestrator at a time (the lease) and the audit trail kept with the platform;
+- `clock`: the only way the engine waits (virtual in tests).
+Implementations live in `toolkit.targets` (adapters) and `toolkit.sim` (the simulated platform); the engine only
+sees these protocols, so every decision is testable on the simulated platform and a virtual clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from toolkit.model import Lease, PlatformState
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait the whole time (pacing, backoff)."""
+
+    def wait(self, seconds: float) -> None:
+        """Wait until the platform may have changed, at most `seconds`: a real target wakes on its watch, so the
+        engine reacts to a change at once; the poll interval is only the longest wait."""
+
+
+class ActionError(RuntimeError):
+    """An action the target could not carry out (API error, conflict). Retryable within the action budget."""
+
+
+class LeaseHeldError(RuntimeError):
+    """Another orchestrator holds the environment's lease."""
+
+
+class WorkloadsPort(Protocol):
+    """The Kubernetes side of a platform, shared by every component."""
+
+    def apply_spec(self, component: str, workloads: tuple[str, ...], version: str) -> None:
+        """Make the workloads ask for `version` (pod template image and version label); with OnDelete nothing
+        restarts, a Deployment rolls through its own strategy."""
+
+    def restart_pod(self, pod: str) -> None:
+        """Delete exactly this pod (with a UID precondition) so its controller re-creates it on the new spec."""
+
+    def pause(self, workload: str, paused: bool) -> None:
+        """Pause or resume a Deployment's roll."""
+
+
+class ControlPort(Protocol):
+    """One orchestrator at a time, and a trail of every decision, kept with the platform."""
+
+    def read_lease(self) -> Lease | None: ...
+
+    def write_lease(self, lease: Lease | None, expected: Lease | None) -> None:
+        """Replace the lease only if it still equals `expected` (compare-and-swap); raise LeaseHeldError if not."""
+
+    def holder_alive(self, holder: str) -> bool:
+        """Whether the process named by `holder` still runs (only knowable for holders on this host)."""
+
+    def audit(self, record: dict[str, Any]) -> None: ...
+
+    def audit_trail(self) -> list[dict[str, Any]]: ...
+
+
+class Target(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool:
+        """True when any part of what the engine gates on is modelled rather than observed (sim, local)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def workloads(self) -> WorkloadsPort: ...
+
+    @property
+    def control(self) -> ControlPort: ...
+
+    def observe(self) -> PlatformState: ...
+
+    def data_plane(self, component: str) -> Any:
+        """The component's own port (its driver names the protocol); raises KeyError when it has none."""
