@@ -59,24 +59,15 @@ def _require_targets(targets: dict[str, str]) -> None:
 # ---------------------------------------------------------------------------------------------- targets
 
 
-def _sim_params(env: Environment) -> Any:
-    from toolkit.targets.sim import params_from
-
-    try:
-        return params_from(env.sim)
-    except ValueError as exc:
-        raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
-
-
 def sim_store(env: Environment) -> Any:
-    from toolkit.targets.sim import SimStore
+    from toolkit.targets.sim import store_for
 
-    return SimStore(env.state_dir() / "sim-world.json")
+    return store_for(env)
 
 
 def reset_sim(env: Environment, versions: dict[str, str] | None = None, injections: list[str] | None = None) -> None:
     """(Re)create the simulated platform of a sim environment, optionally on other versions."""
-    from toolkit.targets.sim import InjectionError, build_world, parse_injections
+    from toolkit.targets.sim import InjectionError, build_world, params_for, parse_injections
 
     if env.kind != "sim":
         raise UsageError(f"environment {env.name} is of kind {env.kind}; only a sim environment can be reset")
@@ -84,7 +75,7 @@ def reset_sim(env: Environment, versions: dict[str, str] | None = None, injectio
         faults = parse_injections(list(injections or []))
     except InjectionError as exc:
         raise UsageError(str(exc)) from None
-    world = build_world(env.name, env.platform, _sim_params(env), faults, versions=dict(versions or {}))
+    world = build_world(env.name, env.platform, params_for(env), faults, versions=dict(versions or {}))
     sim_store(env).save(world)
 
 
@@ -94,7 +85,7 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
     when the orchestrator 'crashes' inside it (the platform outlives the orchestrator)."""
     injections = list(injections or [])
     if env.kind == "sim":
-        from toolkit.targets.sim import InjectionError, SimTarget, build_world, parse_injections
+        from toolkit.targets.sim import InjectionError, SimTarget, build_world, params_for, parse_injections
 
         store = sim_store(env)
         try:
@@ -102,7 +93,7 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
                 world = store.load()
                 world.faults = parse_injections(injections, world.faults)
             else:
-                world = build_world(env.name, env.platform, _sim_params(env), parse_injections(injections))
+                world = build_world(env.name, env.platform, params_for(env), parse_injections(injections))
         except InjectionError as exc:
             raise UsageError(str(exc)) from None
         try:

@@ -196,39 +196,29 @@ def test_a_second_deploy_reports_no_change(platform: Platform) -> None:
     }
 
 
-def test_check_mode_with_new_versions_shows_the_diff_and_changes_nothing(platform: Platform) -> None:
+def test_a_deploy_keeps_what_runs_and_says_so_when_the_file_asks_for_other_versions(platform: Platform) -> None:
     from toolkit.provision.deploy import deploy_platform
 
-    platform.write(SECOND)
+    platform.write(SECOND)  # the file asks for newer versions: deploy does not move them (the engine does)
     with platform.releases() as releases:
         before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
     result = deploy_platform(platform.environment, check=True)
     assert result.ok
-    kafka = next(c for c in result.charts if c.component == "kafka")
-    assert kafka.action == "upgrade" and "+        image: docker.io/apache/kafka:4.1.0" in kafka.diff
+    assert result.versions == FIRST
+    assert {c.component: c.action for c in result.charts} == dict.fromkeys(before, "none")
+    assert any("asks for 4.1.0, the cluster runs 4.0.1" in note for note in result.notes), result.notes
     with platform.releases() as releases:
         assert {c: releases.status(c)["revision"] for c in before} == before
     assert {c.image for p in platform.pods() for c in p.spec.containers} >= {"docker.io/apache/kafka:4.0.1"}
+    platform.write(FIRST)
 
 
-def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platform: Platform) -> None:
+def test_versions_change_through_the_engine_and_a_deploy_after_it_just_works(platform: Platform) -> None:
     from toolkit import operations
     from toolkit.provision.deploy import deploy_platform
 
-    platform.write(SECOND)
-    with platform.releases() as releases:
-        before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
-    result = deploy_platform(platform.environment)
-    assert result.ok, [t.message for t in result.failures]
-    assert {c.component: c.action for c in result.charts} == dict.fromkeys(before, "upgrade")
-
-    # Helm changed only the StatefulSet specs (OnDelete): their pods still run the old version.
-    stateful = [p for p in platform.pods() if p.metadata.labels.get("controller-revision-hash")]
-    assert {p.metadata.labels["app.kubernetes.io/version"] for p in stateful} == {"4.0.1", "8.18.3"}
-
     settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=120)
-    targets = {Component(c): v for c, v in SECOND.items()}
-    run = operations.run_upgrade(platform.environment, targets, settings)
+    run = operations.run_upgrade(platform.environment, dict(SECOND), settings)
     assert run.outcome == "completed", run.reason
 
     sets = {s.metadata.name: s for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items}
@@ -242,7 +232,7 @@ def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platfo
             assert labels["pod-template-hash"] == _newest_hash(platform, deployment), pod.metadata.name
         assert labels["app.kubernetes.io/version"] == SECOND[labels["toolkit.io/component"]], pod.metadata.name
 
-    # deploy recorded where each workload came from, so `toolkit upgrade rollback` knows where to return
+    # the engine recorded where each workload came from, so `toolkit upgrade rollback` knows where to return
     for workload in [*platform.apps.list_namespaced_stateful_set(platform.namespace).items,
                      *platform.apps.list_namespaced_deployment(platform.namespace).items]:  # fmt: skip
         component = workload.metadata.labels["toolkit.io/component"]
@@ -250,12 +240,20 @@ def test_a_version_change_through_deploy_and_the_engine_updates_every_pod(platfo
     state = operations.dump_state(platform.environment)
     assert operations.rollback_targets(state, [Component.WORKERS]) == {Component.WORKERS: FIRST["workers"]}
 
+    # the environment file still says FIRST: state is read, so deploy keeps SECOND and restarts nothing
+    uids = {p.metadata.name: p.metadata.uid for p in platform.pods()}
+    result = deploy_platform(platform.environment)
+    assert result.ok, [t.message for t in result.failures]
+    assert result.versions == SECOND
+    assert any("asks for 4.0.1, the cluster runs 4.1.0" in note for note in result.notes), result.notes
+    assert {p.metadata.name: p.metadata.uid for p in platform.pods()} == uids
     with platform.releases() as releases:
-        for component, revision in before.items():
+        for component in SECOND:
             history = releases.history(component)
-            assert history[-1].revision == revision + 1 and history[-1].status == "deployed"
-            assert history[-1].app_version == SECOND[component]
-            assert history[-2].app_version == FIRST[component]
+            assert history[-1].status == "deployed" and history[-1].app_version == SECOND[component]
+    for workload in platform.apps.list_namespaced_stateful_set(platform.namespace).items:
+        component = workload.metadata.labels["toolkit.io/component"]
+        assert workload.metadata.annotations["toolkit.io/previous-version"] == FIRST[component]
 
 
 def _deployment_of(platform: Platform, pod: Any) -> str:
@@ -273,17 +271,3 @@ def _newest_hash(platform: Platform, deployment: Any) -> str:
             value: str = replica_set.metadata.labels["pod-template-hash"]
             return value
     raise AssertionError(f"no ReplicaSet of {deployment.metadata.name} at revision {revision}")
-
-
-def test_a_deploy_that_would_move_the_platform_backwards_is_refused(platform: Platform) -> None:
-    from toolkit.operations import RefusedError
-    from toolkit.provision.deploy import deploy_platform
-
-    platform.write(FIRST)  # the pods now run SECOND: FIRST is a downgrade
-    with platform.releases() as releases:
-        before = {c: releases.status(c)["revision"] for c in ("kafka", "elasticsearch", "workers")}
-    with pytest.raises(RefusedError, match="a deploy never moves a platform backwards"):
-        deploy_platform(platform.environment)
-    with platform.releases() as releases:
-        assert {c: releases.status(c)["revision"] for c in before} == before  # nothing changed
-    platform.write(SECOND)

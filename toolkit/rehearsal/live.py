@@ -1,7 +1,7 @@
 """Live load accounting for rehearsals on real clusters (`local`, `kind`): what was sent, acknowledged, read, accepted
 and stored, turned into the SAME summary and timeline keys as the simulated `Traffic`, so `judge` and report.py work
 unchanged. Pure bookkeeping: the threads that talk to Kafka, Elasticsearch and the receivers are adapters
-(toolkit.targets.liveload) and feed these ledgers; nothing here imports a client library.
+(toolkit.rehearsal.liveload) and feed these ledgers; nothing here imports a client library.
 
 Probe path (Kafka)
 ------------------
@@ -179,7 +179,7 @@ def summary(
     ever_red: bool,
     outages: dict[str, Outage],
 ) -> dict[str, Any]:
-    """The sim's summary keys (toolkit.targets.sim.traffic.Traffic.summary), from the live ledgers."""
+    """The sim's summary keys (toolkit.rehearsal.traffic.Traffic.summary), from the live ledgers."""
     sent_udp, sent_tcp = syslog.sent["udp"], syslog.sent["tcp"]
     distinct_stored = store.stored - store.repeated_event_ids
     return {

@@ -1,11 +1,11 @@
 """Run a rehearsal: install the `from` versions, put load on the platform, upgrade through the engine, stop the load,
 drain, verify, report.
 
-On `sim` the platform and the load are both simulated (toolkit.targets.sim.traffic says exactly what is modelled) and
+On `sim` the platform and the load are both simulated (toolkit.rehearsal.traffic says exactly what is modelled) and
 live only for the run, unless `--keep` saves them under the state directory. The upgrade itself is the real engine:
 the same planner, gates and executor as `toolkit upgrade run`.
 
-On `local` and `kind` the load is real (toolkit.targets.liveload: real Kafka, Elasticsearch and syslog clients;
+On `local` and `kind` the load is real (toolkit.rehearsal.liveload: real Kafka, Elasticsearch and syslog clients;
 toolkit.rehearsal.live: what is counted and how loss is defined per path). One run, in order:
 1. the cluster: `toolkit.targets.clusters.up` (a running one is reused; a local environment file with its own
    `kubeconfig:` names a control plane started elsewhere, which is used as it is);
@@ -152,16 +152,17 @@ def _rehearse_sim(
     options: RehearsalOptions,
     on_event: Callable[[Event], None] | None,
 ) -> RehearsalReport:
-    from toolkit.operations import _sim_params, sim_store
+    from toolkit.rehearsal.traffic import Traffic
     from toolkit.targets.sim import (
         InjectionError,
         OrchestratorCrash,
         SimStore,
         SimTarget,
         build_world,
+        params_for,
         parse_injections,
+        store_for,
     )
-    from toolkit.targets.sim.traffic import Traffic
 
     run_id = new_run_id()
     try:
@@ -169,7 +170,7 @@ def _rehearse_sim(
     except InjectionError as exc:
         raise UsageError(str(exc)) from None
     versions = dict(from_versions)
-    world = build_world(env.name, env.platform, _sim_params(env), faults, versions=versions)
+    world = build_world(env.name, env.platform, params_for(env), faults, versions=versions)
     traffic = Traffic(rate=options.rate, syslog_rate=options.syslog_rate)
     world.traffic = traffic
     target = SimTarget(world)
@@ -205,7 +206,7 @@ def _rehearse_sim(
     steps: list[dict[str, Any]] = [r.as_dict() for r in (result.steps if result else executor.records)]
     restarts = [(e.at, e.message.split()[1]) for e in events if e.kind == "act" and e.message.startswith("restart ")]
     if options.keep:
-        SimStore(sim_store(env).path.with_name(f"{run_id}.json")).save(world)
+        SimStore(store_for(env).path.with_name(f"{run_id}.json")).save(world)
     return _report(
         run_id, env, True, from_versions, to_versions, options, outcome, reason, reasons, summary, steps, restarts,
         traffic.timeline, [],
@@ -251,7 +252,8 @@ def _rehearse_real(
     import yaml
 
     from toolkit.provision.deploy import deploy_platform
-    from toolkit.targets import clusters, liveload
+    from toolkit.rehearsal import liveload
+    from toolkit.targets import clusters
     from toolkit.targets.kube import api_client_for
     from toolkit.targets.real import open_real_target
 
@@ -369,7 +371,7 @@ def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.E
     load configuration, whose receivers are the namespace's Ready receiver pods."""
     from toolkit.config.environments import Endpoints
     from toolkit.indices import IndexLayout
-    from toolkit.targets import liveload
+    from toolkit.rehearsal import liveload
     from toolkit.targets.es_indices import apply_index_management, client
     from toolkit.targets.peer import PeerUnavailable, running_peer
 
@@ -397,7 +399,7 @@ def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.E
 
 def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) -> None:
     """Point the worker pods at the peer through the node agent's host-command hook, wait until they serve."""
-    from toolkit.targets import liveload
+    from toolkit.rehearsal import liveload
 
     ports = folder / "ports"
     common = {
@@ -429,7 +431,7 @@ def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) ->
 def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> Any:
     """kind: the run platform's real Kafka and Elasticsearch at the environment's NodePorts, the receivers behind
     the syslog Service's NodePorts, the chart's topic, group and alias."""
-    from toolkit.targets import liveload
+    from toolkit.rehearsal import liveload
 
     if not (env.endpoints.kafka_bootstrap and env.endpoints.elasticsearch_url):
         raise UsageError(

@@ -1,4 +1,4 @@
-"""The rehearsal's live load driver (toolkit.targets.liveload) against the single-node Kafka + Elasticsearch peer
+"""The rehearsal's live load driver (toolkit.rehearsal.liveload) against the single-node Kafka + Elasticsearch peer
 with real `toolkit-worker` subprocesses: a steady run loses nothing, and killed receivers show as UDP loss."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.wire
 
 def live_load(peer, names, receivers, rate: float = 150.0, syslog_rate: float = 200.0):
     from toolkit.config.environments import Endpoints
-    from toolkit.targets.liveload import LiveLoad, LiveLoadConfig, ReceiverEndpoint
+    from toolkit.rehearsal.liveload import LiveLoad, LiveLoadConfig, ReceiverEndpoint
 
     endpoints = [
         ReceiverEndpoint(f"receiver-{i}", "127.0.0.1", r.ports["udp"], r.ports["tcp"], r.http_port)
@@ -47,8 +47,8 @@ def run_for(load, seconds: float, drain_timeout: float = 60.0):
 
 
 def test_steady_load_loses_nothing_and_counts_match(kafka_topics, index_layout, names, start_worker, peer):
+    from toolkit.rehearsal.traffic import Traffic
     from toolkit.rehearsal.verdict import judge
-    from toolkit.targets.sim.traffic import Traffic
 
     receivers = [start_worker("receiver"), start_worker("receiver")]
     start_worker("indexer")

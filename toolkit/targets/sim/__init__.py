@@ -18,7 +18,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from toolkit.config.environments import Environment
 from toolkit.engine.ports import LeaseHeldError
+from toolkit.errors import UsageError
 from toolkit.model import Lease, PlatformState
 from toolkit.targets.process import holder_alive
 from toolkit.targets.sim.world import Faults, SimParams, World, build_world, params_from
@@ -33,9 +35,24 @@ __all__ = [
     "VirtualClock",
     "World",
     "build_world",
+    "params_for",
     "params_from",
     "parse_injections",
+    "store_for",
 ]
+
+
+def params_for(env: Environment) -> SimParams:
+    """The simulation parameters of an environment (its `sim:` mapping), or a UsageError naming its file."""
+    try:
+        return params_from(env.sim)
+    except ValueError as exc:
+        raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
+
+
+def store_for(env: Environment) -> SimStore:
+    """Where the simulated platform of a sim environment is kept between runs."""
+    return SimStore(env.state_dir() / "sim-world.json")
 
 
 class OrchestratorCrash(BaseException):

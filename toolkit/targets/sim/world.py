@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from toolkit.catalog import load as load_catalog
 from toolkit.config.platform import PlatformSpec
@@ -49,7 +51,6 @@ from toolkit.model import (
     WorkersState,
     Workload,
 )
-from toolkit.targets.sim.traffic import Traffic
 
 NEVER = math.inf
 STEADY_SECONDS = 86_400.0
@@ -194,7 +195,8 @@ class World:
     audit: list[dict[str, Any]] = field(default_factory=list)
     actions: int = 0  # step-starting actions taken, for crash injection
     history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every simulated second
-    traffic: Traffic | None = None  # live load during a rehearsal
+    # live load during a rehearsal (toolkit.rehearsal.traffic): anything with tick(world, dt); never saved
+    traffic: Annotated[Any, Field(exclude=True)] = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -223,6 +225,50 @@ class World:
             "kafka": self.params.kafka_stop_seconds,
             "elasticsearch": self.params.es_stop_seconds,
         }.get(component, self.params.worker_stop_seconds)
+
+    def add_workload(
+        self,
+        name: str,
+        component: str,
+        kind: str,
+        role: str,
+        replicas: int,
+        version: str,
+        tier: str = "",
+        base: int = 0,
+        max_surge: int = 1,
+        zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c"),
+    ) -> SimWorkload:
+        """A workload of any component, its pods healthy and up for a while, every one on `version`."""
+        rev = f"{name}-{hashlib.sha1(f'{name}/{version}'.encode()).hexdigest()[:8]}"
+        w = SimWorkload(
+            name=name,
+            component=component,
+            kind=kind,
+            role=role,
+            replicas=replicas,
+            update_revision=rev,
+            target_version=version,
+            tier=tier,
+            node_id_base=base,
+            max_surge=max_surge,
+            revisions={rev: version},
+        )
+        self.workloads[name] = w
+        for i in range(replicas):
+            zone = zones[i % len(zones)]
+            pod_name = f"{name}-{i}" if kind == "StatefulSet" else f"{name}-{self._next_uid(name)[:5]}"
+            self.pods[pod_name] = SimPod(
+                name=pod_name,
+                workload=name,
+                revision=rev,
+                version=version,
+                zone=zone,
+                node=f"node-{zone}",
+                uid=self._next_uid(pod_name),
+                up_since=-STEADY_SECONDS,  # a healthy platform has been up for a while: voters are caught up
+            )
+        return w
 
     # ------------------------------------------------------------------ actions
 
@@ -680,57 +726,19 @@ def build_world(
     world = World(environment=environment, params=params, faults=faults)
     zones = list(spec.zones)
 
-    def add_workload(
-        name: str,
-        component: str,
-        kind: str,
-        role: str,
-        replicas: int,
-        version: str,
-        tier: str = "",
-        base: int = 0,
-    ) -> SimWorkload:
-        rev = f"{name}-{hashlib.sha1(f'{name}/{version}'.encode()).hexdigest()[:8]}"
-        w = SimWorkload(
-            name=name,
-            component=component,
-            kind=kind,
-            role=role,
-            replicas=replicas,
-            update_revision=rev,
-            target_version=version,
-            tier=tier,
-            node_id_base=base,
-            max_surge=spec.workers.max_surge if component == "workers" else 1,
-            revisions={rev: version},
-        )
-        world.workloads[name] = w
-        for i in range(replicas):
-            zone = zones[i % len(zones)]
-            pod_name = f"{name}-{i}" if kind == "StatefulSet" else f"{name}-{world._next_uid(name)[:5]}"
-            world.pods[pod_name] = SimPod(
-                name=pod_name,
-                workload=name,
-                revision=rev,
-                version=version,
-                zone=zone,
-                node=f"node-{zone}",
-                uid=world._next_uid(pod_name),
-                up_since=-STEADY_SECONDS,  # a healthy platform has been up for a while: voters are caught up
-            )
-        return w
-
     # Kafka
     k = spec.kafka
     kv = versions.get("kafka", k.version)
     if k.combined:
-        add_workload("kafka", "kafka", "StatefulSet", "combined", k.brokers, kv)
+        world.add_workload("kafka", "kafka", "StatefulSet", "combined", k.brokers, kv, zones=spec.zones)
         for i in range(k.brokers):
             world.kafka_nodes.append(SimKafkaNode(i, "combined", f"kafka-{i}", zones[i % len(zones)]))
         brokers = [n.id for n in world.kafka_nodes]
     else:
-        add_workload("kafka-controller", "kafka", "StatefulSet", "controller", k.controllers, kv)
-        add_workload("kafka-broker", "kafka", "StatefulSet", "broker", k.brokers, kv, base=100)
+        world.add_workload(
+            "kafka-controller", "kafka", "StatefulSet", "controller", k.controllers, kv, zones=spec.zones
+        )
+        world.add_workload("kafka-broker", "kafka", "StatefulSet", "broker", k.brokers, kv, base=100, zones=spec.zones)
         for i in range(k.controllers):
             world.kafka_nodes.append(SimKafkaNode(i, "controller", f"kafka-controller-{i}", zones[i % len(zones)]))
         for i in range(k.brokers):
@@ -759,7 +767,9 @@ def build_world(
     data_nodes: dict[str, list[str]] = {}
     for ns in e.node_sets:
         set_tier: str = ns.tier or ""
-        add_workload(f"es-{ns.name}", "elasticsearch", "StatefulSet", ns.name, ns.replicas, ev, tier=set_tier)
+        world.add_workload(
+            f"es-{ns.name}", "elasticsearch", "StatefulSet", ns.name, ns.replicas, ev, tier=set_tier, zones=spec.zones
+        )
         if set_tier:
             data_nodes.setdefault(set_tier, []).extend(f"es-{ns.name}-{i}" for i in range(ns.replicas))
     tiers = sorted(data_nodes)
@@ -782,8 +792,17 @@ def build_world(
 
     # Workers
     wv = versions.get("workers", spec.workers.version)
-    add_workload("workers-receiver", "workers", "Deployment", "receiver", spec.workers.receivers, wv)
-    add_workload("workers-indexer", "workers", "Deployment", "indexer", spec.workers.indexers, wv)
+    for role, count in (("receiver", spec.workers.receivers), ("indexer", spec.workers.indexers)):
+        world.add_workload(
+            f"workers-{role}",
+            "workers",
+            "Deployment",
+            role,
+            count,
+            wv,
+            max_surge=spec.workers.max_surge,
+            zones=spec.zones,
+        )
 
     for name, seconds in faults.recovering.items():
         if name in world.pods:
