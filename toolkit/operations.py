@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import catalog as catalog_mod
+from toolkit.config.access import EsConnection
 from toolkit.config.environments import Environment
 from toolkit.engine import planner
 from toolkit.engine.executor import Event, Executor, RunResult
 from toolkit.engine.ports import Target
 from toolkit.errors import RefusedError, UsageError
+from toolkit.indices import IndexLayout
 from toolkit.model import Plan, PlatformState, UpgradeSettings, Verdict
 from toolkit.model import schema as state_schema
 
@@ -284,6 +286,41 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         es_allocation=state.elasticsearch.allocation_enable,
         audit_tail=trail[-audit_lines:] if audit_lines else trail,
     )
+
+
+def apply_index_templates(
+    env: Environment | None, connection: EsConnection | None, layout: IndexLayout, mode: str
+) -> Any:
+    """`toolkit es apply-templates`: the index template, rollover policy and write alias, on the environment's
+    Elasticsearch (its access discovered) or at an explicit connection (the templates Job)."""
+    from toolkit.targets import es_indices
+    from toolkit.targets.es_admin import EsConfigError, client_for
+    from toolkit.targets.real import discovered
+
+    forced = None if mode == "auto" else mode
+
+    def apply(found: EsConnection) -> Any:
+        try:
+            es = client_for(found, request_timeout=60)
+        except EsConfigError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            return es_indices.apply_index_management(es, layout, forced)  # type: ignore[arg-type]
+        except es_indices.IndexManagementError as exc:
+            raise RefusedError(Verdict.refuse("elasticsearch.index-management", str(exc))) from None
+        except es_indices.Unreachable as exc:
+            raise UsageError(f"Elasticsearch at {found.url} does not answer: {exc}") from None
+        finally:
+            es.close()
+
+    if connection is not None:
+        return apply(connection)
+    if env is None:
+        raise UsageError("give --env, or --url for an explicit Elasticsearch")
+    with discovered(env) as found:
+        if found.elasticsearch is None:
+            raise UsageError(found.missing.get("elasticsearch", "no Elasticsearch access"))
+        return apply(found.elasticsearch)
 
 
 def dump_state(env: Environment) -> PlatformState:

@@ -13,7 +13,6 @@ later helm-python-sdk release exposes them publicly, only this function changes.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,25 +24,7 @@ CHARTS_DIR = REPO / "charts"
 CHARTS = ("kafka", "elasticsearch", "ingest-workers")
 VALUE_SETS = ("minimal", "production", "tls-sasl")
 
-# Kubernetes versions as a cluster reports them: the API group/versions and group/version/kinds it serves.
-# 1.20 serves neither policy/v1 nor autoscaling/v2; 1.25 and 1.33 serve both.
-API_VERSIONS_1_20 = [
-    "policy/v1beta1",
-    "policy/v1beta1/PodDisruptionBudget",
-    "autoscaling/v2beta2",
-    "autoscaling/v2beta2/HorizontalPodAutoscaler",
-]
-API_VERSIONS_MODERN = [
-    "policy/v1",
-    "policy/v1/PodDisruptionBudget",
-    "autoscaling/v2",
-    "autoscaling/v2/HorizontalPodAutoscaler",
-]
-KUBE_CAPABILITIES = {
-    "1.20": ("v1.20.2", API_VERSIONS_1_20),
-    "1.25": ("v1.25.0", API_VERSIONS_MODERN),
-    "1.33": ("v1.33.0", API_VERSIONS_MODERN),
-}
+from toolkit.provision.helm import KUBE_CAPABILITIES  # noqa: E402  (one list, the product's)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -98,20 +79,11 @@ def render_manifests(
     namespace: str = "platform",
     is_upgrade: bool = False,
 ) -> dict[str, str]:
-    """Render `chart` offline, as `helm template` would, for the Kubernetes version key `kube` (or Helm's default)."""
-    import helm_python
-    from helm_python import _native
+    """Render `chart` offline, as `helm template` would, for the Kubernetes version key `kube` (or Helm's default):
+    the product's own offline renderer (`toolkit deploy --render` uses it too)."""
+    from toolkit.provision.helm import render_offline
 
-    opts: dict[str, Any] = {"name": release, "namespace": namespace}
-    if is_upgrade:
-        opts.update(is_install=False, is_upgrade=True)
-    if kube is not None:
-        kube_version, api_versions = KUBE_CAPABILITIES[kube]
-        opts.update(kube_version=kube_version, api_versions=api_versions)
-    with helm_python.Chart.load(CHARTS_DIR / chart) as loaded:
-        raw = _native.call_string("helm_render", loaded._raw(), json.dumps(values), json.dumps(opts))
-    rendered: dict[str, str] = json.loads(raw)
-    return rendered
+    return render_offline(chart, values, release=release, namespace=namespace, kube=kube, is_upgrade=is_upgrade)
 
 
 def documents(manifests: dict[str, str]) -> list[dict[str, Any]]:

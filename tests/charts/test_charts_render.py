@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import sys
 from typing import Any
 
 import helm_python
+
+from toolkit.provision.helm import DeployError
 import kubernetes_validate
 import pytest
 import yaml
@@ -192,10 +195,20 @@ def test_no_secret_value_reaches_configmaps_or_env(renders: Any, chart: str, val
         if doc["kind"] == "Secret":
             assert doc["metadata"]["name"].endswith("-cluster-id"), "only the generated cluster id may be rendered"
     for where, spec in pod_specs(docs):
+        secret_volumes = {v["name"] for v in spec.get("volumes", []) if "secret" in v}
         for container in all_containers(spec):
+            # secrets reach a process as files only: never as an environment variable's value
+            mounted = {
+                m["mountPath"].rstrip("/") for m in container.get("volumeMounts", []) if m["name"] in secret_volumes
+            }
             for env in container.get("env", []):
-                if re.search(r"PASSWORD|TOKEN|SECRET", env["name"]):
-                    assert "secretKeyRef" in env.get("valueFrom", {}), f"{where}: {env['name']} is not from a Secret"
+                assert "secretKeyRef" not in env.get("valueFrom", {}), f"{where}: {env['name']} carries a Secret value"
+                if re.search(r"PASSWORD|TOKEN|SECRET|_KEY_FILE", env["name"]):
+                    assert env["name"].endswith("_FILE"), f"{where}: {env['name']} must name a file, not hold a secret"
+                    path = env.get("value", "")
+                    assert any(path.startswith(m + "/") for m in mounted), (
+                        f"{where}: {env['name']}={path} is not a file of a mounted Secret ({sorted(mounted)})"
+                    )
 
 
 @pytest.mark.parametrize("chart", CHARTS)
@@ -213,7 +226,7 @@ def test_ci_value_sets_name_no_version(chart: str) -> None:
 @pytest.mark.parametrize("chart", CHARTS)
 def test_missing_catalog_values_fail_with_one_message_naming_each(chart: str) -> None:
     values = ci_values(chart, "minimal")
-    with pytest.raises(helm_python.HelmError) as caught:
+    with pytest.raises(DeployError) as caught:
         render_manifests(chart, values)
     message = str(caught.value)
     assert message.count("VALUES VALIDATION") == 1
@@ -227,8 +240,9 @@ INVALID = {
         {
             "controller": {"replicas": 2},
             "config": {"defaultReplicationFactor": 4, "minInsyncReplicas": 5},
-            "tls": {"enabled": False},
-            "sasl": {"enabled": True, "admin": {"existingSecret": ""}},
+            "clientAuthentication": {"type": "scram-sha-512"},
+            "admin": {"existingSecret": ""},
+            "users": [{"name": "syslog-receiver", "role": "receiver"}, {"name": "admin", "role": "indexer"}],
             "topics": {"deadLetters": {"name": "security-events", "partitions": 1}},
             "external": {"enabled": True, "nodePortBase": 32767},
         },
@@ -236,8 +250,11 @@ INVALID = {
             "controller.replicas is 2",
             "config.defaultReplicationFactor 4 exceeds broker.replicas 3",
             "config.minInsyncReplicas 5 exceeds config.defaultReplicationFactor 4",
-            "sasl.enabled needs tls.enabled",
-            "sasl.admin.existingSecret is empty",
+            "admin.existingSecret is empty",
+            "users[0] (syslog-receiver) has no existingSecret",
+            "users[1] (admin) has no existingSecret",
+            "users[1] (admin) has role indexer but no consumerGroup",
+            "users[1] is named admin like the admin",
             "topics.events.name and topics.deadLetters.name are both",
             "external.nodePortBase 32767 with 3 brokers",
         ],
@@ -254,7 +271,7 @@ INVALID = {
                     "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
                 }
             ],
-            "auth": {"existingSecret": ""},
+            "auth": {"existingSecret": "", "fileRealmSecret": "", "probeSecret": ""},
             "http": {"nodePort": {"enabled": True, "port": 80}},
         },
         [
@@ -262,22 +279,26 @@ INVALID = {
             "has tier hot but not the role data_hot",
             "no node set has the master role",
             "auth.existingSecret is empty",
+            "auth.fileRealmSecret is empty",
+            "auth.probeSecret is empty",
             "http.nodePort.port 80 is outside",
         ],
     ),
     "ingest-workers": (
         {
-            "kafka": {"securityProtocol": "SASL_SSL", "tlsSecret": "", "deadLetterTopic": "security-events"},
-            "elasticsearch": {"url": "https://es:9200", "caSecret": ""},
-            "batch": {"timeoutSeconds": 45},
-            "terminationGracePeriodSeconds": 40,
+            "kafka": {"receiver": {"secret": "", "username": "r"}, "deadLetterTopic": "security-events"},
+            "elasticsearch": {"url": "https://es:9200", "caSecret": "", "userSecret": ""},
+            "shutdown": {"lingerSeconds": 5, "readSeconds": 10, "flushSeconds": 10, "drainSeconds": 30},
+            "terminationGracePeriodSeconds": 20,
             "receiver": {"hpa": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
         },
         [
-            "kafka.securityProtocol is SASL_SSL but kafka.tlsSecret is empty",
+            "kafka.receiver.secret is empty",
+            "elasticsearch.userSecret is empty",
             "elasticsearch.url is https but elasticsearch.caSecret is empty",
             "kafka.eventsTopic and kafka.deadLetterTopic are both",
-            "terminationGracePeriodSeconds 40 does not exceed batch.timeoutSeconds 45",
+            "terminationGracePeriodSeconds 20 does not exceed the receiver's shutdown.lingerSeconds + readSeconds",
+            "terminationGracePeriodSeconds 20 does not exceed shutdown.drainSeconds 30",
             "receiver.hpa.minReplicas 5 exceeds maxReplicas 2",
         ],
     ),
@@ -289,7 +310,7 @@ def test_invalid_values_fail_listing_every_problem(chart: str) -> None:
     overrides, expected = INVALID[chart]
     base = "tls-sasl" if chart == "kafka" else "minimal"
     values = deep_merge(injected_values(chart, base), overrides)
-    with pytest.raises(helm_python.HelmError) as caught:
+    with pytest.raises(DeployError) as caught:
         render_manifests(chart, values)
     message = str(caught.value)
     missing = [fragment for fragment in expected if fragment not in message]
@@ -305,12 +326,12 @@ def test_schema_rejects_a_misspelt_top_level_key(chart: str) -> None:
             loaded.validate_schema({**injected_values(chart, "minimal"), "imagee": {"tag": "x"}})
 
 
-@pytest.mark.parametrize("chart", CHARTS)
-def test_readme_lists_every_parameter(chart: str) -> None:
-    params = re.findall(r"^\s*## @param (\S+)", (CHARTS_DIR / chart / "values.yaml").read_text(), flags=re.M)
-    readme = (CHARTS_DIR / chart / "README.md").read_text()
-    assert params
-    assert [p for p in params if f"`{p}`" not in readme] == []
+def test_readme_parameter_tables_are_generated_from_values() -> None:
+    """Every `## @param` of every values.yaml is in its README, with its current default (scripts/chart_readme.py)."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "chart_readme.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _script_texts(docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -344,8 +365,9 @@ def test_kafka_prepare_script_formats_once_and_writes_per_pod_settings(renders: 
     prepare = next(c for c in broker["spec"]["template"]["spec"]["initContainers"] if c["name"] == "prepare")
     env = {e["name"]: e["value"] for e in prepare["env"] if "value" in e}
     root = tmp_path
-    for sub in ("config", "zone", "data/data", "bin", "tls-in", "tls-out"):
+    for sub in ("config", "zone", "data/data", "bin", "tls-in", "tls-out", "cluster-id"):
         (root / sub).mkdir(parents=True)
+    (root / "cluster-id" / "cluster-id").write_text("MkU3OEVBNTcwNTJENDM2Qg")
     (root / "common.properties").write_text(common["data"]["common.properties"])
     (root / "zone" / "zone").write_text("zone-b")
     (root / "tls-in" / "tls.key").write_text("KEY\n")
@@ -361,6 +383,7 @@ def test_kafka_prepare_script_formats_once_and_writes_per_pod_settings(renders: 
         "/var/run/kafka/tls": str(root / "tls-out"),
         "/var/lib/kafka": str(root / "data"),
         "/opt/kafka/bin": str(root / "bin"),
+        "/etc/kafka/cluster-id": str(root / "cluster-id"),
     }
     for original, replacement in paths.items():
         script = script.replace(original, replacement)
@@ -369,9 +392,8 @@ def test_kafka_prepare_script_formats_once_and_writes_per_pod_settings(renders: 
         "PATH": "/usr/bin:/bin",
         "POD_NAME": "platform-kafka-broker-2",
         "POD_NAMESPACE": "platform",
-        "CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qg",
-        "SCRAM_ADMIN_PASSWORD": "from-secret",
     }
+    run_env["CLUSTER_ID_FILE"] = run_env["CLUSTER_ID_FILE"].replace("/etc/kafka/cluster-id", str(root / "cluster-id"))
     for _ in range(2):
         subprocess.run(["bash", "-c", script], env=run_env, check=True, capture_output=True, text=True)
         (root / "data" / "data" / "meta.properties").write_text("formatted\n")
@@ -382,11 +404,12 @@ def test_kafka_prepare_script_formats_once_and_writes_per_pod_settings(renders: 
     assert props["process.roles"] == "broker"
     assert props["broker.rack"] == "zone-b"
     fqdn = "platform-kafka-broker-2.platform-kafka-broker-headless.platform.svc.cluster.local"
-    assert props["advertised.listeners"] == f"INTERNAL://{fqdn}:9092,CLIENT://{fqdn}:9094,EXTERNAL://localhost:30094"
+    assert props["advertised.listeners"] == f"INTERNAL://{fqdn}:9092,CLIENT://{fqdn}:9094,EXTERNAL://127.0.0.1:30094"
     format_calls = calls.read_text().splitlines()
     assert len(format_calls) == 1, "storage must be formatted exactly once"
     assert f"--release-version {catalog_values('kafka')['metadataVersion']}" in format_calls[0]
-    assert "SCRAM-SHA-512=[name=admin,password=from-secret]" in format_calls[0]
+    assert "--cluster-id MkU3OEVBNTcwNTJENDM2Qg" in format_calls[0]
+    assert "--add-scram" not in format_calls[0]  # mutual TLS: no SCRAM credential is bootstrapped
     assert (root / "tls-out" / "keystore.pem").read_text() == "KEY\nCRT\n"
 
 
@@ -478,7 +501,8 @@ def test_elasticsearch_templates_job_is_behind_a_value() -> None:
     docs = documents(render_manifests("elasticsearch", values, kube="1.33"))
     job = next(d for d in docs if d["kind"] == "Job")
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["toolkit", "es", "apply-templates"]
+    assert container["command"][:3] == ["toolkit", "es", "apply-templates"]
+    assert "--password-file=/etc/toolkit/es-bootstrap/password" in container["command"]
     from toolkit.catalog import load
 
     workers = load().component("workers")
@@ -492,17 +516,14 @@ def test_elasticsearch_templates_job_is_behind_a_value() -> None:
     ]
 
 
-def test_workers_env_names_come_from_the_values_map(renders: Any) -> None:
-    names = yaml.safe_load((CHARTS_DIR / "ingest-workers" / "values.yaml").read_text())["envNames"]
-    assert all(name.startswith("TOOLKIT_WORKER_") for name in names.values())
+def test_workers_run_the_worker_with_its_probes_and_a_long_enough_grace(renders: Any) -> None:
     for _, spec in pod_specs(renders.docs("ingest-workers", "tls-sasl")):
         container = spec["containers"][0]
         assert container["command"][0] == "toolkit-worker"
-        used = {e["name"] for e in container["env"]}
-        assert used <= set(names.values()), used - set(names.values())
+        assert all(e["name"].startswith("TOOLKIT_WORKER_") for e in container["env"])
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert spec["terminationGracePeriodSeconds"] > 30
+        assert spec["terminationGracePeriodSeconds"] > 35
 
 
 def test_workers_network_policies_allow_only_platform_flows(renders: Any) -> None:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 from kind_support import kind_missing
 
-from toolkit.config.environments import Endpoints, Environment
-from toolkit.config.platform import PlatformSpec
+from toolkit.config.access import Access, EsAccess, KafkaAccess
+from toolkit.config.environments import Environment, resolve
 
 pytestmark = pytest.mark.kind
 
@@ -29,13 +29,11 @@ MISSING = kind_missing()
 needs_kind = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
-def kind_env(namespace: str = "default", endpoints: Endpoints | None = None) -> Environment:
-    return Environment(
-        name="kind",
-        kind="kind",
-        kube_context="kind-toolkit",
-        platform=PlatformSpec(namespace=namespace),
-        endpoints=endpoints or Endpoints(),
+def kind_env(namespace: str = "default", access: Access | None = None) -> Environment:
+    """The built-in kind environment (its access: kind-config.yaml's NodePorts), in `namespace`."""
+    base = resolve("kind")
+    return base.model_copy(
+        update={"platform": base.platform.model_copy(update={"namespace": namespace}), "access": access or base.access}
     )
 
 
@@ -138,11 +136,11 @@ def test_real_data_plane_observation_from_outside_the_cluster():
     from toolkit.model import Health
     from toolkit.targets.real import open_real_target
 
-    endpoints = Endpoints(
-        kafka_bootstrap=os.environ.get("TOOLKIT_KIND_KAFKA", "127.0.0.1:30092"),
-        elasticsearch_url=os.environ.get("TOOLKIT_KIND_ES", "http://127.0.0.1:30920"),
+    access = Access(
+        kafka=KafkaAccess(bootstrap=os.environ.get("TOOLKIT_KIND_KAFKA", "127.0.0.1:30092")),
+        elasticsearch=EsAccess(url=os.environ.get("TOOLKIT_KIND_ES", "https://127.0.0.1:30920")),
     )
-    with open_real_target(kind_env(str(PLATFORM_NS), endpoints)) as target:
+    with open_real_target(kind_env(str(PLATFORM_NS), access)) as target:
         assert target.simulated is False
         state = target.observe()
     assert state.kafka.nodes and all(n.reachable for n in state.kafka.nodes)

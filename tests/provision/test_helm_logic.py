@@ -11,6 +11,7 @@ import yaml
 from provision_support import render_manifests, write_environment
 
 from toolkit.config.environments import resolve
+from toolkit.config.wiring import RELEASES
 from toolkit.operations import UsageError
 from toolkit.provision import helm, values
 
@@ -22,7 +23,7 @@ def rendered(component: str, version: str | None = None) -> str:
         chart,
         values.chart_values(env, component, version),
         kube="1.20",
-        release=values.RELEASES[component],
+        release=RELEASES[component],
         namespace=env.platform.namespace,
     )
     return "\n---\n".join(text for name, text in sorted(manifests.items()) if not name.endswith("NOTES.txt"))

@@ -13,6 +13,7 @@ from provision_support import render_manifests, write_environment
 
 from toolkit import catalog
 from toolkit.config.environments import Environment, resolve
+from toolkit.config.wiring import RELEASES
 from toolkit.operations import UsageError
 from toolkit.provision import values
 from toolkit.provision.helm import CHARTS_DIR, environment_values, overrides_file
@@ -79,7 +80,7 @@ def test_the_charts_accept_the_values(env_name: str, component: str) -> None:
     report = helm_python.lint(CHARTS_DIR / chart, got, strict=True)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert report["errors"] == [] and problems == [], problems or report["errors"]
-    rendered = render_manifests(chart, got, kube="1.20", release=values.RELEASES[component])
+    rendered = render_manifests(chart, got, kube="1.20", release=RELEASES[component])
     docs = [
         doc
         for name, text in rendered.items()

@@ -145,12 +145,13 @@ def test_plan_indices_command_table_json_and_refusal():
     assert "refused: these inputs do not fit" in refused.output and "use at least" in refused.output
 
 
-def test_apply_templates_without_an_elasticsearch_endpoint_is_a_usage_error(tmp_path, monkeypatch):
+def test_apply_templates_without_a_reachable_cluster_is_a_usage_error_naming_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     (tmp_path / "noes.yaml").write_text("kind: kube\nkube_context: x\n")
     result = runner.invoke(app, ["apply-templates", "--env", "noes"])
     assert result.exit_code == 2
-    assert "has no Elasticsearch endpoint" in result.output
+    assert "environment noes: cannot configure a Kubernetes client" in result.output and "context x" in result.output
 
 
 def test_cli_module_keeps_heavy_imports_out_of_import_time():

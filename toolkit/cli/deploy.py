@@ -7,6 +7,7 @@ missing kubeconfig or context, bad --output).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,18 +20,36 @@ def command(
     check: Annotated[
         bool, typer.Option("--check", help="preview only: show what would change per chart (with the diff)")
     ] = False,
+    render: Annotated[
+        Path | None,
+        typer.Option("--render", help="write the manifests deploy would apply to DIR (no cluster needed), and stop"),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
     """Deploy the platform (namespace, certificates and credentials, Kafka, Elasticsearch, workers) into an
-    environment; a second run with the same configuration changes nothing."""
+    environment; a second run with the same configuration changes nothing. With --render, write the manifests
+    instead (one file per release and its values), as `helm template` would: GitOps users commit these."""
     import json
 
     from toolkit.provision import ansible
-    from toolkit.provision.deploy import deploy_platform
+    from toolkit.provision.deploy import deploy_platform, render_platform
     from toolkit.provision.helm import DeployError
 
     check_output(output)
     resolved = environment(env)
+    if render is not None:
+        try:
+            rendered = guarded(lambda: render_platform(resolved, render))
+        except DeployError as exc:
+            die(EXIT_HALTED, f"error: {exc}")
+        if output == "json":
+            print(json.dumps({"environment": rendered.environment, "versions": rendered.versions,
+                              "files": rendered.files}, indent=2))  # fmt: skip
+        else:
+            print(f"rendered {resolved.name} ({', '.join(f'{c}={v}' for c, v in rendered.versions.items())}):")
+            for name in rendered.files:
+                print(f"  {name}")
+        return
     try:
         result = guarded(lambda: deploy_platform(resolved, check=check))
     except (ansible.AnsibleRunError, DeployError) as exc:

@@ -4,13 +4,21 @@ the logic lives in `toolkit.indices` (pure) and `toolkit.targets.es_indices` (th
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_REFUSED, EXIT_USAGE, EnvOption, OutputOption, check_output, die
+from toolkit.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    EnvOption,
+    OutputOption,
+    check_output,
+    die,
+    environment,
+    guarded,
+)
 
 app = typer.Typer(help="Elasticsearch index management: templates, rollover, shard sizing.", no_args_is_help=True)
 
@@ -27,51 +35,32 @@ def apply_templates(
     delete_after_days: Annotated[int | None, typer.Option(help="ILM only: delete indices this old")] = None,
     refresh_interval: Annotated[str, typer.Option(help="index.refresh_interval")] = "30s",
     mode: Annotated[str, typer.Option(help="auto (detect ILM), ilm or alias")] = "auto",
+    url: Annotated[str | None, typer.Option(help="Elasticsearch URL (instead of --env: the templates Job)")] = None,
+    ca_file: Annotated[str | None, typer.Option(help="with --url: CA certificate file")] = None,
+    username: Annotated[str | None, typer.Option(help="with --url: user name")] = None,
+    password_file: Annotated[str | None, typer.Option(help="with --url: file holding the password")] = None,
     output: OutputOption = "table",
 ) -> None:
-    """Install the index template and rollover policy, and bootstrap the write alias (idempotent)."""
+    """Install the index template and rollover policy, and bootstrap the write alias (idempotent). The cluster is
+    the environment's (its access discovered from the deployed release), or the one given with --url."""
     check_output(output)
     if mode not in ("auto", "ilm", "alias"):
         die(EXIT_USAGE, f"error: --mode {mode!r} is not supported: use auto, ilm or alias")
-    from toolkit.config.environments import EnvironmentError_, resolve
+    from toolkit import operations
+    from toolkit.config.access import EsConnection
     from toolkit.indices import IndexLayout, RolloverPolicy
 
-    try:
-        environment = resolve(env)
-    except EnvironmentError_ as exc:
-        die(EXIT_USAGE, f"error: {exc}")
-    endpoints = environment.endpoints
-    if not endpoints.elasticsearch_url:
-        die(
-            EXIT_USAGE,
-            f"error: environment {environment.name!r} has no Elasticsearch endpoint "
-            f"(endpoints.elasticsearch_url in {environment.source or 'its file'}): "
-            "add it, or pick an environment that has one",
-        )
     try:
         policy = RolloverPolicy(rollover_size_gb, rollover_docs, max_age_days, delete_after_days)
         layout = IndexLayout(alias, shards, replicas, refresh_interval, policy)
     except ValueError as exc:
         die(EXIT_USAGE, f"error: {exc}")
-    secrets = {
-        "username": os.environ.get(endpoints.username_env) if endpoints.username_env else None,
-        "password": os.environ.get(endpoints.password_env) if endpoints.password_env else None,
-        "api_key": os.environ.get(endpoints.api_key_env) if endpoints.api_key_env else None,
-    }
-    from elasticsearch import TransportError
-
-    from toolkit.targets.es_indices import IndexManagementError, apply_index_management, client
-
-    es = client(endpoints.elasticsearch_url, endpoints.ca_file, **secrets)
-    try:
-        result = apply_index_management(es, layout, None if mode == "auto" else mode)  # type: ignore[arg-type]
-    except IndexManagementError as exc:
-        die(EXIT_REFUSED, f"refused: {exc}")
-    except TransportError as exc:
-        die(
-            EXIT_USAGE,
-            f"error: Elasticsearch at {endpoints.elasticsearch_url} does not answer: {exc.message}",
-        )
+    if url:
+        connection = EsConnection(url=url, ca_file=ca_file, username=username, password_file=password_file)
+        result = guarded(lambda: operations.apply_index_templates(None, connection, layout, mode))
+    else:
+        resolved = environment(env)
+        result = guarded(lambda: operations.apply_index_templates(resolved, None, layout, mode))
     if output == "json":
         typer.echo(json.dumps(asdict(result), indent=2))
         return

@@ -19,7 +19,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from toolkit.config.access import Access
 from toolkit.config.platform import PlatformSpec
+from toolkit.config.wiring import Wiring, wiring_for
 from toolkit.errors import UsageError
 
 BUILTIN_DIR = Path(__file__).with_name("environments")
@@ -31,16 +33,6 @@ class EnvironmentError_(UsageError):
     """An environment that cannot be resolved or read."""
 
 
-class Endpoints(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    kafka_bootstrap: str | None = None
-    elasticsearch_url: str | None = None
-    ca_file: str | None = None
-    username_env: str | None = None  # name of the environment variable that holds the user name
-    password_env: str | None = None  # ... and the password (never the secret itself)
-    api_key_env: str | None = None
-
-
 class Environment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str
@@ -49,13 +41,26 @@ class Environment(BaseModel):
     kube_context: str | None = None
     kubeconfig: str | None = None
     platform: PlatformSpec = Field(default_factory=PlatformSpec)
-    endpoints: Endpoints = Field(default_factory=Endpoints)
+    access: Access = Field(default_factory=Access)
     sim: dict[str, float] = Field(default_factory=dict, description="simulation parameters (sim and local)")
     source: str = ""
 
     @property
     def simulated(self) -> bool:
-        return self.kind == "sim"
+        """The one answer to "is what the engine gates on modelled?": the whole platform on `sim`, the multi-node
+        Kafka/Elasticsearch data plane on `local` (its Kubernetes side is real). Every output built on it says so."""
+        return self.kind in ("sim", "local")
+
+    @property
+    def wiring(self) -> Wiring:
+        """Service names, Secrets and identities of this environment's platform (toolkit.config.wiring)."""
+        spec = self.platform
+        return wiring_for(
+            spec.namespace,
+            spec.kafka.client_authentication,
+            spec.kafka.combined,
+            tuple(s.name for s in spec.elasticsearch.node_sets),
+        )
 
     def state_dir(self) -> Path:
         return state_root() / self.name

@@ -29,6 +29,9 @@ class KafkaSpec(_Spec):
     replication_factor: int = Field(3, ge=1)
     min_insync_replicas: int = Field(2, ge=1)
     storage_gi: int = Field(100, ge=1)
+    client_authentication: Literal["tls", "scram-sha-512"] = Field(
+        "tls", description="how clients authenticate on the CLIENT listener: mutual TLS, or SCRAM over TLS"
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> KafkaSpec:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolkit.config.environments import Environment
@@ -167,3 +168,43 @@ def deploy_platform(environment: Environment, check: bool = False) -> DeployResu
             )
         )
     return result
+
+
+@dataclass
+class Rendered:
+    environment: str
+    directory: str
+    versions: dict[str, str]
+    files: list[str] = field(default_factory=list)
+
+
+def render_platform(environment: Environment, directory: Path, versions: dict[str, str] | None = None) -> Rendered:
+    """Write, without a cluster, exactly the manifests `deploy` would apply (as `helm template` does): one file per
+    release (`<release>.yaml`) plus its effective values (`<release>.values.yaml`), for the versions given or the
+    environment file's. Secrets are not among them: `deploy` creates those in the cluster (they never reach disk)."""
+    import yaml
+
+    from toolkit import catalog
+    from toolkit.config.wiring import RELEASES
+
+    if environment.kind == "sim":
+        raise UsageError(f"environment {environment.name} is simulated (kind sim): it has no manifests to render")
+    wanted = {c: environment.platform.version_of(c) for c in catalog.load().upgrade_order} | dict(versions or {})
+    directory.mkdir(parents=True, exist_ok=True)
+    out = Rendered(environment.name, str(directory), wanted)
+    for component in catalog.load().upgrade_order:
+        values = helm.environment_values(environment, component, wanted[component])
+        release = RELEASES[component]
+        rendered = helm.render_offline(
+            catalog.load().component(component).chart,
+            values,
+            release=release,
+            namespace=environment.platform.namespace,
+            kube=helm.RENDER_KUBE.get(environment.kind),
+        )
+        manifest = directory / f"{release}.yaml"
+        manifest.write_text(helm.manifest_of(rendered))
+        values_file = directory / f"{release}.values.yaml"
+        values_file.write_text(yaml.safe_dump(values, sort_keys=False))
+        out.files += [str(manifest), str(values_file)]
+    return out

@@ -50,6 +50,7 @@ from typing import Any
 import yaml
 
 from toolkit.config.environments import Environment
+from toolkit.config.wiring import RELEASES
 from toolkit.errors import UsageError
 from toolkit.provision import values as values_mod
 
@@ -375,11 +376,9 @@ class HelmReleases:
         config: dict[str, Any] = {}
         if self.current(component) is not None:
             try:
-                config = dict(self.config.get_values(values_mod.RELEASES[component]) or {})
+                config = dict(self.config.get_values(RELEASES[component]) or {})
             except helm_python.HelmError as exc:
-                raise DeployError(
-                    f"cannot read the values of release {values_mod.RELEASES[component]}: {exc}"
-                ) from None
+                raise DeployError(f"cannot read the values of release {RELEASES[component]}: {exc}") from None
         deployed = str((config.get("image") or {}).get("tag") or "")
         wanted = str(values.get("image", {}).get("tag") or "")
         values["previousVersion"] = (
@@ -391,7 +390,7 @@ class HelmReleases:
         """The release's latest revision (status() of Helm) or None when there is none."""
         import helm_python
 
-        release = values_mod.RELEASES[component]
+        release = RELEASES[component]
         try:
             found = self.config.list(all_states=True, name_filter=f"^{release}$")
         except helm_python.HelmError as exc:
@@ -415,7 +414,7 @@ class HelmReleases:
         """Every stored revision of the release, oldest first (empty when never installed)."""
         import helm_python
 
-        release = values_mod.RELEASES[component]
+        release = RELEASES[component]
         if self.current(component) is None:
             return []
         try:
@@ -457,7 +456,7 @@ class HelmReleases:
         changes = diff_manifests(current.get("manifest", "") if current else "", wanted, self.namespace)
         return ReleaseDiff(
             component=component,
-            release=values_mod.RELEASES[component],
+            release=RELEASES[component],
             chart=values_mod.chart_of(component),
             installed=current is not None,
             status=str(current.get("status", "")) if current else "",
@@ -469,7 +468,7 @@ class HelmReleases:
 
     def apply(self, component: str, values: Mapping[str, Any], check: bool = False) -> ApplyResult:
         """Install or upgrade the release to `values` when the rendered objects differ (see the module docstring)."""
-        release = values_mod.RELEASES[component]
+        release = RELEASES[component]
         current = self.current(component)
         if current is not None and str(current.get("status", "")).startswith("pending"):
             raise DeployError(
@@ -585,7 +584,7 @@ class HelmReleases:
         import helm_python
         from helm_python import _native
 
-        release = values_mod.RELEASES[component]
+        release = RELEASES[component]
         chart_dir = CHARTS_DIR / values_mod.chart_of(component)
         opts: dict[str, Any] = {
             "namespace": self.namespace,
@@ -625,3 +624,63 @@ def iter_components() -> Iterator[str]:
     from toolkit import catalog
 
     yield from catalog.load().upgrade_order
+
+
+# ---------------------------------------------------------------------------------------------- offline rendering
+
+# What a cluster of each Kubernetes version serves, as `helm template --kube-version --api-versions` takes it:
+# 1.20 serves neither policy/v1 nor autoscaling/v2 (the local control plane); later versions serve both.
+API_VERSIONS_1_20 = (
+    "policy/v1beta1",
+    "policy/v1beta1/PodDisruptionBudget",
+    "autoscaling/v2beta2",
+    "autoscaling/v2beta2/HorizontalPodAutoscaler",
+)
+API_VERSIONS_MODERN = (
+    "policy/v1",
+    "policy/v1/PodDisruptionBudget",
+    "autoscaling/v2",
+    "autoscaling/v2/HorizontalPodAutoscaler",
+)
+KUBE_CAPABILITIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "1.20": ("v1.20.2", API_VERSIONS_1_20),
+    "1.25": ("v1.25.0", API_VERSIONS_MODERN),
+    "1.33": ("v1.33.0", API_VERSIONS_MODERN),
+}
+# the Kubernetes version each kind of environment runs, for rendering without a cluster
+RENDER_KUBE = {"local": "1.20", "kind": "1.33", "kube": "1.33"}
+
+
+def render_offline(
+    chart: str,
+    values: Mapping[str, Any],
+    *,
+    release: str,
+    namespace: str,
+    kube: str | None = None,
+    is_upgrade: bool = False,
+) -> dict[str, str]:
+    """Render `chart` without a cluster, as `helm template` would (template name -> text), for the Kubernetes version
+    key `kube` (a key of KUBE_CAPABILITIES) or Helm's default capabilities."""
+    import helm_python
+    from helm_python import _native
+
+    opts: dict[str, Any] = {"name": release, "namespace": namespace}
+    if is_upgrade:
+        opts.update(is_install=False, is_upgrade=True)
+    if kube is not None:
+        kube_version, api_versions = KUBE_CAPABILITIES[kube]
+        opts.update(kube_version=kube_version, api_versions=list(api_versions))
+    try:
+        with helm_python.Chart.load(CHARTS_DIR / chart) as loaded:
+            raw = _native.call_string("helm_render", loaded._raw(), json.dumps(dict(values)), json.dumps(opts))
+    except helm_python.HelmError as exc:
+        raise DeployError(f"rendering chart {chart} (release {release}) failed: {str(exc).strip()}") from None
+    rendered: dict[str, str] = json.loads(raw)
+    return rendered
+
+
+def manifest_of(rendered: Mapping[str, str]) -> str:
+    """One multi-document manifest from rendered templates, in template order (NOTES.txt left out)."""
+    parts = [text.strip() for name, text in sorted(rendered.items()) if not name.endswith("NOTES.txt") and text.strip()]
+    return "\n---\n".join(parts) + "\n"

@@ -3,8 +3,8 @@ Ansible module and the tests.
 
 `chart_values(environment, component, version=None, overrides=None)` builds, in this order (later wins, maps
 merge key by key as Helm merges values, lists and scalars are replaced):
-1. the platform spec of the environment: sizes (replicas, storage, node sets, partitions), namespace-derived
-   service addresses, and the Secret names the `common` role creates (`SECRETS`);
+1. the platform spec of the environment: sizes (replicas, storage, node sets, partitions), and its wiring
+   (`toolkit.config.wiring`): Service addresses, Secret names, identities, topics, group and alias;
 2. what the kind of environment needs (`local`: static volumes of class `toolkit-local` and no hook Jobs, since the
    node agent never completes a pod; `kind`: the `standard` class and the NodePorts of kind-config.yaml; `kube`:
    the `encrypted-gp3` class made by the region stack, forced zone awareness, autoscaled workers);
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from toolkit import catalog as catalog_mod
@@ -31,13 +30,10 @@ from toolkit.config.platform import NodeSetSpec
 from toolkit.errors import UsageError
 
 COMPONENTS = ("kafka", "elasticsearch", "workers")
-# Helm release of each component; with these names the charts' resource prefix equals the release name.
-RELEASES: dict[str, str] = {"kafka": "kafka", "elasticsearch": "elasticsearch", "workers": "ingest-workers"}
 LOCAL_STORAGE_CLASS = "toolkit-local"
 KIND_STORAGE_CLASS = "standard"
 KUBE_STORAGE_CLASS = "encrypted-gp3"  # created by the region's Pulumi stack (stacks/platform_region/cluster.py)
-KAFKA_CLIENT_PORT = 9094
-ES_HTTP_PORT = 9200
+KIND_HOST = "127.0.0.1"  # where kind-config.yaml maps the NodePorts on the machine running kind
 # Values only the catalog may set; an override file naming one of them is refused.
 CATALOG_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "kafka": (("image", "repository"), ("image", "tag"), ("metadataVersion",), ("toolkitImage", "repository"),
@@ -46,25 +42,6 @@ CATALOG_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
                       ("toolkitImage", "tag")),
     "workers": (("image", "repository"), ("image", "tag")),
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PlatformSecrets:
-    """Names of the Secrets the `common` role generates once per namespace and the charts reference."""
-
-    ca: str = "platform-ca"  # ca.crt + ca.key: signs every certificate below
-    kafka_tls: str = "kafka-tls"  # broker/controller certificate (tls.key PKCS#8) + ca.crt
-    kafka_admin: str = "kafka-admin-scram"  # key: password
-    kafka_receiver_user: str = "kafka-user-syslog-receiver"  # key: password
-    kafka_indexer_user: str = "kafka-user-indexer"  # key: password
-    es_tls: str = "es-tls"  # transport + HTTP certificate + ca.crt
-    es_ca: str = "es-ca"  # ca.crt only: what the indexer needs to verify Elasticsearch
-    es_elastic_user: str = "es-elastic-user"  # key: elastic
-    workers_kafka_tls: str = "workers-kafka-tls"  # client certificate of the workers (mTLS to Kafka) + ca.crt
-    syslog_tls: str = "syslog-tls"  # syslog-over-TLS server certificate
-
-
-SECRETS = PlatformSecrets()
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,18 +58,6 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def chart_of(component: str) -> str:
     """The chart directory name of a component (from the catalog)."""
     return catalog_mod.load().component(component).chart
-
-
-def service_host(environment: Environment, service: str) -> str:
-    return f"{service}.{environment.platform.namespace}.svc.cluster.local"
-
-
-def kafka_bootstrap(environment: Environment) -> str:
-    return f"{service_host(environment, RELEASES['kafka'] + '-bootstrap')}:{KAFKA_CLIENT_PORT}"
-
-
-def elasticsearch_url(environment: Environment) -> str:
-    return f"https://{service_host(environment, RELEASES['elasticsearch'] + '-http')}:{ES_HTTP_PORT}"
 
 
 def catalog_values(component: str, version: str) -> dict[str, Any]:
@@ -137,7 +102,17 @@ def _small(environment: Environment) -> bool:
 
 def _kafka_values(environment: Environment) -> dict[str, Any]:
     spec = environment.platform.kafka
+    wiring = environment.wiring
     small = _small(environment)
+    scram = wiring.kafka_client_auth == "scram-sha-512"
+    users: list[dict[str, Any]] = [
+        {"name": wiring.receiver.name, "role": "receiver"},
+        {"name": wiring.indexer.name, "role": "indexer", "consumerGroup": wiring.indexer_group},
+        {"name": wiring.orchestrator.name, "role": "orchestrator"},
+    ]
+    if scram:
+        secrets = {i.name: i.kafka_secret for i in wiring.identities}
+        users = [{**u, "existingSecret": secrets[u["name"]]} for u in users]
     values: dict[str, Any] = {
         "mode": "combined" if spec.combined else "dedicated",
         "broker": {
@@ -151,30 +126,15 @@ def _kafka_values(environment: Environment) -> dict[str, Any]:
             "numPartitions": spec.partitions_per_topic,
         },
         "topics": {
-            # The setup Job is a hook: on local no pod ever completes, so Helm would wait for it forever.
+            # The setup Job is a hook: on local no Kafka pod runs a broker, so Helm would wait for it forever.
             "create": environment.kind != "local",
-            "events": {"partitions": spec.partitions_per_topic},
+            "events": {"name": wiring.events_topic, "partitions": spec.partitions_per_topic},
+            "deadLetters": {"name": wiring.dead_letter_topic},
         },
-        "tls": {"enabled": True, "existingSecret": SECRETS.kafka_tls},
-        "sasl": {
-            "enabled": True,
-            "admin": {"existingSecret": SECRETS.kafka_admin},
-            "users": [
-                {
-                    "name": "syslog-receiver",
-                    "role": "receiver",
-                    "existingSecret": SECRETS.kafka_receiver_user,
-                    "passwordKey": "password",
-                },
-                {
-                    "name": "indexer",
-                    "role": "indexer",
-                    "existingSecret": SECRETS.kafka_indexer_user,
-                    "passwordKey": "password",
-                    "consumerGroup": "indexer",
-                },
-            ],
-        },
+        "tls": {"enabled": True, "existingSecret": wiring.secrets.kafka_tls},
+        "clientAuthentication": {"type": wiring.kafka_client_auth},
+        "admin": {"name": wiring.admin.name, **({"existingSecret": wiring.admin.kafka_secret} if scram else {})},
+        "users": users,
         "persistence": _persistence(environment),
     }
     if not spec.combined:
@@ -183,7 +143,7 @@ def _kafka_values(environment: Environment) -> dict[str, Any]:
             "resources": _resources("250m", "1Gi", "1") if small else _resources("500m", "2Gi", "1"),
         }
     if environment.kind == "kind":
-        values["external"] = {"enabled": True, "host": "localhost", "nodePortBase": 30092}
+        values["external"] = {"enabled": True, "host": KIND_HOST, "nodePortBase": 30092}
     return values
 
 
@@ -205,13 +165,19 @@ def _node_set(node_set: NodeSetSpec, small: bool) -> dict[str, Any]:
 
 def _elasticsearch_values(environment: Environment) -> dict[str, Any]:
     spec = environment.platform.elasticsearch
+    wiring = environment.wiring
     values: dict[str, Any] = {
         "nodeSets": [_node_set(s, _small(environment)) for s in spec.node_sets],
-        "auth": {"existingSecret": SECRETS.es_elastic_user, "passwordKey": "elastic"},
-        "tls": {"existingSecret": SECRETS.es_tls, "http": True},
+        "auth": {
+            "existingSecret": wiring.admin.es_secret,
+            "fileRealmSecret": wiring.secrets.es_file_realm,
+            "probeSecret": wiring.probe.es_secret,
+            "indexPatterns": [f"{wiring.write_alias}*"],
+        },
+        "tls": {"existingSecret": wiring.secrets.es_tls, "http": True},
         "persistence": _persistence(environment),
-        # A hook Job: never completes on local (see the kafka setup Job).
-        "templatesJob": {"enabled": environment.kind != "local"},
+        # A hook Job: on local no Elasticsearch node runs, so Helm would wait for it forever.
+        "templatesJob": {"enabled": environment.kind != "local", "alias": wiring.write_alias},
     }
     if environment.kind == "kube":
         values["zoneAwareness"] = {"enabled": True, "forcedZones": list(environment.platform.zones)}
@@ -222,6 +188,7 @@ def _elasticsearch_values(environment: Environment) -> dict[str, Any]:
 
 def _workers_values(environment: Environment) -> dict[str, Any]:
     spec = environment.platform.workers
+    wiring = environment.wiring
     autoscaled = environment.kind == "kube"
 
     def hpa(replicas: int) -> dict[str, Any]:
@@ -231,19 +198,24 @@ def _workers_values(environment: Environment) -> dict[str, Any]:
 
     values: dict[str, Any] = {
         "kafka": {
-            "bootstrap": kafka_bootstrap(environment),
-            "securityProtocol": "SASL_SSL",
-            "tlsSecret": SECRETS.workers_kafka_tls,
-            "receiverUser": {"existingSecret": SECRETS.kafka_receiver_user, "passwordKey": "password"},
-            "indexerUser": {"existingSecret": SECRETS.kafka_indexer_user, "passwordKey": "password"},
+            "bootstrap": wiring.kafka_bootstrap.address,
+            "authentication": wiring.kafka_client_auth,
+            "eventsTopic": wiring.events_topic,
+            "deadLetterTopic": wiring.dead_letter_topic,
+            "consumerGroup": wiring.indexer_group,
+            "receiver": {"secret": wiring.receiver.kafka_secret, "username": wiring.receiver.name},
+            "indexer": {"secret": wiring.indexer.kafka_secret, "username": wiring.indexer.name},
+            "port": wiring.kafka_bootstrap.port,
         },
         "elasticsearch": {
-            "url": elasticsearch_url(environment),
-            "existingSecret": SECRETS.es_elastic_user,
-            "passwordKey": "elastic",
-            "caSecret": SECRETS.es_ca,
+            "url": wiring.elasticsearch_url,
+            "username": wiring.indexer.name,
+            "userSecret": wiring.indexer.es_secret,
+            "caSecret": wiring.secrets.ca,
+            "writeAlias": wiring.write_alias,
+            "port": wiring.elasticsearch.port,
         },
-        "receiver": {"replicas": spec.receivers, "tlsSecret": SECRETS.syslog_tls, "hpa": hpa(spec.receivers)},
+        "receiver": {"replicas": spec.receivers, "tlsSecret": wiring.secrets.syslog_tls, "hpa": hpa(spec.receivers)},
         "indexer": {"replicas": spec.indexers, "hpa": hpa(spec.indexers)},
     }
     if environment.kind == "kind":

@@ -15,7 +15,8 @@ Threads (each loop ends when the load stops, and in any case after `LiveLoadConf
 After `stop()`, `drain(timeout)` waits until the producer flushed, the probe consumer read every acknowledged
 message, the tap reached the events topic's end and the indexer lag is 0; `verify()` then refreshes the write alias
 and asks Elasticsearch for the run's `_count` and for repeated ids (terms aggregations, min_doc_count 2).
-Every address comes from the environment's endpoints or the receiver list given by the caller: loopback on local.
+Every address comes from the connections given by the caller (discovered from the deployed release) or the
+receiver list given by the caller.
 
 Local helpers (Kubernetes): `annotate_worker_pods` patches the worker Deployments' pod template with the node
 agent's `toolkit.io/host-command` (the chart has no pod-annotation value, and a patch after deploy keeps the chart
@@ -44,7 +45,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from toolkit.config.environments import Endpoints
+from toolkit.config.access import EsConnection, KafkaConnection
 from toolkit.rehearsal.live import (
     Outage,
     ProbeLedger,
@@ -57,7 +58,7 @@ from toolkit.rehearsal.live import (
     summary,
     syslog_line,
 )
-from toolkit.targets.es_admin import client_from_endpoints
+from toolkit.targets.es_admin import client_for
 from toolkit.targets.kafka_admin import client_config
 
 RUN_LABEL = "toolkit.io/rehearsal-run"
@@ -99,7 +100,8 @@ class ReceiverEndpoint:
 @dataclass
 class LiveLoadConfig:
     run_tag: str
-    endpoints: Endpoints  # Kafka bootstrap and Elasticsearch URL (+ CA and credentials) of the environment
+    kafka: KafkaConnection  # how the load reaches Kafka (address, CA, identity)
+    elasticsearch: EsConnection  # ... and Elasticsearch
     events_topic: str  # where the receivers write
     indexer_group: str  # the indexers' consumer group
     write_alias: str  # the indexers' write alias
@@ -139,8 +141,8 @@ def _now_iso() -> str:
 class LiveLoad:
     def __init__(self, config: LiveLoadConfig) -> None:
         self.config = config
-        self.kafka_conf = client_config(config.endpoints)
-        self.es = client_from_endpoints(config.endpoints)
+        self.kafka_conf = client_config(config.kafka, client_id=f"{config.run_tag}-load")
+        self.es = client_for(config.elasticsearch, request_timeout=10)
         self.probe = ProbeLedger()
         self.syslog = SyslogLedger()
         self.sampler = _Sampler()
@@ -174,7 +176,7 @@ class LiveLoad:
             admin.create_topics([topic])[self.config.probe_topic].result(30)
         except Exception as exc:
             raise LiveLoadError(
-                f"cannot create the probe topic {self.config.probe_topic} at {self.config.endpoints.kafka_bootstrap}: "
+                f"cannot create the probe topic {self.config.probe_topic} at {self.config.kafka.bootstrap}: "
                 f"{exc}; check that Kafka answers there and the user may create topics"
             ) from None
         self._tap_start = self._watermarks(self.config.events_topic, high=True)
@@ -708,9 +710,9 @@ def delete_run_namespaces(api: Any, run_id: str) -> list[str]:
     return names
 
 
-def create_topics(endpoints: Endpoints, partitions: dict[str, int]) -> None:
+def create_topics(connection: KafkaConnection, partitions: dict[str, int]) -> None:
     """Create the run's topics (replication 1: the single-node peer)."""
-    admin = AdminClient(client_config(endpoints))
+    admin = AdminClient(client_config(connection))
     futures = admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()])
     for future in futures.values():
         future.result(30)
@@ -727,37 +729,3 @@ def workers_ready(api: Any, namespace: str, ports_dir: Path) -> bool:
             if not ReceiverEndpoint(pod.metadata.name, "127.0.0.1", 0, 0, port).ready():
                 return False
     return deployments_rolled_out(api, namespace)
-
-
-def kind_endpoints(api: Any, namespace: str, base: Endpoints, folder: Path) -> Endpoints:
-    """The run platform's client endpoints on kind: the environment's NodePort addresses, the platform CA written
-    to `folder`, and the Kafka admin / Elasticsearch `elastic` credentials from the namespace's Secrets, exported
-    in this process's environment under TOOLKIT_REHEARSAL_* names (the Endpoints model holds names, never secrets)."""
-    import base64
-    import os
-
-    from kubernetes import client
-
-    from toolkit.provision.values import SECRETS
-
-    core = client.CoreV1Api(api)
-
-    def secret(name: str, key: str) -> str:
-        data = core.read_namespaced_secret(name, namespace).data or {}
-        if key not in data:
-            raise LiveLoadError(
-                f"secret {namespace}/{name} has no key {key}: was the platform deployed by the toolkit?"
-            )
-        return base64.b64decode(data[key]).decode()
-
-    ca = folder / "platform-ca.crt"
-    ca.write_text(secret(SECRETS.ca, "ca.crt"))
-    os.environ["TOOLKIT_REHEARSAL_ES_USER"] = "elastic"
-    os.environ["TOOLKIT_REHEARSAL_ES_PASSWORD"] = secret(SECRETS.es_elastic_user, "elastic")
-    return Endpoints(
-        kafka_bootstrap=base.kafka_bootstrap,
-        elasticsearch_url=base.elasticsearch_url,
-        ca_file=str(ca),
-        username_env="TOOLKIT_REHEARSAL_ES_USER",
-        password_env="TOOLKIT_REHEARSAL_ES_PASSWORD",
-    )

@@ -55,11 +55,6 @@ LOCAL_DATA_PLANE_NOTE = (
     "Elasticsearch peer (noida-db); the multi-node Kafka/Elasticsearch the engine gated on is a SIMULATED data plane "
     "following the real pods"
 )
-# what the ingest-workers chart configures on a real cluster (charts/ingest-workers/values.yaml, worker defaults)
-CHART_EVENTS_TOPIC = "security-events"
-CHART_INDEXER_GROUP = "indexer"
-CHART_WRITE_ALIAS = "syslog-events"
-CHART_SYSLOG_SERVICE = "ingest-workers-syslog"
 
 
 @dataclass
@@ -369,27 +364,29 @@ def _rehearse_real(
 def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.ExitStack) -> Any:
     """Start the peer (stopped when `cleanup` closes), create the run's topics and index layout on it; returns the
     load configuration, whose receivers are the namespace's Ready receiver pods."""
-    from toolkit.config.environments import Endpoints
+    from toolkit.config.access import EsConnection, KafkaConnection
     from toolkit.indices import IndexLayout
     from toolkit.rehearsal import liveload
-    from toolkit.targets.es_indices import apply_index_management, client
+    from toolkit.targets.es_admin import client_for
+    from toolkit.targets.es_indices import apply_index_management
     from toolkit.targets.peer import PeerUnavailable, running_peer
 
     try:
         peer = cleanup.enter_context(running_peer(folder / "peer"))
     except PeerUnavailable as exc:
         raise UsageError(f"rehearsal on local needs the single-node peer: {exc}; pip install noida-db") from None
-    endpoints = Endpoints(kafka_bootstrap=peer.kafka_bootstrap, elasticsearch_url=peer.elasticsearch_url)
+    kafka = KafkaConnection(bootstrap=peer.kafka_bootstrap)
     config = liveload.LiveLoadConfig(
         run_tag=namespace,
-        endpoints=endpoints,
+        kafka=kafka,
+        elasticsearch=EsConnection(url=peer.elasticsearch_url),
         events_topic=f"{namespace}-events",
         indexer_group=f"{namespace}-indexer",
         write_alias=f"{namespace}-syslog",
         receivers=liveload.local_receivers(api, namespace, folder / "ports"),
     )
-    liveload.create_topics(endpoints, {config.events_topic: 3, f"{namespace}-dead-letters": 1})
-    es = client(peer.elasticsearch_url)
+    liveload.create_topics(kafka, {config.events_topic: 3, f"{namespace}-dead-letters": 1})
+    es = client_for(config.elasticsearch)
     try:
         apply_index_management(es, IndexLayout(alias=config.write_alias, replicas=0, refresh_interval="1s"))
     finally:
@@ -403,7 +400,7 @@ def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) ->
 
     ports = folder / "ports"
     common = {
-        "kafka_bootstrap": config.endpoints.kafka_bootstrap,
+        "kafka_bootstrap": config.kafka.bootstrap,
         "topic": config.events_topic,
         "dead_letter_topic": f"{namespace}-dead-letters",
         "consumer_group": config.indexer_group,
@@ -419,9 +416,7 @@ def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) ->
     }
     commands = {
         "syslog-receiver": liveload.host_command("receiver", ports, common),
-        "indexer": liveload.host_command(
-            "indexer", ports, {**common, "elasticsearch_url": config.endpoints.elasticsearch_url}
-        ),
+        "indexer": liveload.host_command("indexer", ports, {**common, "elasticsearch_url": config.elasticsearch.url}),
     }
     liveload.annotate_worker_pods(api, namespace, commands, ports)
     time.sleep(1.0)  # let the Deployment controller see the new template before judging the roll-out
@@ -429,24 +424,26 @@ def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) ->
 
 
 def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> Any:
-    """kind: the run platform's real Kafka and Elasticsearch at the environment's NodePorts, the receivers behind
-    the syslog Service's NodePorts, the chart's topic, group and alias."""
+    """kind: the run platform's real Kafka and Elasticsearch at the environment's NodePorts, reached as the platform's
+    admin identity (its CA and credentials read from the run namespace's Secrets), the receivers behind the syslog
+    Service's NodePorts, the chart's topic, group and alias (all from the wiring)."""
     from toolkit.rehearsal import liveload
+    from toolkit.targets.discovery import discover
 
-    if not (env.endpoints.kafka_bootstrap and env.endpoints.elasticsearch_url):
-        raise UsageError(
-            f"environment {env.name} ({env.source}): a kind rehearsal needs endpoints.kafka_bootstrap and "
-            "endpoints.elasticsearch_url (the NodePorts of kind-config.yaml)"
-        )
+    wiring = env.wiring
+    found = discover(api, env, folder / "access", identity=wiring.admin)
+    if found.kafka is None or found.elasticsearch is None:
+        raise UsageError(f"rehearsal on {env.name}: " + "; ".join(found.missing.values()))
     _wait(lambda: liveload.deployments_rolled_out(api, namespace), ROLLOUT_TIMEOUT, "the worker Deployments")
     brokers = env.platform.kafka.brokers
     return liveload.LiveLoadConfig(
         run_tag=namespace,
-        endpoints=liveload.kind_endpoints(api, namespace, env.endpoints, folder),
-        events_topic=CHART_EVENTS_TOPIC,
-        indexer_group=CHART_INDEXER_GROUP,
-        write_alias=CHART_WRITE_ALIAS,
-        receivers=liveload.kind_receivers(api, namespace, CHART_SYSLOG_SERVICE),
+        kafka=found.kafka,
+        elasticsearch=found.elasticsearch,
+        events_topic=wiring.events_topic,
+        indexer_group=wiring.indexer_group,
+        write_alias=wiring.write_alias,
+        receivers=liveload.kind_receivers(api, namespace, wiring.syslog.name),
         probe_replication=min(3, brokers),
         probe_min_insync=2 if brokers >= 3 else 1,
     )

@@ -24,9 +24,9 @@ Actions (node names are pod names; the shutdown API takes node ids, looked up by
 Transport errors and 429/5xx are retried with backoff (the client's own retries, then ours); what remains becomes
 `ActionError` naming the call.
 
-Connection: `endpoints.elasticsearch_url`, CA file `endpoints.ca_file`, and either an API key or basic auth read
-from the environment variables NAMED by `endpoints.api_key_env` / `username_env` + `password_env` (the environment
-file never holds a secret).
+Connection: an `EsConnection` (URL, CA file, and basic auth or an API key read from files; see
+`toolkit.targets.discovery` for where they come from). `client_for` is the one place an Elasticsearch client is
+built.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from toolkit.config.environments import Endpoints
+from toolkit.config.access import EsConnection
 from toolkit.engine.ports import ActionError
 from toolkit.model import EsNode, EsState, Health, Shard, ShardState, ShutdownRecord
 
@@ -52,30 +52,38 @@ class EsConfigError(ValueError):
     """The environment's Elasticsearch endpoint settings are incomplete (message names the setting)."""
 
 
-def client_from_endpoints(endpoints: Endpoints, request_timeout: float = 10.0) -> Elasticsearch:
-    if not endpoints.elasticsearch_url:
-        raise EsConfigError("endpoints.elasticsearch_url is not set")
+def client_for(connection: EsConnection, request_timeout: float = 10.0) -> Elasticsearch:
+    """The Elasticsearch client for `connection`: certificates verified against its CA, basic auth or an API key
+    read from their files (never from the environment)."""
     kwargs: dict[str, Any] = {"request_timeout": request_timeout, "max_retries": 2, "retry_on_timeout": True}
-    if endpoints.ca_file:
-        if not os.path.isfile(endpoints.ca_file):
-            raise EsConfigError(f"endpoints.ca_file {endpoints.ca_file} does not exist")
-        kwargs["ca_certs"] = endpoints.ca_file
-    if endpoints.api_key_env:
-        key = os.environ.get(endpoints.api_key_env)
-        if not key:
-            raise EsConfigError(
-                f"endpoints.api_key_env names {endpoints.api_key_env}, which is not set: export it with the API key"
-            )
-        kwargs["api_key"] = key
-    elif endpoints.username_env or endpoints.password_env:
-        user = os.environ.get(endpoints.username_env or "")
-        password = os.environ.get(endpoints.password_env or "")
-        if not user or not password:
-            raise EsConfigError(
-                f"basic auth needs both {endpoints.username_env} and {endpoints.password_env} set in the environment"
-            )
-        kwargs["basic_auth"] = (user, password)
-    return Elasticsearch(endpoints.elasticsearch_url, **kwargs)
+    if connection.ca_file:
+        if not os.path.isfile(connection.ca_file):
+            raise EsConfigError(f"elasticsearch CA file {connection.ca_file} does not exist")
+        kwargs["ca_certs"] = connection.ca_file
+    if connection.api_key_file:
+        kwargs["api_key"] = _secret_file(connection.api_key_file, "elasticsearch API key file")
+    elif connection.username:
+        if not connection.password_file:
+            raise EsConfigError(f"elasticsearch user {connection.username} has no password file")
+        kwargs["basic_auth"] = (
+            connection.username,
+            _secret_file(connection.password_file, "elasticsearch password file"),
+        )
+    return Elasticsearch(connection.url, **kwargs)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.meta.status}: {exc.message}"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _secret_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().removesuffix("\n")
+    except OSError as exc:
+        raise EsConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def tier_of(roles: list[str] | tuple[str, ...]) -> str:
@@ -102,10 +110,11 @@ class EsAdmin:
         self.es = es
         self.retry_seconds = retry_seconds
         self._ids: dict[str, str] = {}  # node name -> node id, from the last observation
+        self._answered = False  # has the cluster answered this adapter at least once?
 
     @classmethod
-    def from_endpoints(cls, endpoints: Endpoints) -> EsAdmin:
-        return cls(client_from_endpoints(endpoints))
+    def connect(cls, connection: EsConnection) -> EsAdmin:
+        return cls(client_for(connection))
 
     def close(self) -> None:
         self.es.close()
@@ -136,11 +145,21 @@ class EsAdmin:
             master = self.es.cat.master(format="json")
             shards = self.es.cat.shards(format="json", h="index,shard,prirep,state,node")
             settings = self.es.cluster.get_settings(flat_settings=True)
-        except (ApiError, TransportError):
+        except (ApiError, TransportError) as exc:
+            unobserved = ""
+            if not self._answered:
+                where = getattr(self.es.transport.node_pool.get(), "base_url", "elasticsearch")
+                unobserved = (
+                    f"elasticsearch at {where} does not answer this orchestrator ({_reason(exc)}): check that the "
+                    "address is reachable from here (in the cluster, run the orchestrator Job: `toolkit upgrade job`), "
+                    "and that the CA and the orchestrator's credentials are the platform's"
+                )
             return EsState(
                 health=Health.UNKNOWN,
                 nodes=tuple(EsNode(name, (), "", "", joined=False) for name in expected_nodes),
+                unobserved=unobserved,
             )
+        self._answered = True
         nodes: list[EsNode] = []
         self._ids = {}
         for node_id, node in (info.body.get("nodes") or {}).items():

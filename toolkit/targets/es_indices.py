@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from toolkit.indices import (
     IndexLayout,
@@ -35,6 +35,10 @@ class IndexManagementError(RuntimeError):
     """The cluster refused the layout; the message names the object and the way out."""
 
 
+class Unreachable(RuntimeError):
+    """Elasticsearch did not answer (connection, TLS or authentication failure)."""
+
+
 @dataclass
 class ApplyResult:
     mode: RolloverMode
@@ -44,23 +48,6 @@ class ApplyResult:
     write_index: str
     created_first_index: bool
     actions: list[str] = field(default_factory=list)
-
-
-def client(
-    url: str,
-    ca_file: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    api_key: str | None = None,
-) -> Elasticsearch:
-    options: dict[str, Any] = {"request_timeout": 60, "max_retries": 2}
-    if ca_file:
-        options["ca_certs"] = ca_file
-    if api_key:
-        options["api_key"] = api_key
-    elif username:
-        options["basic_auth"] = (username, password or "")
-    return Elasticsearch(url, **options)
 
 
 def detect_rollover_mode(es: Elasticsearch) -> RolloverMode:
@@ -125,9 +112,13 @@ def apply_index_management(es: Elasticsearch, layout: IndexLayout, mode: Rollove
         else:
             actions.append(f"alias {alias} already writes to {write_index}: left as it is")
     except ApiError as exc:
+        if exc.meta.status in (401, 403):
+            raise Unreachable(f"HTTP {exc.meta.status}: {exc.message} (check the user and its role)") from None
         raise IndexManagementError(
             f"Elasticsearch refused the index layout for alias {alias!r}: {exc.meta.status} {exc.message}"
         ) from exc
+    except TransportError as exc:
+        raise Unreachable(str(exc)) from None
     return ApplyResult(chosen, template_name(alias), policy, alias, write_index, created, actions)
 
 

@@ -22,9 +22,9 @@ Where each observation comes from (see /work/shared/reference/upgrade-gates.md)
 - worker lag: the consumer group's committed offsets (ListConsumerGroupOffsets) against the latest offsets
   (ListOffsets) of the same partitions.
 
-Security: `endpoints.ca_file` turns on TLS (ssl.ca.location); `username_env`/`password_env` name the environment
-variables with the SCRAM-SHA-512 credentials (SASL_SSL); mTLS client certificate and key come from the files named by
-`TOOLKIT_KAFKA_CLIENT_CERT` and `TOOLKIT_KAFKA_CLIENT_KEY` (the Endpoints schema has no fields for them yet).
+Security: a `KafkaConnection` (from `toolkit.targets.discovery`): TLS with hostname verification whenever a CA or a
+client certificate is given; mutual TLS with the orchestrator's own client certificate, or SCRAM with its password
+read from a file. `client_config` is the one place librdkafka settings are built.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import ElectionType, KafkaException, TopicPartition
+from confluent_kafka import ElectionType, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     ConfigResource,
@@ -45,7 +45,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from toolkit.config.environments import Endpoints
+from toolkit.config.access import KafkaConnection
 from toolkit.engine.ports import ActionError
 from toolkit.model import BrokerState, KafkaNode, KafkaState, Partition, Topic, Voter, WorkersState
 
@@ -69,36 +69,46 @@ class KafkaConfigError(ValueError):
     """The environment's Kafka endpoint settings are incomplete (the message names the setting)."""
 
 
-def client_config(endpoints: Endpoints, timeout_ms: int = 10_000) -> dict[str, Any]:
-    if not endpoints.kafka_bootstrap:
-        raise KafkaConfigError("endpoints.kafka_bootstrap is not set")
+def read_secret_file(path: str, what: str) -> str:
+    """The content of a secret file (one trailing newline stripped), or a KafkaConfigError naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().removesuffix("\n")
+    except OSError as exc:
+        raise KafkaConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def client_config(connection: KafkaConnection, timeout_ms: int = 10_000, client_id: str = "toolkit") -> dict[str, Any]:
+    """librdkafka settings for `connection` (TLS with hostname verification whenever TLS is on)."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": endpoints.kafka_bootstrap,
+        "bootstrap.servers": connection.bootstrap,
         "socket.timeout.ms": timeout_ms,
-        "client.id": "toolkit-orchestrator",
+        "client.id": client_id,
+        "security.protocol": connection.security_protocol,
     }
-    tls = bool(endpoints.ca_file)
-    if endpoints.ca_file:
-        if not os.path.isfile(endpoints.ca_file):
-            raise KafkaConfigError(f"endpoints.ca_file {endpoints.ca_file} does not exist")
-        conf["ssl.ca.location"] = endpoints.ca_file
-    cert, key = os.environ.get("TOOLKIT_KAFKA_CLIENT_CERT"), os.environ.get("TOOLKIT_KAFKA_CLIENT_KEY")
-    if cert or key:
-        if not (cert and key):
-            raise KafkaConfigError("mTLS needs both TOOLKIT_KAFKA_CLIENT_CERT and TOOLKIT_KAFKA_CLIENT_KEY set")
-        conf["ssl.certificate.location"], conf["ssl.key.location"] = cert, key
-        tls = True
-    if endpoints.username_env or endpoints.password_env:
-        user = os.environ.get(endpoints.username_env or "")
-        password = os.environ.get(endpoints.password_env or "")
-        if not user or not password:
-            raise KafkaConfigError(
-                f"SASL/SCRAM needs both {endpoints.username_env} and {endpoints.password_env} set in the environment"
-            )
-        conf.update({"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password})
-        conf["security.protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
-    elif tls:
-        conf["security.protocol"] = "SSL"
+    for setting, path, what in (
+        ("ssl.ca.location", connection.ca_file, "CA file"),
+        ("ssl.certificate.location", connection.cert_file, "client certificate"),
+        ("ssl.key.location", connection.key_file, "client key"),
+    ):
+        if path:
+            if not os.path.isfile(path):
+                raise KafkaConfigError(f"kafka {what} {path} does not exist")
+            conf[setting] = path
+    if bool(connection.cert_file) != bool(connection.key_file):
+        raise KafkaConfigError("mutual TLS to kafka needs both a client certificate and its key")
+    if connection.tls:
+        conf["ssl.endpoint.identification.algorithm"] = "https"
+    if connection.sasl_mechanism:
+        if not (connection.username and connection.password_file):
+            raise KafkaConfigError(f"SASL {connection.sasl_mechanism} needs a username and a password file")
+        conf.update(
+            {
+                "sasl.mechanism": connection.sasl_mechanism,
+                "sasl.username": connection.username,
+                "sasl.password": read_secret_file(connection.password_file, "kafka password file"),
+            }
+        )
     return conf
 
 
@@ -266,12 +276,24 @@ class KafkaAdmin:
         self.consumer_group = consumer_group
         self.timeout = timeout
         self._tool_pods: list[str] = []
+        self.errors = RecentErrors()
+        self.where = "the bootstrap servers"
+        self._answered = False  # has the cluster answered this adapter at least once?
 
     @classmethod
-    def from_endpoints(cls, endpoints: Endpoints, pods: PodAccess | None = None) -> KafkaAdmin:
-        port_text = os.environ.get("TOOLKIT_KAFKA_METRICS_PORT", str(DEFAULT_METRICS_PORT))
-        metrics_port = int(port_text) if port_text.isdigit() and int(port_text) > 0 else None
-        return cls(AdminClient(client_config(endpoints)), pods, metrics_port=metrics_port)
+    def connect(
+        cls,
+        connection: KafkaConnection,
+        pods: PodAccess | None = None,
+        consumer_group: str = DEFAULT_CONSUMER_GROUP,
+        metrics_port: int | None = DEFAULT_METRICS_PORT,
+    ) -> KafkaAdmin:
+        errors = RecentErrors()
+        config = {**client_config(connection, client_id="toolkit-orchestrator"), "error_cb": errors}
+        admin = cls(AdminClient(config), pods, metrics_port=metrics_port, consumer_group=consumer_group)
+        admin.errors = errors
+        admin.where = connection.bootstrap
+        return admin
 
     def close(self) -> None:
         """AdminClient has no close; dropping the reference ends its threads."""
@@ -377,8 +399,19 @@ class KafkaAdmin:
         try:
             answering = self.brokers()
             topics, partitions = self.topics()
-        except ActionError:
+        except ActionError as exc:
+            if not self._answered:
+                # never answered: nothing about kafka can be judged; the engine refuses to plan on it
+                return KafkaState(
+                    nodes=tuple(_silent(n) for n in members),
+                    unobserved=f"kafka at {self.where} does not answer this orchestrator "
+                    f"({self.errors.last() or exc}): check that the address is reachable from here (in the cluster, "
+                    "run the orchestrator Job: `toolkit upgrade job`; outside, set access.kafka.bootstrap to an "
+                    "external listener), and that the CA and the orchestrator's certificate or password are the "
+                    "platform's",
+                )
             return KafkaState(nodes=tuple(_silent(n) for n in members))
+        self._answered = True
         self._tool_pods = [n.pod for n in members if n.is_broker and n.id in answering]
         active: int | None = None
         voters: tuple[Voter, ...] = ()
@@ -456,6 +489,20 @@ class KafkaAdmin:
             for tp in sorted(committed, key=lambda t: (t.topic, t.partition))
         )
         return WorkersState(self.consumer_group, sum(lag for _, lag in by_partition), by_partition)
+
+
+class RecentErrors:
+    """librdkafka's error callback: keeps the last errors (TLS, authentication, transport) for the messages."""
+
+    def __init__(self, keep: int = 5) -> None:
+        self._errors: list[str] = []
+        self._keep = keep
+
+    def __call__(self, error: KafkaError) -> None:
+        self._errors = [*self._errors[-(self._keep - 1) :], f"{error.name()}: {error.str()}"]
+
+    def last(self) -> str:
+        return self._errors[-1] if self._errors else ""
 
 
 def _silent(n: KafkaNode) -> KafkaNode:

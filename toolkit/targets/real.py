@@ -12,6 +12,8 @@ the pod's service account (the orchestrator Job, toolkit/targets/orchestrator-jo
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,43 +126,38 @@ def _kubeconfig_for(env: Environment) -> tuple[str | None, str | None]:
     return (str(Path(env.kubeconfig).expanduser()) if env.kubeconfig else None), env.kube_context
 
 
-@contextlib.contextmanager
-def open_real_target(env: Environment) -> Iterator[KubeTarget]:
-    """Build the target of a local, kind or kube environment; close its connections when the block ends."""
-    if env.kind not in ("local", "kind", "kube"):
-        raise UsageError(f"environment {env.name} is of kind {env.kind}: only local, kind and kube have real targets")
+def kube_api(env: Environment) -> Any:
+    """A Kubernetes client for the environment's kubeconfig and context, or a UsageError saying which and how to
+    fix it."""
     kubeconfig, context = _kubeconfig_for(env)
     try:
-        api = api_client_for(kubeconfig, context)
+        return api_client_for(kubeconfig, context)
     except Exception as exc:  # kubeconfig parse errors, unknown context: say which and how to fix
         raise UsageError(
             f"environment {env.name}: cannot configure a Kubernetes client from kubeconfig "
             f"{kubeconfig or '(default)'} context {context or '(current)'}: {exc}"
         ) from None
+
+
+@contextlib.contextmanager
+def open_real_target(env: Environment) -> Iterator[KubeTarget]:
+    """Build the target of a local, kind or kube environment; close its connections when the block ends."""
+    if env.kind not in ("local", "kind", "kube"):
+        raise UsageError(f"environment {env.name} is of kind {env.kind}: only local, kind and kube have real targets")
+    api = kube_api(env)
     namespace = env.platform.namespace
     workloads = KubeWorkloads(api, namespace)
+    secrets_dir = Path(tempfile.mkdtemp(prefix=f"toolkit-{env.name}-access-"))
     data_plane: DataPlane
     if env.kind == "local":
         from toolkit.targets.dataplane import SimulatedDataPlane
-        from toolkit.targets.sim import params_from
+        from toolkit.targets.sim import params_for
 
-        try:
-            params = params_from(env.sim)
-        except ValueError as exc:
-            raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
         store = env.state_dir() / f"dataplane-{namespace}.json"
-        data_plane = SimulatedDataPlane(env.name, env.platform, params, store)
+        data_plane = SimulatedDataPlane(env.name, env.platform, params_for(env), store)
         target_class: type[KubeTarget] = LocalTarget
     else:
-        from toolkit.targets.es_admin import EsAdmin, EsConfigError
-        from toolkit.targets.kafka_admin import KafkaAdmin, KafkaConfigError
-
-        try:
-            kafka = KafkaAdmin.from_endpoints(env.endpoints, workloads) if env.endpoints.kafka_bootstrap else None
-            es = EsAdmin.from_endpoints(env.endpoints) if env.endpoints.elasticsearch_url else None
-        except (KafkaConfigError, EsConfigError) as exc:
-            raise UsageError(f"environment {env.name} ({env.source}): {exc}") from None
-        data_plane = RealDataPlane(kafka, es)
+        data_plane = connect_data_plane(api, env, workloads, secrets_dir)
         target_class = KubeTarget
     pod_watch = PodWatch(api, namespace).start()  # only once nothing above can refuse the environment
     target = target_class(
@@ -177,3 +174,42 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         pod_watch.stop()
         target.close()
         api.close()
+        shutil.rmtree(secrets_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def discovered(env: Environment) -> Iterator[Any]:
+    """The connections of `env`'s platform (toolkit.targets.discovery.Discovered), their secret files removed when
+    the block ends."""
+    from toolkit.targets.discovery import discover
+
+    api = kube_api(env)
+    folder = Path(tempfile.mkdtemp(prefix=f"toolkit-{env.name}-access-"))
+    try:
+        yield discover(api, env, folder)
+    finally:
+        api.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def connect_data_plane(api: Any, env: Environment, workloads: KubeWorkloads, secrets_dir: Path) -> RealDataPlane:
+    """Kafka and Elasticsearch adapters at the connections discovered for `env` (toolkit.targets.discovery); what
+    cannot be found stays unobserved, with the reason, and the engine refuses to plan on it."""
+    from toolkit.targets.discovery import discover
+    from toolkit.targets.es_admin import EsAdmin, EsConfigError
+    from toolkit.targets.kafka_admin import KafkaAdmin, KafkaConfigError
+
+    found = discover(api, env, secrets_dir)
+    missing = dict(found.missing)
+    kafka = es = None
+    if found.kafka is not None:
+        try:
+            kafka = KafkaAdmin.connect(found.kafka, workloads, consumer_group=env.wiring.indexer_group)
+        except KafkaConfigError as exc:
+            missing["kafka"] = f"kafka cannot be observed: {exc}"
+    if found.elasticsearch is not None:
+        try:
+            es = EsAdmin.connect(found.elasticsearch)
+        except EsConfigError as exc:
+            missing["elasticsearch"] = f"elasticsearch cannot be observed: {exc}"
+    return RealDataPlane(kafka, es, missing)

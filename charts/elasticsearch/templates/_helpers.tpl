@@ -122,6 +122,12 @@ validateValues: collect every problem, then fail once with all of them.
 {{- if not .Values.auth.existingSecret -}}
 {{- $errs = append $errs "auth.existingSecret is empty: name the Secret holding the elastic user's password (passwords never go in values)" -}}
 {{- end -}}
+{{- if not .Values.auth.fileRealmSecret -}}
+{{- $errs = append $errs "auth.fileRealmSecret is empty: name the Secret with the file realm's users and users_roles (toolkit deploy creates es-file-realm): workloads never log in as elastic" -}}
+{{- end -}}
+{{- if not .Values.auth.probeSecret -}}
+{{- $errs = append $errs "auth.probeSecret is empty: name the Secret with the readiness probe user's username and password" -}}
+{{- end -}}
 {{- if not .Values.tls.existingSecret -}}
 {{- $errs = append $errs "tls.existingSecret is empty: transport TLS is always on; name a Secret with tls.crt, tls.key and ca.crt" -}}
 {{- end -}}

@@ -77,30 +77,28 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* Kafka connection env shared by both workers; takes (dict "root" $ "user" <receiverUser|indexerUser>). */}}
+{{/*
+The workers' settings, as `toolkit-worker` names them (TOOLKIT_WORKER_<SETTING>; the contract is the worker's own
+configuration, checked by running `toolkit-worker ROLE --check-config` with exactly this env in the tests). Secrets
+are files of mounted Secrets: /etc/toolkit/kafka (the workload's Kafka identity), /etc/toolkit/es-user,
+/etc/toolkit/es-ca, /etc/toolkit/syslog-tls. Takes (dict "root" $ "identity" <kafka.receiver|kafka.indexer>).
+*/}}
 {{- define "workers.kafkaEnv" -}}
 {{- $v := .root.Values -}}
-{{- $n := $v.envNames -}}
-- {name: {{ $n.kafkaBootstrap }}, value: {{ $v.kafka.bootstrap | quote }}}
-- {name: {{ $n.kafkaSecurityProtocol }}, value: {{ $v.kafka.securityProtocol | quote }}}
-{{- if ne $v.kafka.securityProtocol "PLAINTEXT" }}
-- {name: {{ $n.kafkaCaFile }}, value: /etc/toolkit/kafka-tls/ca.crt}
-- {name: {{ $n.kafkaCertFile }}, value: /etc/toolkit/kafka-tls/tls.crt}
-- {name: {{ $n.kafkaKeyFile }}, value: /etc/toolkit/kafka-tls/tls.key}
+- {name: TOOLKIT_WORKER_KAFKA_BOOTSTRAP, value: {{ $v.kafka.bootstrap | quote }}}
+- {name: TOOLKIT_WORKER_KAFKA_CA_FILE, value: /etc/toolkit/kafka/ca.crt}
+{{- if eq $v.kafka.authentication "scram-sha-512" }}
+- {name: TOOLKIT_WORKER_KAFKA_SECURITY_PROTOCOL, value: sasl_ssl}
+- {name: TOOLKIT_WORKER_KAFKA_SASL_MECHANISM, value: SCRAM-SHA-512}
+- {name: TOOLKIT_WORKER_KAFKA_USERNAME, value: {{ .identity.username | quote }}}
+- {name: TOOLKIT_WORKER_KAFKA_PASSWORD_FILE, value: /etc/toolkit/kafka/password}
+{{- else }}
+- {name: TOOLKIT_WORKER_KAFKA_SECURITY_PROTOCOL, value: ssl}
+- {name: TOOLKIT_WORKER_KAFKA_CERT_FILE, value: /etc/toolkit/kafka/tls.crt}
+- {name: TOOLKIT_WORKER_KAFKA_KEY_FILE, value: /etc/toolkit/kafka/tls.key}
 {{- end }}
-{{- if eq $v.kafka.securityProtocol "SASL_SSL" }}
-- {name: {{ $n.kafkaSaslMechanism }}, value: {{ $v.kafka.saslMechanism | quote }}}
-- {name: {{ $n.kafkaUsername }}, value: {{ .user.username | quote }}}
-- name: {{ $n.kafkaPassword }}
-  valueFrom:
-    secretKeyRef:
-      name: {{ .user.existingSecret }}
-      key: {{ .user.passwordKey }}
-{{- end }}
-- {name: {{ $n.eventsTopic }}, value: {{ $v.kafka.eventsTopic | quote }}}
-- {name: {{ $n.batchSize }}, value: {{ $v.batch.size | toString | quote }}}
-- {name: {{ $n.batchTimeoutSeconds }}, value: {{ $v.batch.timeoutSeconds | toString | quote }}}
-- {name: {{ $n.httpPort }}, value: {{ $v.httpPort | toString | quote }}}
+- {name: TOOLKIT_WORKER_TOPIC, value: {{ $v.kafka.eventsTopic | quote }}}
+- {name: TOOLKIT_WORKER_HTTP_PORT, value: {{ $v.httpPort | toString | quote }}}
 {{- end -}}
 
 {{/*
@@ -120,28 +118,28 @@ validateValues: collect every problem, then fail once with all of them.
 {{- if not .Values.elasticsearch.url -}}
 {{- $errs = append $errs "elasticsearch.url is empty: give the Elasticsearch URL (the elasticsearch chart's NOTES print it)" -}}
 {{- end -}}
-{{- if not .Values.elasticsearch.existingSecret -}}
-{{- $errs = append $errs "elasticsearch.existingSecret is empty: name the Secret holding the indexer's Elasticsearch password (passwords never go in values)" -}}
+{{- if not .Values.elasticsearch.userSecret -}}
+{{- $errs = append $errs "elasticsearch.userSecret is empty: name the Secret holding the indexer's Elasticsearch password (passwords never go in values)" -}}
 {{- end -}}
 {{- if and (hasPrefix "https://" .Values.elasticsearch.url) (not .Values.elasticsearch.caSecret) -}}
 {{- $errs = append $errs "elasticsearch.url is https but elasticsearch.caSecret is empty: name the Secret with ca.crt that signs Elasticsearch's certificate" -}}
 {{- end -}}
-{{- if and (ne .Values.kafka.securityProtocol "PLAINTEXT") (not .Values.kafka.tlsSecret) -}}
-{{- $errs = append $errs (printf "kafka.securityProtocol is %s but kafka.tlsSecret is empty: name the Secret with ca.crt, tls.crt and tls.key" .Values.kafka.securityProtocol) -}}
-{{- end -}}
-{{- if eq .Values.kafka.securityProtocol "SASL_SSL" -}}
-{{- range $role := list "receiverUser" "indexerUser" -}}
+{{- range $role := list "receiver" "indexer" -}}
 {{- $u := index $.Values.kafka $role -}}
-{{- if or (not $u.username) (not $u.existingSecret) -}}
-{{- $errs = append $errs (printf "kafka.securityProtocol is SASL_SSL but kafka.%s needs username and existingSecret: the SCRAM password comes from that Secret" $role) -}}
-{{- end -}}
+{{- if not $u.secret -}}
+{{- $errs = append $errs (printf "kafka.%s.secret is empty: name the Secret of its Kafka identity (ca.crt, and tls.crt + tls.key or password)" $role) -}}
 {{- end -}}
 {{- end -}}
 {{- if eq .Values.kafka.eventsTopic .Values.kafka.deadLetterTopic -}}
 {{- $errs = append $errs (printf "kafka.eventsTopic and kafka.deadLetterTopic are both %q: dead letters need their own topic" .Values.kafka.eventsTopic) -}}
 {{- end -}}
-{{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.batch.timeoutSeconds) -}}
-{{- $errs = append $errs (printf "terminationGracePeriodSeconds %d does not exceed batch.timeoutSeconds %d: a pod stopped mid-batch would be killed before the batch completes; raise terminationGracePeriodSeconds" (int .Values.terminationGracePeriodSeconds) (int .Values.batch.timeoutSeconds)) -}}
+{{- $sd := .Values.shutdown -}}
+{{- $receiverStop := addf $sd.lingerSeconds $sd.readSeconds $sd.flushSeconds -}}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 $receiverStop) -}}
+{{- $errs = append $errs (printf "terminationGracePeriodSeconds %d does not exceed the receiver's shutdown.lingerSeconds + readSeconds + flushSeconds = %v: it would be killed before Kafka acknowledged what it accepted; raise terminationGracePeriodSeconds" (int .Values.terminationGracePeriodSeconds) $receiverStop) -}}
+{{- end -}}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 $sd.drainSeconds) -}}
+{{- $errs = append $errs (printf "terminationGracePeriodSeconds %d does not exceed shutdown.drainSeconds %v: an indexer stopped mid-batch would be killed before it commits; raise terminationGracePeriodSeconds" (int .Values.terminationGracePeriodSeconds) $sd.drainSeconds) -}}
 {{- end -}}
 {{- range $name := list "receiver" "indexer" -}}
 {{- $hpa := index $.Values $name "hpa" -}}

@@ -110,13 +110,13 @@ seccompProfile:
 {{- join "," $voters -}}
 {{- end -}}
 
-{{/* Security protocol of the CLIENT and EXTERNAL listeners. */}}
+{{/* Security protocol of the CLIENT and EXTERNAL listeners: always TLS; SCRAM on top when chosen. */}}
 {{- define "kafka.clientProtocol" -}}
-{{- if and .Values.tls.enabled .Values.sasl.enabled -}}SASL_SSL
-{{- else if .Values.tls.enabled -}}SSL
-{{- else if .Values.sasl.enabled -}}SASL_PLAINTEXT
-{{- else -}}PLAINTEXT
+{{- if eq .Values.clientAuthentication.type "scram-sha-512" -}}SASL_SSL{{- else -}}SSL{{- end -}}
 {{- end -}}
+
+{{- define "kafka.scram" -}}
+{{- if eq .Values.clientAuthentication.type "scram-sha-512" -}}true{{- end -}}
 {{- end -}}
 
 {{- define "kafka.bootstrapServers" -}}
@@ -156,23 +156,22 @@ validateValues: collect every problem, then fail once with all of them (so a use
 {{- if gt $isr $rf -}}
 {{- $errs = append $errs (printf "config.minInsyncReplicas %d exceeds config.defaultReplicationFactor %d: no acks=all write could succeed; lower minInsyncReplicas" $isr $rf) -}}
 {{- end -}}
-{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
-{{- $errs = append $errs "tls.enabled is true but tls.existingSecret is empty: name a Secret with tls.crt, tls.key and ca.crt (e.g. issued by cert-manager)" -}}
+{{- if not .Values.tls.existingSecret -}}
+{{- $errs = append $errs "tls.existingSecret is empty: name a Secret with tls.crt, tls.key and ca.crt (toolkit deploy creates kafka-tls; or one issued by cert-manager)" -}}
 {{- end -}}
-{{- if and .Values.sasl.enabled (not .Values.tls.enabled) -}}
-{{- $errs = append $errs "sasl.enabled needs tls.enabled: SCRAM credentials and ACL-protected traffic must not travel in clear text; enable tls or disable sasl" -}}
+{{- $scram := include "kafka.scram" . -}}
+{{- if and $scram (not .Values.admin.existingSecret) -}}
+{{- $errs = append $errs "clientAuthentication.type is scram-sha-512 but admin.existingSecret is empty: name the Secret holding the admin SCRAM password (passwords never go in values)" -}}
 {{- end -}}
-{{- if and .Values.sasl.enabled (not .Values.sasl.admin.existingSecret) -}}
-{{- $errs = append $errs "sasl.enabled is true but sasl.admin.existingSecret is empty: name the Secret holding the admin SCRAM password (passwords never go in values)" -}}
-{{- end -}}
-{{- if .Values.sasl.enabled -}}
-{{- range $i, $u := .Values.sasl.users -}}
-{{- if not $u.existingSecret -}}
-{{- $errs = append $errs (printf "sasl.users[%d] (%s) has no existingSecret: name the Secret holding its SCRAM password" $i $u.name) -}}
+{{- range $i, $u := .Values.users -}}
+{{- if and $scram (not $u.existingSecret) -}}
+{{- $errs = append $errs (printf "users[%d] (%s) has no existingSecret but clientAuthentication.type is scram-sha-512: name the Secret holding its SCRAM password" $i $u.name) -}}
 {{- end -}}
 {{- if and (eq $u.role "indexer") (not $u.consumerGroup) -}}
-{{- $errs = append $errs (printf "sasl.users[%d] (%s) has role indexer but no consumerGroup: its ACLs need the group it reads with" $i $u.name) -}}
+{{- $errs = append $errs (printf "users[%d] (%s) has role indexer but no consumerGroup: its ACLs need the group it reads with" $i $u.name) -}}
 {{- end -}}
+{{- if eq $u.name $.Values.admin.name -}}
+{{- $errs = append $errs (printf "users[%d] is named %s like the admin: a workload never gets the super user's identity" $i $u.name) -}}
 {{- end -}}
 {{- end -}}
 {{- if eq .Values.topics.events.name .Values.topics.deadLetters.name -}}

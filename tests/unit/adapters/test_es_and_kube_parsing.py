@@ -8,12 +8,12 @@ import socket
 
 import pytest
 
-from toolkit.config.environments import Endpoints
+from toolkit.config.access import EsConnection, KafkaConnection
 from toolkit.model import ShardState, ShutdownRecord
 from toolkit.targets.es_admin import (
     EsConfigError,
     allocation_enable,
-    client_from_endpoints,
+    client_for,
     parse_cat_shards,
     parse_shutdowns,
     tier_of,
@@ -96,34 +96,48 @@ def test_tier_of(roles, tier):
     assert tier_of(roles) == tier
 
 
-def test_es_secrets_come_from_named_environment_variables(monkeypatch):
-    monkeypatch.delenv("ES_KEY_FOR_TEST", raising=False)
-    with pytest.raises(EsConfigError, match="ES_KEY_FOR_TEST, which is not set"):
-        client_from_endpoints(Endpoints(elasticsearch_url="https://es:9200", api_key_env="ES_KEY_FOR_TEST"))
-    with pytest.raises(EsConfigError, match=r"ca_file /nonexistent/ca\.crt does not exist"):
-        client_from_endpoints(Endpoints(elasticsearch_url="https://es:9200", ca_file="/nonexistent/ca.crt"))
-    monkeypatch.setenv("ES_KEY_FOR_TEST", "c2VjcmV0")
-    client = client_from_endpoints(Endpoints(elasticsearch_url="https://es:9200", api_key_env="ES_KEY_FOR_TEST"))
+def test_es_secrets_come_from_files_never_from_the_environment(tmp_path):
+    with pytest.raises(EsConfigError, match=r"API key file /nonexistent/key cannot be read"):
+        client_for(EsConnection(url="https://es:9200", api_key_file="/nonexistent/key"))
+    with pytest.raises(EsConfigError, match=r"CA file /nonexistent/ca\.crt does not exist"):
+        client_for(EsConnection(url="https://es:9200", ca_file="/nonexistent/ca.crt"))
+    with pytest.raises(EsConfigError, match="user indexer has no password file"):
+        client_for(EsConnection(url="https://es:9200", username="indexer"))
+    key = tmp_path / "key"
+    key.write_text("c2VjcmV0\n")
+    client = client_for(EsConnection(url="https://es:9200", api_key_file=str(key)))
     assert client.transport.node_pool.get().base_url == "https://es:9200"
     client.close()
 
 
-def test_kafka_security_settings(monkeypatch, tmp_path):
+def test_kafka_security_settings(tmp_path):
     from toolkit.targets.kafka_admin import KafkaConfigError, client_config
 
-    ca = tmp_path / "ca.crt"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    monkeypatch.setenv("KAFKA_USER_T", "indexer")
-    monkeypatch.setenv("KAFKA_PASS_T", "pw")
-    conf = client_config(
-        Endpoints(kafka_bootstrap="b:9094", ca_file=str(ca), username_env="KAFKA_USER_T", password_env="KAFKA_PASS_T")
+    ca, cert, key, password = (tmp_path / n for n in ("ca.crt", "tls.crt", "tls.key", "password"))
+    for path in (ca, cert, key):
+        path.write_text("-----BEGIN CERTIFICATE-----\n")
+    password.write_text("pw\n")
+    mtls = client_config(KafkaConnection(bootstrap="b:9094", ca_file=str(ca), cert_file=str(cert), key_file=str(key)))
+    assert mtls["security.protocol"] == "SSL" and mtls["ssl.certificate.location"] == str(cert)
+    assert mtls["ssl.endpoint.identification.algorithm"] == "https"  # hostname verification whenever TLS is on
+    scram = client_config(
+        KafkaConnection(
+            bootstrap="b:9094",
+            ca_file=str(ca),
+            sasl_mechanism="SCRAM-SHA-512",
+            username="indexer",
+            password_file=str(password),
+        )
     )
-    assert conf["security.protocol"] == "SASL_SSL" and conf["sasl.mechanism"] == "SCRAM-SHA-512"
-    assert conf["ssl.ca.location"] == str(ca) and conf["sasl.username"] == "indexer"
-    assert client_config(Endpoints(kafka_bootstrap="b:9094", ca_file=str(ca)))["security.protocol"] == "SSL"
-    monkeypatch.delenv("KAFKA_PASS_T")
-    with pytest.raises(KafkaConfigError, match="KAFKA_PASS_T"):
-        client_config(Endpoints(kafka_bootstrap="b:9094", username_env="KAFKA_USER_T", password_env="KAFKA_PASS_T"))
+    assert scram["security.protocol"] == "SASL_SSL" and scram["sasl.password"] == "pw"
+    with pytest.raises(KafkaConfigError, match="needs both a client certificate and its key"):
+        client_config(KafkaConnection(bootstrap="b:9094", ca_file=str(ca), cert_file=str(cert)))
+    with pytest.raises(KafkaConfigError, match="password file /nonexistent cannot be read"):
+        client_config(
+            KafkaConnection(
+                bootstrap="b:9094", sasl_mechanism="SCRAM-SHA-512", username="u", password_file="/nonexistent"
+            )
+        )
 
 
 @pytest.mark.parametrize(

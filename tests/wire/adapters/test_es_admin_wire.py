@@ -11,7 +11,7 @@ import uuid
 import pytest
 from elasticsearch import Elasticsearch
 
-from toolkit.config.environments import Endpoints
+from toolkit.config.access import EsConnection
 from toolkit.engine.gates import elasticsearch as es_gates
 from toolkit.engine.ports import ActionError
 from toolkit.model import Health, ShardState
@@ -30,7 +30,7 @@ def rest(url: str, method: str, path: str, body: dict[str, object] | None = None
 
 @pytest.fixture
 def admin(peer):
-    es_admin = EsAdmin.from_endpoints(Endpoints(elasticsearch_url=peer.elasticsearch_url))
+    es_admin = EsAdmin.connect(EsConnection(url=peer.elasticsearch_url))
     yield es_admin
     es_admin.reset_allocation()
     es_admin.close()

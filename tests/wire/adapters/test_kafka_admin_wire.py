@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from toolkit.config.environments import Endpoints
+from toolkit.config.access import KafkaConnection
 from toolkit.model import BrokerState, KafkaNode, KafkaRole
 from toolkit.targets.kafka_admin import LAG_UNKNOWN, KafkaAdmin, client_config
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.wire
 
 @pytest.fixture
 def admin(peer):
-    return KafkaAdmin.from_endpoints(Endpoints(kafka_bootstrap=peer.kafka_bootstrap))
+    return KafkaAdmin.connect(KafkaConnection(bootstrap=peer.kafka_bootstrap))
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_consumer_group_lag_is_latest_minus_committed(peer, topic):
 
 def test_nobody_answering_yields_silent_nodes_and_unbounded_lag():
     admin = KafkaAdmin(
-        AdminClient(client_config(Endpoints(kafka_bootstrap="127.0.0.1:9"), timeout_ms=500)), timeout=1.5
+        AdminClient(client_config(KafkaConnection(bootstrap="127.0.0.1:9"), timeout_ms=500)), timeout=1.5
     )
     state = admin.observe([member(0, "kafka-0")])
     assert [(n.id, n.reachable, n.state) for n in state.nodes] == [(0, False, BrokerState.UNKNOWN)]

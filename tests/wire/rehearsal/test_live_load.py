@@ -15,7 +15,7 @@ pytestmark = pytest.mark.wire
 
 
 def live_load(peer, names, receivers, rate: float = 150.0, syslog_rate: float = 200.0):
-    from toolkit.config.environments import Endpoints
+    from toolkit.config.access import EsConnection, KafkaConnection
     from toolkit.rehearsal.liveload import LiveLoad, LiveLoadConfig, ReceiverEndpoint
 
     endpoints = [
@@ -24,7 +24,8 @@ def live_load(peer, names, receivers, rate: float = 150.0, syslog_rate: float = 
     ]
     config = LiveLoadConfig(
         run_tag=f"rh-wire-{uuid.uuid4().hex[:6]}",
-        endpoints=Endpoints(kafka_bootstrap=peer.kafka_bootstrap, elasticsearch_url=peer.elasticsearch_url),
+        kafka=KafkaConnection(bootstrap=peer.kafka_bootstrap),
+        elasticsearch=EsConnection(url=peer.elasticsearch_url),
         events_topic=names["topic"],
         indexer_group=names["group"],
         write_alias=names["alias"],

@@ -55,9 +55,10 @@ def kafka_topics(peer, names):
 
 @pytest.fixture
 def es(peer):
-    from toolkit.targets.es_indices import client
+    from toolkit.config.access import EsConnection
+    from toolkit.targets.es_admin import client_for
 
-    return client(peer.elasticsearch_url)
+    return client_for(EsConnection(url=peer.elasticsearch_url), request_timeout=60)
 
 
 @pytest.fixture
