@@ -323,6 +323,25 @@ def apply_index_templates(
         return apply(found.elasticsearch)
 
 
+def orchestrator_job(env: Environment, targets: dict[str, str]) -> list[dict[str, Any]]:
+    """The manifests of the in-cluster orchestrator Job (toolkit.provision.orchestrator)."""
+    from toolkit.provision.orchestrator import job_manifests
+
+    _require_targets(targets)
+    return job_manifests(env, targets)
+
+
+def apply_orchestrator_job(env: Environment, docs: list[dict[str, Any]]) -> list[str]:
+    from toolkit.targets import manifests
+    from toolkit.targets.real import kube_api
+
+    api = kube_api(env)
+    try:
+        return manifests.apply(api, docs)
+    finally:
+        api.close()
+
+
 def dump_state(env: Environment) -> PlatformState:
     with open_target(env) as target:
         return target.observe()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pod_contract import ROOT_REASON, can_run, run_container
+from tests.pod_contract import ROOT_REASON, can_run, run_container
 
 from toolkit.config.environments import known, resolve
 from toolkit.provision import credentials

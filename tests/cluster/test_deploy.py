@@ -115,11 +115,12 @@ def _remove(platform: Platform) -> None:
     for binding in rbac.list_cluster_role_binding().items:
         if binding.metadata.name.startswith(platform.namespace + "-"):
             rbac.delete_cluster_role_binding(binding.metadata.name)
-    try:
-        platform.core.delete_namespace(platform.namespace)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
+    for name in (platform.namespace, f"{platform.namespace}-pki"):
+        try:
+            platform.core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
     for volume in platform.core.list_persistent_volume(
         label_selector=f"toolkit.io/namespace={platform.namespace}"
     ).items:
@@ -159,15 +160,15 @@ def test_first_deploy_installs_all_three_charts(platform: Platform) -> None:
             assert status is not None and status["status"] == "deployed"
     namespace = platform.core.read_namespace(platform.namespace)
     assert namespace.metadata.labels["toolkit.io/environment"] == platform.name
+    from toolkit.provision import credentials
+
+    plan = credentials.plan(platform.environment)
     secrets = {s.metadata.name for s in platform.core.list_namespaced_secret(platform.namespace).items}
-    assert {
-        "platform-ca",
-        "kafka-tls",
-        "es-tls",
-        "es-elastic-user",
-        "kafka-admin-scram",
-        "workers-kafka-tls",
-    } <= secrets
+    assert plan.secret_names <= secrets, plan.secret_names - secrets
+    ca = platform.core.read_namespaced_secret(plan.ca_secret, platform.namespace)
+    assert set(ca.data) == {"ca.crt"}, "the CA key never sits in the platform namespace"
+    pki = {s.metadata.name for s in platform.core.list_namespaced_secret(plan.ca_namespace).items}
+    assert plan.ca_secret in pki
     sets = {s.metadata.name: s for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items}
     assert set(sets) == {"kafka-controller", "kafka-broker", "elasticsearch-data"}
     assert all(s.status.ready_replicas == 3 for s in sets.values())
@@ -194,6 +195,36 @@ def test_a_second_deploy_reports_no_change(platform: Platform) -> None:
     assert {c.component: (c.action, c.revision) for c in result.charts} == {
         c: ("none", rev) for c, rev in before.items()
     }
+
+
+def test_a_kube_environment_whose_data_plane_cannot_be_reached_is_refused_before_anything_moves(
+    platform: Platform,
+) -> None:
+    """The same deployed platform seen as a `kube` environment from this machine: its Services and Secrets are
+    discovered, but Kafka's in-cluster address does not answer from here. Plan and run refuse (exit 3), naming what
+    cannot be observed and how to reach it; no workload is patched. Never "completed" without proof."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli.main import app
+
+    document = yaml.safe_load((platform.envs / f"{platform.name}.yaml").read_text())
+    (platform.envs / "seen-from-outside.yaml").write_text(yaml.safe_dump({**document, "kind": "kube"}))
+    before = {
+        s.metadata.name: s.metadata.generation
+        for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items
+    }
+    runner = CliRunner()
+    planned = runner.invoke(app, ["upgrade", "plan", "--env", "seen-from-outside", "--to", "kafka=4.1.0"])
+    assert planned.exit_code == 3, planned.output
+    text = " ".join(planned.output.split())
+    assert "kafka.observable" in text and "does not answer this orchestrator" in text and "toolkit upgrade job" in text
+    ran = runner.invoke(app, ["upgrade", "run", "--env", "seen-from-outside", "--to", "kafka=4.1.0", "--poll", "0.5"])
+    assert ran.exit_code == 3, ran.output
+    after = {
+        s.metadata.name: s.metadata.generation
+        for s in platform.apps.list_namespaced_stateful_set(platform.namespace).items
+    }
+    assert after == before, "nothing may be patched when Kafka cannot be observed"
 
 
 def test_a_deploy_keeps_what_runs_and_says_so_when_the_file_asks_for_other_versions(platform: Platform) -> None:

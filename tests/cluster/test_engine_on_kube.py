@@ -351,8 +351,9 @@ def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_en
 
 
 def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_env, namespace):
-    """The RBAC of toolkit/targets/orchestrator-job.yaml, applied to this namespace: the adapter, impersonating the
-    ServiceAccount, observes, patches, restarts, takes the lease and writes the audit trail; an eviction is refused."""
+    """The RBAC of the orchestrator Job as `toolkit upgrade job` renders it, applied to this namespace: the adapter,
+    impersonating the ServiceAccount, observes, patches, restarts, takes the lease and writes the audit trail; an
+    eviction and reading Secrets are refused."""
     from kubernetes.client.rest import ApiException
 
     from toolkit.model import Lease
@@ -360,8 +361,12 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
 
     api = local_env.api_client
     create_platform(api, namespace)
-    manifest = Path(__file__).resolve().parents[2] / "toolkit" / "targets" / "orchestrator-job.yaml"
-    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    from toolkit.config.environments import resolve
+    from toolkit.provision.orchestrator import job_manifests
+
+    env = resolve("local")
+    env = env.model_copy(update={"platform": env.platform.model_copy(update={"namespace": namespace})})
+    docs = [d for d in job_manifests(env, {"kafka": KAFKA_TO}) if d["kind"] not in ("Job", "ConfigMap")]
     rbac = client.RbacAuthorizationV1Api(api)
     suffix = namespace
     for doc in docs:
@@ -390,8 +395,8 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
         assert {w.name for w in workloads} == {"kafka", "workers-indexer"}
         assert all(p.zone for w in workloads for p in w.pods)  # nodes readable through the ClusterRole
         kube.apply_spec(Component.KAFKA, ("kafka",), KAFKA_TO)
-        kube.pause_deployment("workers-indexer", True)
-        kube.pause_deployment("workers-indexer", False)
+        kube.pause("workers-indexer", True)
+        kube.pause("workers-indexer", False)
         kube.restart_pod("kafka-0")
         now = time.monotonic()
         KubeLeaseStore(as_orchestrator, namespace).write(Lease("job@pod/1", now, now, 60.0), None)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from toolkit.cli import job
 from toolkit.cli.common import (
     EXIT_CRASHED,
     EXIT_HALTED,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from toolkit.engine.executor import RunResult
 
 app = typer.Typer(help="Plan, run, watch and roll back health-gated rolling upgrades.", no_args_is_help=True)
+app.command("job")(job.command)
 
 DEFAULTS = UpgradeSettings()  # every default below comes from the model's settings
 

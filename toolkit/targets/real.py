@@ -6,7 +6,7 @@
 - local: `LocalTarget` = the same Kubernetes side on the local control plane + the simulated data plane that
   follows the real pods (toolkit.targets.dataplane); `simulated` is True and every output says so.
 The Kubernetes client is configured from the environment's kubeconfig and context; inside a pod with neither, from
-the pod's service account (the orchestrator Job, toolkit/targets/orchestrator-job.yaml).
+the pod's service account (the orchestrator Job: `toolkit upgrade job`, toolkit.provision.orchestrator).
 """
 
 from __future__ import annotations

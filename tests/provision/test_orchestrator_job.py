@@ -1,0 +1,76 @@
+"""The in-cluster orchestrator Job, as `toolkit upgrade job` renders it: valid manifests, the same wiring as the
+charts (Services, Secrets, identity), an environment document the pod resolves to exactly the in-cluster view, and
+a container whose mounted files are the ones that environment names (run with pod_contract, as the pod would)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.pod_contract import ROOT_REASON, can_run, run_container
+from toolkit.config.environments import resolve
+from toolkit.provision import credentials
+from toolkit.provision.orchestrator import job_manifests
+
+TARGETS = {"workers": "0.2.0"}
+
+
+@pytest.mark.parametrize("name", ["kind", "eu-west-1"])
+def test_the_manifests_are_valid_and_use_the_platform_wiring(name: str) -> None:
+    env = resolve(name)
+    docs = job_manifests(env, TARGETS)
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.33", strict=True)
+    job = next(d for d in docs if d["kind"] == "Job")
+    spec = job["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["command"][:5] == ["toolkit", "upgrade", "run", "--env", name]
+    assert "workers=0.2.0" in container["command"]
+    secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    wiring = env.wiring
+    assert secrets == {wiring.orchestrator.kafka_secret, wiring.orchestrator.es_secret, wiring.secrets.ca}
+    # the environment the pod reads: in-cluster Services of this platform, files that the Job mounts
+    document = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"][f"{name}.yaml"])
+    assert document["access"]["kafka"]["bootstrap"] == wiring.kafka_bootstrap.address
+    assert document["access"]["elasticsearch"]["url"] == wiring.elasticsearch_url
+    assert document["access"]["discover"] is False and document["kubeconfig"] is None
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    for key in ("ca_file", "cert_file", "key_file"):
+        assert any(document["access"]["kafka"][key].startswith(m + "/") for m in mounts), key
+    # least privilege: no Secret is readable, nothing can be evicted
+    role = next(d for d in docs if d["kind"] == "Role")
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert "secrets" not in resources and "pods/eviction" not in resources
+
+
+@pytest.mark.skipif(not can_run(), reason=ROOT_REASON)
+def test_the_pod_resolves_its_environment_and_finds_every_file_it_names(tmp_path: Path) -> None:
+    env = resolve("kind")
+    docs = job_manifests(env, TARGETS)
+    job = next(d for d in docs if d["kind"] == "Job")
+    spec = job["spec"]["template"]["spec"]
+    container = dict(spec["containers"][0])
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    objects = {**credentials.generate(env), config_map["metadata"]["name"]: {
+        k: v.encode() for k, v in config_map["data"].items()
+    }}  # fmt: skip
+    # inside the pod: resolve the environment by its name and check every access file the way the adapters will
+    probe = (
+        "import os, sys\n"
+        "from toolkit.config.environments import resolve\n"
+        f"env = resolve({env.name!r})\n"
+        "a = env.access\n"
+        "paths = [a.kafka.ca_file, a.kafka.cert_file, a.kafka.key_file, a.elasticsearch.ca_file,"
+        " a.elasticsearch.password_file]\n"
+        "missing = [p for p in paths if not (p and os.access(p, os.R_OK))]\n"
+        "print(env.kind, env.kubeconfig, a.discover, missing)\n"
+        "sys.exit(1 if missing else 0)\n"
+    )
+    container["command"] = [sys.executable, "-c", probe]
+    result = run_container(spec, container, objects)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split()[:3] == ["kube", "None", "False"]

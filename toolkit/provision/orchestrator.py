@@ -1,0 +1,205 @@
+"""The orchestrator inside the cluster: the manifests of a Job that runs `toolkit upgrade run` next to the platform,
+derived from the environment's wiring (the same Service names, Secrets and identity the rest of the toolkit uses).
+
+Why a Job: on EKS the platform's Services are reachable only from inside the cluster, and the engine's run must not
+depend on a laptop staying awake. The Job's pod
+- runs the toolkit image (the catalog's workers image carries the `toolkit` CLI) with `toolkit upgrade run --env
+  <environment> --to ... --output jsonl`, restartPolicy Never and a small backoffLimit: a crashed orchestrator is
+  started again and resumes from the observed state (its lease is taken over once it expires);
+- reads its environment from a ConfigMap (the Environment resolved by the caller, made in-cluster: kind `kube`, no
+  kubeconfig, so the client uses the pod's ServiceAccount; access with discovery off, pointing at files);
+- reaches Kafka and Elasticsearch as its own identity (`toolkit-orchestrator`: the Kafka client certificate or SCRAM
+  password of Secret `kafka-user-toolkit-orchestrator`, the Elasticsearch user of `es-user-toolkit-orchestrator`),
+  mounted as files: the orchestrator needs no right to read Secrets at all;
+- has a ServiceAccount whose Role allows exactly what `toolkit.targets.kube` does (observe workloads and pods,
+  patch the workloads' version, delete one pod at a time with a UID precondition, the lease and the audit trail)
+  and reading Nodes (zones). It cannot evict, read Secrets, or touch anything outside its namespace.
+`job_manifests(environment, targets, ...)` is pure; `toolkit upgrade job` prints or applies them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit import catalog as catalog_mod
+from toolkit.config.access import Access, EsAccess, KafkaAccess
+from toolkit.config.environments import Environment
+
+NAME = "toolkit-orchestrator"
+JOB_NAME = "toolkit-upgrade"
+ENV_DIR = "/etc/toolkit/environments"
+KAFKA_DIR = "/etc/toolkit/orchestrator/kafka"
+ES_DIR = "/etc/toolkit/orchestrator/es"
+CA_DIR = "/etc/toolkit/orchestrator/ca"
+RUN_AS = 10001
+
+# What toolkit.targets.kube does, and nothing more (see that module's docstring for each call).
+RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": ["get", "list", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["statefulsets/status"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
+    {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
+NODE_RULES: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+
+
+def in_cluster_environment(environment: Environment) -> Environment:
+    """The environment as the Job's pod sees it: no kubeconfig (the pod's ServiceAccount), the release's in-cluster
+    Services, and the orchestrator's identity as mounted files (no Secret is read through the API)."""
+    wiring = environment.wiring
+    scram = wiring.kafka_client_auth == "scram-sha-512"
+    kafka = KafkaAccess(
+        bootstrap=wiring.kafka_bootstrap.address,
+        ca_file=f"{CA_DIR}/ca.crt",
+        **(
+            {"username": wiring.orchestrator.name, "password_file": f"{KAFKA_DIR}/password"}
+            if scram
+            else {"cert_file": f"{KAFKA_DIR}/tls.crt", "key_file": f"{KAFKA_DIR}/tls.key"}
+        ),
+    )
+    es = EsAccess(
+        url=wiring.elasticsearch_url,
+        ca_file=f"{CA_DIR}/ca.crt",
+        username=wiring.orchestrator.name,
+        password_file=f"{ES_DIR}/password",
+    )
+    return environment.model_copy(
+        update={
+            "kind": "kube",
+            "kubeconfig": None,
+            "kube_context": None,
+            "access": Access(kafka=kafka, elasticsearch=es, discover=False),
+            "description": f"{environment.name} seen from inside its cluster (the orchestrator Job)",
+            "source": f"{ENV_DIR}/{environment.name}.yaml",
+        }
+    )
+
+
+def job_manifests(
+    environment: Environment, targets: dict[str, str], extra_args: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, the environment ConfigMap and the Job."""
+    import yaml
+
+    ns = environment.platform.namespace
+    wiring = environment.wiring
+    workers = catalog_mod.load().component("workers")
+    inside = in_cluster_environment(environment)
+    document = inside.model_dump(mode="json", exclude={"source"})
+    labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "security-data-platform"}
+    command = ["toolkit", "upgrade", "run", "--env", environment.name, "--output", "jsonl"]
+    for component, version in targets.items():
+        command += ["--to", f"{component}={version}"]
+    command += list(extra_args or [])
+    meta = {"name": NAME, "namespace": ns, "labels": labels}
+    cluster_name = f"{ns}-{NAME}-nodes"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": RULES},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": cluster_name, "labels": labels},
+            "rules": NODE_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": cluster_name, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{NAME}-environment", "namespace": ns, "labels": labels},
+            "data": {f"{environment.name}.yaml": yaml.safe_dump(document, sort_keys=False)},
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": JOB_NAME, "namespace": ns, "labels": labels},
+            "spec": {
+                "backoffLimit": 3,  # a crashed orchestrator starts again and resumes from the observed state
+                "activeDeadlineSeconds": 6 * 3600,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "restartPolicy": "Never",
+                        "enableServiceLinks": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": RUN_AS,
+                            "runAsGroup": RUN_AS,
+                            "fsGroup": RUN_AS,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "orchestrator",
+                                "image": workers.image_ref(workers.default),
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": command,
+                                "env": [
+                                    {"name": "TOOLKIT_ENVIRONMENTS_DIR", "value": ENV_DIR},
+                                    {"name": "TOOLKIT_STATE_DIR", "value": "/tmp/toolkit-state"},
+                                ],
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                                    "limits": {"cpu": "1", "memory": "512Mi"},
+                                },
+                                "volumeMounts": [
+                                    {"name": "environment", "mountPath": ENV_DIR, "readOnly": True},
+                                    {"name": "kafka-identity", "mountPath": KAFKA_DIR, "readOnly": True},
+                                    {"name": "es-identity", "mountPath": ES_DIR, "readOnly": True},
+                                    {"name": "platform-ca", "mountPath": CA_DIR, "readOnly": True},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "environment", "configMap": {"name": f"{NAME}-environment"}},
+                            {
+                                "name": "kafka-identity",
+                                "secret": {"secretName": wiring.orchestrator.kafka_secret, "defaultMode": 0o440},
+                            },
+                            {
+                                "name": "es-identity",
+                                "secret": {
+                                    "secretName": wiring.orchestrator.es_secret,
+                                    "defaultMode": 0o440,
+                                    "items": [{"key": "password", "path": "password"}],
+                                },
+                            },
+                            {
+                                "name": "platform-ca",
+                                "secret": {
+                                    "secretName": wiring.secrets.ca,
+                                    "defaultMode": 0o440,
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                },
+                            },
+                            {"name": "tmp", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+        },
+    ]
