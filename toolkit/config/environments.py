@@ -156,11 +156,15 @@ def _from_region(name: str, path: Path) -> Environment:
         cfg = region.load_region(name, path.parent)
     except ValueError as exc:
         raise EnvironmentError_(str(exc)) from None
+    platform = cfg.platform
+    if not platform.workers.syslog_sources:  # senders inside the region's own network, unless the file says otherwise
+        workers = platform.workers.model_copy(update={"syslog_sources": (cfg.address_block,)})
+        platform = platform.model_copy(update={"workers": workers})
     return Environment(
         name=name,
         kind="kube",
         description=f"AWS region {name} (EKS)",
         kube_context=cfg.kube_context,
-        platform=cfg.platform,
+        platform=platform,
         source=str(path),
     )

@@ -6,6 +6,7 @@ The same `PlatformSpec` is read for every kind of environment: built into the to
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -83,6 +84,9 @@ class WorkersSpec(_Spec):
     indexers: int = Field(3, ge=1)
     max_surge: int = Field(1, ge=1)
     lag_bound: int = Field(50_000, ge=0, description="consumer lag under which a worker batch counts as caught up")
+    syslog_sources: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="CIDRs allowed to send syslog to the receivers (a region's default: its own address block)"
+    )
 
 
 class PlatformSpec(_Spec):

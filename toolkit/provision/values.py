@@ -217,6 +217,7 @@ def _workers_values(environment: Environment) -> dict[str, Any]:
         },
         "receiver": {"replicas": spec.receivers, "tlsSecret": wiring.secrets.syslog_tls, "hpa": hpa(spec.receivers)},
         "indexer": {"replicas": spec.indexers, "hpa": hpa(spec.indexers)},
+        "networkPolicy": {"syslogSenders": [{"ipBlock": {"cidr": str(cidr)}} for cidr in spec.syslog_sources]},
     }
     if environment.kind == "kind":
         values["receiver"]["service"] = {"type": "NodePort"}

@@ -147,6 +147,9 @@ validateValues: collect every problem, then fail once with all of them.
 {{- $errs = append $errs (printf "%s.hpa.minReplicas %d exceeds maxReplicas %d" $name (int $hpa.minReplicas) (int $hpa.maxReplicas)) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.syslogSenders) -}}
+{{- $errs = append $errs "networkPolicy.syslogSenders is empty: list the senders allowed to send syslog (e.g. - ipBlock: {cidr: 10.20.0.0/16}); no source is trusted by default" -}}
+{{- end -}}
 {{- $p := .Values.receiver.ports -}}
 {{- $container := list (int $p.tls) (add 1000 (int $p.tcp)) (add 1000 (int $p.udp)) (int .Values.httpPort) -}}
 {{- if ne (len ($container | uniq)) 4 -}}
