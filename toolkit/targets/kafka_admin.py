@@ -30,6 +30,7 @@ read from a file. `client_config` is the one place librdkafka settings are built
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
@@ -289,7 +290,9 @@ class KafkaAdmin:
         metrics_port: int | None = DEFAULT_METRICS_PORT,
     ) -> KafkaAdmin:
         errors = RecentErrors()
-        config = {**client_config(connection, client_id="toolkit-orchestrator"), "error_cb": errors}
+        # librdkafka's own log lines go to a quiet logger: the errors that matter reach `errors` and, from there, the
+        # refusal or wait that names them
+        config = {**client_config(connection, client_id="toolkit-orchestrator"), "error_cb": errors, "logger": QUIET}
         admin = cls(AdminClient(config), pods, metrics_port=metrics_port, consumer_group=consumer_group)
         admin.errors = errors
         admin.where = connection.bootstrap
@@ -489,6 +492,11 @@ class KafkaAdmin:
             for tp in sorted(committed, key=lambda t: (t.topic, t.partition))
         )
         return WorkersState(self.consumer_group, sum(lag for _, lag in by_partition), by_partition)
+
+
+QUIET = logging.getLogger("toolkit.kafka.client")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 class RecentErrors:
