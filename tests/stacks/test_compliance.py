@@ -62,7 +62,13 @@ def test_encryption_at_rest_bucket_and_storage_class(eu) -> None:
 
 def test_key_rotation_off(eu) -> None:
     found = _only(_violations(eu, _hook("KeysArgs", rotation_enabled=False)), "key-rotation")
-    assert sorted(v.resource_name for v in found) == ["keys-ebs", "keys-eks-secrets", "keys-logs", "keys-snapshots"]
+    assert sorted(v.resource_name for v in found) == [
+        "keys-alerts",
+        "keys-ebs",
+        "keys-eks-secrets",
+        "keys-logs",
+        "keys-snapshots",
+    ]
     assert all(v.resource_type == "aws:kms/key:Key" for v in found)
 
 
@@ -122,7 +128,9 @@ def test_region_outside_residency(eu) -> None:
     )
     found = _only(_violations(moved), "region-residency")
     provider = [v for v in found if v.resource_type == "pulumi:providers:aws"]
-    assert provider and "region 'us-east-1' is not allowed for EU residency" in provider[0].message
+    assert (
+        provider and "region 'us-east-1' (United States (US)) is not allowed by the eu residency" in provider[0].message
+    )
     assert any(v.resource_type == "aws:ec2/subnet:Subnet" for v in found)
 
 

@@ -65,15 +65,16 @@ def test_network_follows_the_address_plan(region, captured) -> None:
 def test_keys_rotate_are_protected_and_grant_only_their_users(region, captured) -> None:
     graph = ResourceGraph(captured(region))
     keys = graph.of_type(KMS_KEY)
-    assert {k.name for k in keys} == {"keys-eks-secrets", "keys-ebs", "keys-logs", "keys-snapshots"}
+    assert {k.name for k in keys} == {"keys-eks-secrets", "keys-ebs", "keys-logs", "keys-snapshots", "keys-alerts"}
     assert all(k.inputs["enableKeyRotation"] is True and k.protect for k in keys)
-    assert len(graph.of_type("aws:kms/alias:Alias")) == 4
+    assert len(graph.of_type("aws:kms/alias:Alias")) == 5
     policies = {p.name: json.loads(p.inputs["policy"]) for p in graph.of_type("aws:kms/keyPolicy:KeyPolicy")}
     assert set(policies) == {
         "logs-key-policy-logs",
         "secrets-key-policy-eks-secrets",
         "data-key-policies-ebs",
         "data-key-policies-snapshots",
+        "data-key-policies-alerts",
     }
     for document in policies.values():
         admin = document["Statement"][0]
@@ -96,7 +97,8 @@ def test_cluster_nodes_and_storage_are_locked_down(region, captured) -> None:
     cluster = graph.of_type("aws:eks/cluster:Cluster")[0]
     vpc_config = cluster.inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
-    assert vpc_config["publicAccessCidrs"] == list(config.api_public_access_cidrs)
+    assert vpc_config["endpointPublicAccess"] is bool(config.api_public_access_cidrs)
+    assert vpc_config.get("publicAccessCidrs") == (list(config.api_public_access_cidrs) or None)
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     assert set(cluster.inputs["enabledClusterLogTypes"]) == {
         "api",

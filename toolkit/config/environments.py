@@ -66,11 +66,12 @@ def state_root() -> Path:
 
 
 def stacks_dir() -> Path:
-    override = os.environ.get("TOOLKIT_STACKS_DIR")
-    if override:
-        return Path(override)
-    repo = Path(__file__).resolve().parents[2] / "stacks"
-    return repo if repo.is_dir() else Path.cwd() / "stacks"
+    from toolkit.config.stacks import StacksDirNotFoundError, resolve_stacks_dir
+
+    try:
+        return resolve_stacks_dir()
+    except StacksDirNotFoundError as exc:
+        raise EnvironmentError_(str(exc)) from None
 
 
 def default_name() -> str:
