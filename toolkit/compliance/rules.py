@@ -6,7 +6,7 @@ the setting violates it (a missing setting never counts as compliant).
 
 - encryption-at-rest: log groups have a KMS key; EKS encrypts Secrets with a KMS key; launch templates encrypt
   every volume with a KMS key; EBS volumes are encrypted; every S3 bucket has an aws:kms default encryption;
-  StorageClasses set `encrypted: "true"`.
+  StorageClasses set `encrypted: "true"`; SNS topics (alarm notifications) are encrypted with a KMS key.
 - key-rotation: every KMS key rotates automatically.
 - nodes-in-private-subnets: no node group uses a subnet that maps public IPs or whose route table sends
   traffic to an internet gateway.
@@ -75,6 +75,7 @@ BUCKET_ENCRYPTION = (
 )
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 EKS_ADDON = "aws:eks/addon:Addon"
+SNS_TOPIC = "aws:sns/topic:Topic"
 BUCKET_REPLICATION = (
     "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
     "aws:s3/bucketReplicationConfiguration:BucketReplicationConfiguration",
@@ -160,6 +161,9 @@ def encryption_at_rest(graph: ResourceGraph, residency: str) -> list[Violation]:
         ]
         if not kms:
             found.append(_v(rule, bucket, "bucket has no aws:kms default encryption with a customer key"))
+    for topic in graph.of_type(SNS_TOPIC):
+        if not topic.inputs.get("kmsMasterKeyId"):
+            found.append(_v(rule, topic, "topic has no kmsMasterKeyId; encrypt it with the region's alerts key"))
     for storage_class in graph.of_type(STORAGE_CLASS):
         parameters = storage_class.inputs.get("parameters") or {}
         if parameters.get("encrypted") != "true":

@@ -703,7 +703,7 @@ def derive_region(
             f"zones: how many {name} offers to this account and their names (assumed {', '.join(new_zones)})"
         )
     if discovery is not None and discovery.opt_in_status is not None:
-        notes.append(f"account: {name} is {discovery.opt_in_status}")
+        notes.append(f"account: {discovery.opt_in_status}")
     else:
         opt = "an opt-in region (the account must enable it)" if catalog.region(name).opt_in else "not opt-in"
         unchecked.append(f"account: whether {name} is enabled for this account (AWS documents it as {opt})")
