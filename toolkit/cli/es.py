@@ -1,5 +1,6 @@
-"""`toolkit es`: index management (apply-templates) and shard sizing (plan-indices). Parses and prints only;
-the logic lives in `toolkit.indices` (pure) and `toolkit.targets.es_indices` (the cluster)."""
+"""`toolkit es`: index management (apply-templates), shard sizing (plan-indices) and snapshots (snapshot). Parses
+and prints only; the logic lives in `toolkit.indices` (pure), `toolkit.targets.es_indices` and
+`toolkit.targets.es_snapshots` (the cluster)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_REFUSED, EXIT_USAGE, EnvOption, OutputOption, check_output, die
+from toolkit.cli.common import EXIT_HALTED, EXIT_REFUSED, EXIT_USAGE, EnvOption, OutputOption, check_output, die
 
 app = typer.Typer(help="Elasticsearch index management: templates, rollover, shard sizing.", no_args_is_help=True)
 
@@ -139,3 +140,62 @@ def plan_indices_command(
         f"apply with: toolkit es apply-templates --shards {plan.primary_shards_per_index} "
         f"--replicas {plan.replicas} --rollover-size-gb {plan.rollover_max_primary_shard_size_gb}"
     )
+
+
+@app.command("snapshot")
+def snapshot_command(
+    env: EnvOption = None,
+    repository: Annotated[str, typer.Option(help="repository (deploy registers s3-snapshots)")] = "s3-snapshots",
+    name: Annotated[str | None, typer.Option("--name", help="snapshot name (default snapshot-<UTC time>)")] = None,
+    indices: Annotated[str | None, typer.Option(help="indices to include (default: all)")] = None,
+    timeout: Annotated[float, typer.Option(min=1.0, help="seconds to wait for the snapshot")] = 3600.0,
+    output: OutputOption = "table",
+) -> None:
+    """Take a snapshot of the environment's Elasticsearch into its repository, wait for it and report it."""
+    check_output(output)
+    from toolkit.config.environments import EnvironmentError_, resolve
+
+    try:
+        environment = resolve(env)
+    except EnvironmentError_ as exc:
+        die(EXIT_USAGE, f"error: {exc}")
+    endpoints = environment.endpoints
+    if not endpoints.elasticsearch_url:
+        die(
+            EXIT_USAGE,
+            f"error: environment {environment.name!r} has no Elasticsearch endpoint "
+            f"(endpoints.elasticsearch_url in {environment.source or 'its file'}): add it, or pick an environment "
+            "that has one",
+        )
+    from elasticsearch import TransportError
+
+    from toolkit.targets.es_indices import client
+    from toolkit.targets.es_snapshots import SnapshotError, take_snapshot
+
+    es = client(
+        endpoints.elasticsearch_url,
+        endpoints.ca_file,
+        os.environ.get(endpoints.username_env) if endpoints.username_env else None,
+        os.environ.get(endpoints.password_env) if endpoints.password_env else None,
+        os.environ.get(endpoints.api_key_env) if endpoints.api_key_env else None,
+    )
+    try:
+        report = take_snapshot(es, repository, name, indices, timeout)
+    except SnapshotError as exc:
+        die(EXIT_REFUSED, f"refused: {exc}")
+    except TransportError as exc:
+        die(EXIT_USAGE, f"error: Elasticsearch at {endpoints.elasticsearch_url} does not answer: {exc.message}")
+    finally:
+        es.close()
+    if output == "json":
+        typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    else:
+        typer.echo(f"snapshot {report.repository}/{report.snapshot}: {report.state} in {report.seconds:.1f}s")
+        typer.echo(
+            f"  indices {len(report.indices)}, shards {report.shards_successful}/{report.shards_total} successful, "
+            f"{report.shards_failed} failed"
+        )
+        for failure in report.failures:
+            typer.echo(f"  failure: {failure}")
+    if not report.ok:
+        raise typer.Exit(EXIT_HALTED)
