@@ -357,11 +357,18 @@ def allowlist_problems(cidrs: Iterable[Any], max_addresses: int) -> list[str]:
             problems.append(f"{key}: {cidr} is IPv6; the EKS public endpoint allowlist takes IPv4 blocks only")
             continue
         networks.append(network)
-        documentation = [d for d in DOCUMENTATION_RANGES if network.overlaps(d)]
-        if documentation:
+        inside_documentation = [d for d in DOCUMENTATION_RANGES if network.subnet_of(d)]
+        if inside_documentation:
             problems.append(
-                f"{key}: {cidr} is in the documentation range {documentation[0]} (RFC 5737): an example that routes "
-                "nowhere; list your offices' or VPN's public egress blocks, or [] for a private-only endpoint"
+                f"{key}: {cidr} is in the documentation range {inside_documentation[0]} (RFC 5737): an example that "
+                "routes nowhere; list your offices' or VPN's public egress blocks, or [] for a private-only endpoint"
+            )
+            continue
+        holding_documentation = [d for d in DOCUMENTATION_RANGES if d.subnet_of(network)]
+        if holding_documentation and network.num_addresses <= max_addresses:
+            problems.append(
+                f"{key}: {cidr} includes the documentation range {holding_documentation[0]} (RFC 5737), so it is not "
+                "one of your egress blocks; list those exactly"
             )
             continue
         special = [s for s in NON_PUBLIC_RANGES if network.subnet_of(s)]
@@ -705,7 +712,7 @@ def derive_region(
     if discovery is not None and discovery.opt_in_status is not None:
         notes.append(f"account: {discovery.opt_in_status}")
     else:
-        opt = "an opt-in region (the account must enable it)" if catalog.region(name).opt_in else "not opt-in"
+        opt = "opt-in: the account must enable it" if catalog.region(name).opt_in else "enabled by default"
         unchecked.append(f"account: whether {name} is enabled for this account (AWS documents it as {opt})")
     if discovery is not None and discovery.unavailable:
         notes.append(f"AWS not asked: {discovery.unavailable}")

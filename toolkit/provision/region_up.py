@@ -325,7 +325,10 @@ def preflight_step(ctx: UpContext) -> StepOutcome:
     failed = [c.name for c in checks if not c.ok]
     if failed:
         return StepOutcome(False, f"{len(failed)} check(s) failed: {', '.join(failed)}", lines)
-    return StepOutcome(True, f"{len(checks)} checks pass", lines)
+    skipped = sum(1 for c in checks if c.skipped)
+    return StepOutcome(
+        True, f"{len(checks) - skipped} checks pass" + (f", {skipped} skipped" if skipped else ""), lines
+    )
 
 
 def deploy_with_toolkit(ctx: UpContext) -> StepOutcome:
