@@ -1,5 +1,6 @@
 """The Elasticsearch chart carries what S3 snapshots need on EKS: the service account's IRSA annotation from
-values (schema-checked), and the web identity token linked where the S3 repository reads it."""
+values (schema-checked), and the web identity token linked where the S3 repository reads it. And no chart's workload shares the node's network
+namespace (with IMDS hop limit 1, such a pod would still reach the node's credentials)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,13 @@ def test_prepare_config_links_the_web_identity_token(renders: Any, tmp_path: Pat
         assert link.is_symlink() and os.readlink(link) == str(token)
     else:
         assert not (out / "repository-s3").exists()
+
+
+@pytest.mark.parametrize("chart", ["kafka", "elasticsearch", "ingest-workers"])
+@pytest.mark.parametrize("value_set", ["minimal", "production", "tls-sasl"])
+def test_no_chart_workload_shares_the_node_network(renders: Any, chart: str, value_set: str) -> None:
+    """With IMDS hop limit 1 only the node reaches instance metadata; a hostNetwork pod is the node's network."""
+    from chart_render import pod_specs
+
+    shared = [name for name, spec in pod_specs(renders.docs(chart, value_set)) if spec.get("hostNetwork")]
+    assert shared == []
