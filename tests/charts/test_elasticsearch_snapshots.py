@@ -1,6 +1,7 @@
 """The Elasticsearch chart carries what S3 snapshots need on EKS: the service account's IRSA annotation from
-values (schema-checked), and the web identity token linked where the S3 repository reads it. And no chart's workload shares the node's network
-namespace (with IMDS hop limit 1, such a pod would still reach the node's credentials)."""
+values (schema-checked), and the web identity token linked where the S3 repository reads it. And no chart's
+workload shares the node's network namespace (with IMDS hop limit 1, such a pod would still reach the node's
+credentials)."""
 
 from __future__ import annotations
 
