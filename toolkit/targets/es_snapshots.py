@@ -161,3 +161,24 @@ def take_snapshot(
         seconds=float(info.get("duration_in_millis", 0)) / 1000,
         failures=failures,
     )
+
+
+def snapshot_chart_values(writer_role_arn: str, bucket_region: str) -> dict[str, Any]:
+    """The Elasticsearch chart values a region's deploy merges in, from the stack outputs `snapshotWriterRoleArn`
+    and `snapshotBucketRegion`: the IRSA annotation and the S3 client's regional endpoint."""
+    from toolkit.config.residency import LocationError, load_catalog, parse_arn
+
+    try:
+        arn = parse_arn(writer_role_arn)
+    except LocationError as error:
+        raise SnapshotError(f"snapshotWriterRoleArn: {error}") from None
+    if arn.service != "iam" or not arn.resource.startswith("role/"):
+        raise SnapshotError(f"snapshotWriterRoleArn {writer_role_arn!r} is not an IAM role ARN")
+    try:
+        load_catalog().region(bucket_region)
+    except LocationError as error:
+        raise SnapshotError(f"snapshotBucketRegion: {error}") from None
+    return {
+        "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": writer_role_arn}},
+        "config": {"s3.client.default.endpoint": f"s3.{bucket_region}.amazonaws.com"},
+    }
