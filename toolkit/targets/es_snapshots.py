@@ -13,6 +13,8 @@ A verification failure raises `SnapshotError` naming those three causes; nothing
 
 `take_snapshot(es, repository, ...)` refuses when the repository is not registered, then takes a snapshot and
 waits for it (`wait_for_completion`), and reports state, indices, shards and failures (`SnapshotReport`).
+`snapshot_chart_values(role_arn, region)` is what a region's deploy merges into the Elasticsearch chart's values
+for (1) and (3).
 """
 
 from __future__ import annotations
