@@ -53,9 +53,16 @@ def run_container(
     secrets: dict[str, dict[str, bytes]],
     extra_args: list[str] | None = None,
     timeout: float = 60,
+    *,
+    image_files: dict[str, bytes] | None = None,
+    injected_env: dict[str, str] | None = None,
+    volumes_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `container` of `pod_spec` (see the module docstring); `extra_args` are appended (e.g. --check-config)."""
-    env = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": "/tmp"}
+    """Run `container` of `pod_spec` (see the module docstring); `extra_args` are appended (e.g. --check-config).
+    `image_files` are files at absolute paths that the image (or an admission webhook) provides, `injected_env`
+    variables a webhook adds; `volumes_dir` keeps the pod's volumes there after the run (to inspect an emptyDir
+    an init container filled), instead of a scratch folder."""
+    env = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": "/tmp", **(injected_env or {})}
     for item in container.get("env", []):
         if "value" in item:
             env[item["name"]] = str(item["value"])
@@ -64,11 +71,23 @@ def run_container(
         env[item["name"]] = secrets[ref["name"]][ref["key"]].decode()
     with tempfile.TemporaryDirectory(prefix="pod-") as tmp:
         root = Path(tmp)
-        volumes = {v["name"]: _materialise(v, secrets, root / "volumes") for v in pod_spec.get("volumes", [])}
+        volumes_root = volumes_dir or root / "volumes"
+        volumes = {v["name"]: _materialise(v, secrets, volumes_root) for v in pod_spec.get("volumes", [])}
+        image_mounts: list[dict[str, Any]] = []
+        by_folder: dict[str, dict[str, bytes]] = {}
+        for path, content in (image_files or {}).items():
+            by_folder.setdefault(str(Path(path).parent), {})[Path(path).name] = content
+        for number, (folder, files) in enumerate(sorted(by_folder.items())):
+            source = root / "image" / str(number)
+            source.mkdir(parents=True)
+            for name, content in files.items():
+                (source / name).write_bytes(content)
+            volumes[f"image-{number}"] = source
+            image_mounts.append({"name": f"image-{number}", "mountPath": folder})
         script = ["set -e", f"mount -t tmpfs tmpfs {root}/overlays", f"cd {root}"]
         overlaid: set[str] = set()
         # a mount that would hide this runner's own files (an emptyDir at /tmp) goes last
-        mounts = sorted(
+        mounts = image_mounts + sorted(
             container.get("volumeMounts", []),
             key=lambda m: str(root).startswith(m["mountPath"].rstrip("/") + "/"),
         )

@@ -323,6 +323,30 @@ def apply_index_templates(
         return apply(found.elasticsearch)
 
 
+def take_snapshot(env: Environment, repository: str, name: str | None, indices: str | None, timeout: float) -> Any:
+    """`toolkit es snapshot`: a snapshot of the environment's Elasticsearch (access discovered), waited for."""
+    from toolkit.targets.es_admin import EsConfigError, client_for
+    from toolkit.targets.es_snapshots import SnapshotError, Unreachable
+    from toolkit.targets.es_snapshots import take_snapshot as take
+    from toolkit.targets.real import discovered
+
+    with discovered(env) as found:
+        if found.elasticsearch is None:
+            raise UsageError(found.missing.get("elasticsearch", "no Elasticsearch access"))
+        try:
+            es = client_for(found.elasticsearch, request_timeout=timeout + 30)
+        except EsConfigError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            return take(es, repository, name, indices, timeout)
+        except SnapshotError as exc:
+            raise RefusedError(Verdict.refuse("elasticsearch.snapshot", str(exc))) from None
+        except Unreachable as exc:
+            raise UsageError(f"Elasticsearch at {found.elasticsearch.url} does not answer: {exc}") from None
+        finally:
+            es.close()
+
+
 def orchestrator_job(env: Environment, targets: dict[str, str]) -> list[dict[str, Any]]:
     """The manifests of the in-cluster orchestrator Job (toolkit.provision.orchestrator)."""
     from toolkit.provision.orchestrator import job_manifests

@@ -6,10 +6,11 @@
   (EKS would otherwise create it unencrypted), the OIDC provider for IRSA and the EBS CSI driver's IRSA role.
 - `NodePools`: one managed node group per workload role and zone (so each zone scales on its own and
   EBS-backed pods find a node in their volume's zone), in private subnets only, from launch templates that
-  require IMDSv2 (tokens required, small hop limit) and encrypt the root volume with the ebs key; labels
-  `platform.role=<role>`; kafka and elasticsearch nodes are tainted `dedicated=<role>:NoSchedule`, worker
-  nodes stay untainted so cluster add-ons (CoreDNS, the EBS CSI controller) have somewhere to run. Then the
-  EBS CSI add-on and the `encrypted-gp3` StorageClass (pulumi-kubernetes).
+  require IMDSv2 (tokens required, hop limit 1 so pods cannot reach the node's instance metadata) and
+  encrypt the root volume with the ebs key; labels `platform.role=<role>`; kafka and elasticsearch nodes are
+  tainted `dedicated=<role>:NoSchedule`, worker nodes stay untainted so cluster add-ons (CoreDNS, the EBS CSI
+  controller) have somewhere to run. Then the EBS CSI add-on, its region set explicitly (its controller would
+  otherwise ask IMDS), and the `encrypted-gp3` StorageClass (pulumi-kubernetes).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class ClusterArgs:
     log_types: tuple[str, ...]
     log_retention_days: int
     tags: dict[str, str]
+    aws_region: str
 
 
 class Cluster(pulumi.ComponentResource):
@@ -119,6 +121,8 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer_url: pulumi.Output[str]
     ebs_csi_role_arn: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    certificate_authority_data: pulumi.Output[str]
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:region:Cluster", name, None, opts)
@@ -172,9 +176,11 @@ class Cluster(pulumi.ComponentResource):
             opts=child(self),
         )
         self.ebs_csi_role_arn = csi_role.arn
+        self.endpoint = self.cluster.endpoint
+        self.certificate_authority_data = self.cluster.certificate_authority.apply(_authority_data)
         self.kubeconfig = pulumi.Output.all(
-            self.cluster.endpoint, self.cluster.certificate_authority, self.cluster.name
-        ).apply(lambda parts: _kubeconfig(parts[0], parts[1], parts[2]))
+            self.cluster.endpoint, self.certificate_authority_data, self.cluster.name
+        ).apply(lambda parts: kubeconfig_json(parts[0], parts[1], parts[2], args.aws_region))
         self.register_outputs(
             {
                 "cluster_name": self.cluster.name,
@@ -185,13 +191,20 @@ class Cluster(pulumi.ComponentResource):
         )
 
 
-def _kubeconfig(endpoint: str, authority: object, cluster_name: str) -> str:
+def _authority_data(authority: object) -> str:
     data = getattr(authority, "data", None) or (authority.get("data") if isinstance(authority, dict) else "")
+    return str(data or "")
+
+
+def kubeconfig_json(endpoint: str, authority_data: str, cluster_name: str, aws_region: str) -> str:
+    """A kubeconfig for the cluster whose user gets tokens from `aws eks get-token` for the region's cluster."""
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": data}}],
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": authority_data}}
+            ],
             "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
             "current-context": cluster_name,
             "users": [
@@ -201,7 +214,7 @@ def _kubeconfig(endpoint: str, authority: object, cluster_name: str) -> str:
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name],
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", aws_region],
                         }
                     },
                 }
@@ -233,6 +246,8 @@ class NodePoolsArgs:
     ebs_csi_role_arn: pulumi.Input[str]
     kubeconfig: pulumi.Input[str]
     tags: dict[str, str]
+    # Set explicitly on add-ons that would otherwise ask IMDS for it (unreachable from pods with hop limit 1).
+    aws_region: str
     metadata_http_tokens: str = "required"
     metadata_hop_limit: int = 1
     volumes_encrypted: bool = True
@@ -302,6 +317,7 @@ class NodePools(pulumi.ComponentResource):
             cluster_name=args.cluster_name,
             addon_name="aws-ebs-csi-driver",
             service_account_role_arn=args.ebs_csi_role_arn,
+            configuration_values=json.dumps({"controller": {"region": args.aws_region}}),
             resolve_conflicts_on_update="OVERWRITE",
             tags=named(args.tags, "ebs-csi"),
             opts=child(self),

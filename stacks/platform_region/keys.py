@@ -2,7 +2,7 @@
 that lets only its users use it.
 
 Purposes: `eks-secrets` (envelope encryption of Kubernetes Secrets), `ebs` (node and volume disks), `logs`
-(CloudWatch log groups), `snapshots` (the Elasticsearch snapshot bucket).
+(CloudWatch log groups), `snapshots` (the Elasticsearch snapshot bucket), `alerts` (the alarms' SNS topic).
 
 Key policies are applied by `KeyPolicies`, one purpose at a time, once that purpose's users exist (AWS
 validates principals when a policy is set, and the IRSA roles exist only after the cluster): the account may
@@ -11,7 +11,8 @@ cryptographic actions they need:
 - eks-secrets: the EKS cluster role;
 - ebs: the Auto Scaling service-linked role (launches node volumes) and the EBS CSI driver's IRSA role;
 - logs: the CloudWatch Logs service principal of the region, limited to this region's log groups;
-- snapshots: the Elasticsearch snapshot IRSA role.
+- snapshots: the Elasticsearch snapshot IRSA role;
+- alerts: CloudWatch and EventBridge, for this account only (they publish alarms to the encrypted topic).
 Keys are protected: `pulumi destroy` refuses to delete them unless they are unprotected first.
 """
 
@@ -26,7 +27,7 @@ import pulumi_aws as aws
 
 from .common import child, named, policy_json
 
-KEY_PURPOSES = ("eks-secrets", "ebs", "logs", "snapshots")
+KEY_PURPOSES = ("eks-secrets", "ebs", "logs", "snapshots", "alerts")
 
 ADMIN_ACTIONS = [
     "kms:Create*",

@@ -52,6 +52,7 @@ class NetworkArgs:
 
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
+    nat_gateway_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
 
@@ -155,6 +156,7 @@ class Network(pulumi.ComponentResource):
             self._flow_logs(name, args, vpc)
         self._endpoints(name, args, vpc, private_route_tables)
         self.vpc_id = vpc.id
+        self.nat_gateway_ids = nat_ids
         self.register_outputs(
             {
                 "vpc_id": vpc.id,

@@ -1,8 +1,9 @@
 """The whole region, in dependency order; returns the outputs the toolkit and the charts need.
 
 Order (each step needs the one before): keys -> logs key policy -> network -> cluster roles -> secrets key
-policy -> cluster (control plane, OIDC, EBS CSI role) -> snapshot bucket and writer role -> ebs and snapshots
-key policies -> node pools (node groups, EBS CSI add-on, encrypted-gp3 StorageClass).
+policy -> cluster (control plane, OIDC, EBS CSI role) -> snapshot bucket and writer role -> ebs, snapshots and
+alerts key policies -> node pools (node groups, EBS CSI add-on, encrypted-gp3 StorageClass) -> alarms (EKS
+control plane, NAT gateways, KMS) to the encrypted alerts topic.
 
 All AWS resources go through one explicit provider for the region's `aws:region`; every taggable resource
 carries the region's tags plus `residency`.
@@ -17,6 +18,7 @@ import pulumi_aws as aws
 
 from toolkit.config.region import RegionConfig
 
+from .alarms import ALARM_PUBLISHERS, Alarms, AlarmsArgs
 from .cluster import (
     Cluster,
     ClusterArgs,
@@ -39,10 +41,30 @@ AUTOSCALING_ROLE = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleFor
 class RegionOutputs:
     vpc_id: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
+    cluster_endpoint: pulumi.Output[str]
+    cluster_certificate_authority: pulumi.Output[str]
     kube_context: str
+    aws_region: str
     snapshot_bucket: pulumi.Output[str]
     snapshot_writer_role_arn: pulumi.Output[str]
+    alarm_topic_arn: pulumi.Output[str]
     key_arns: dict[str, pulumi.Output[str]]
+
+    def exports(self) -> dict[str, object]:
+        """The stack outputs, by the names `toolkit region` reads (see stacks/__main__.py)."""
+        return {
+            "vpcId": self.vpc_id,
+            "clusterName": self.cluster_name,
+            "clusterEndpoint": self.cluster_endpoint,
+            "clusterCertificateAuthority": self.cluster_certificate_authority,
+            "kubeContext": self.kube_context,
+            "awsRegion": self.aws_region,
+            "snapshotBucket": self.snapshot_bucket,
+            "snapshotBucketRegion": self.aws_region,
+            "snapshotWriterRoleArn": self.snapshot_writer_role_arn,
+            "alarmTopicArn": self.alarm_topic_arn,
+            "keyArns": self.key_arns,
+        }
 
 
 def region_tags(config: RegionConfig) -> dict[str, str]:
@@ -132,6 +154,7 @@ def declare_region(config: RegionConfig, hook: ArgsHook | None = None) -> Region
                 log_types=config.control_plane_log_types,
                 log_retention_days=config.log_retention_days,
                 tags=tags,
+                aws_region=config.aws_region,
             ),
         ),
         pulumi.ResourceOptions(providers=[provider], depends_on=[secrets_policy, logs_policy]),
@@ -166,12 +189,18 @@ def declare_region(config: RegionConfig, hook: ArgsHook | None = None) -> Region
                         KeyUser(principal={"AWS": cluster.ebs_csi_role_arn}, grants=True),
                     ],
                     "snapshots": [KeyUser(principal={"AWS": snapshots.writer_role_arn})],
+                    "alerts": [
+                        KeyUser(
+                            principal={"Service": list(ALARM_PUBLISHERS)},
+                            condition={"StringEquals": {"aws:SourceAccount": account}},
+                        )
+                    ],
                 },
             ),
         ),
         on_aws,
     )
-    NodePools(
+    nodes = NodePools(
         "nodes",
         adjusted(
             hook,
@@ -197,15 +226,36 @@ def declare_region(config: RegionConfig, hook: ArgsHook | None = None) -> Region
                 kubeconfig=cluster.kubeconfig,
                 metadata_hop_limit=config.node_metadata_hop_limit,
                 tags=tags,
+                aws_region=config.aws_region,
             ),
         ),
         pulumi.ResourceOptions(providers=[provider], depends_on=[data_policies, roles]),
     )
+    alarms = Alarms(
+        "alarms",
+        adjusted(
+            hook,
+            AlarmsArgs(
+                name=name,
+                account_id=account,
+                cluster_name=cluster.cluster.name,
+                nat_gateway_ids=network.nat_gateway_ids,
+                key_arns=keys.arns,
+                alerts_key_arn=keys.arns["alerts"],
+                tags=tags,
+            ),
+        ),
+        pulumi.ResourceOptions(providers=[provider], depends_on=[data_policies, nodes]),
+    )
     return RegionOutputs(
         vpc_id=network.vpc_id,
         cluster_name=cluster.cluster.name,
+        cluster_endpoint=cluster.endpoint,
+        cluster_certificate_authority=cluster.certificate_authority_data,
         kube_context=config.kube_context,
+        aws_region=config.aws_region,
         snapshot_bucket=snapshots.bucket_name,
         snapshot_writer_role_arn=snapshots.writer_role_arn,
+        alarm_topic_arn=alarms.topic_arn,
         key_arns=keys.arns,
     )

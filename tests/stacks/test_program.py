@@ -65,15 +65,16 @@ def test_network_follows_the_address_plan(region, captured) -> None:
 def test_keys_rotate_are_protected_and_grant_only_their_users(region, captured) -> None:
     graph = ResourceGraph(captured(region))
     keys = graph.of_type(KMS_KEY)
-    assert {k.name for k in keys} == {"keys-eks-secrets", "keys-ebs", "keys-logs", "keys-snapshots"}
+    assert {k.name for k in keys} == {"keys-eks-secrets", "keys-ebs", "keys-logs", "keys-snapshots", "keys-alerts"}
     assert all(k.inputs["enableKeyRotation"] is True and k.protect for k in keys)
-    assert len(graph.of_type("aws:kms/alias:Alias")) == 4
+    assert len(graph.of_type("aws:kms/alias:Alias")) == 5
     policies = {p.name: json.loads(p.inputs["policy"]) for p in graph.of_type("aws:kms/keyPolicy:KeyPolicy")}
     assert set(policies) == {
         "logs-key-policy-logs",
         "secrets-key-policy-eks-secrets",
         "data-key-policies-ebs",
         "data-key-policies-snapshots",
+        "data-key-policies-alerts",
     }
     for document in policies.values():
         admin = document["Statement"][0]
@@ -96,7 +97,8 @@ def test_cluster_nodes_and_storage_are_locked_down(region, captured) -> None:
     cluster = graph.of_type("aws:eks/cluster:Cluster")[0]
     vpc_config = cluster.inputs["vpcConfig"]
     assert vpc_config["endpointPrivateAccess"] is True
-    assert vpc_config["publicAccessCidrs"] == list(config.api_public_access_cidrs)
+    assert vpc_config["endpointPublicAccess"] is bool(config.api_public_access_cidrs)
+    assert vpc_config.get("publicAccessCidrs") == (list(config.api_public_access_cidrs) or None)
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     assert set(cluster.inputs["enabledClusterLogTypes"]) == {
         "api",
@@ -155,3 +157,57 @@ def test_snapshot_bucket_is_private_encrypted_versioned_and_tls_only(region, cap
     writer = json.loads(_one(graph, "aws:iam/role:Role", "snapshots-writer").inputs["assumeRolePolicy"])
     subject = f"system:serviceaccount:{config.platform.namespace}:elasticsearch"
     assert subject in writer["Statement"][0]["Condition"]["StringEquals"].values()
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_alarms_watch_what_lives_outside_the_cluster(region, captured) -> None:
+    config = load_region(region)
+    graph = ResourceGraph(captured(region))
+    topic = _one(graph, "aws:sns/topic:Topic", "alarms-topic")
+    assert topic.inputs["kmsMasterKeyId"] == "arn:aws:mock:::Key/keys-alerts"
+    topic_policy = json.loads(graph.of_type("aws:sns/topicPolicy:TopicPolicy")[0].inputs["policy"])
+    publish = topic_policy["Statement"][0]
+    assert sorted(publish["Principal"]["Service"]) == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    alerts_key_users = json.loads(
+        _one(graph, "aws:kms/keyPolicy:KeyPolicy", "data-key-policies-alerts").inputs["policy"]
+    )
+    assert alerts_key_users["Statement"][1]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+    alarms = {a.name: a.inputs for a in graph.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert all(a["alarmActions"] == [topic.arn] and a["okActions"] == [topic.arn] for a in alarms.values())
+
+    def metrics(alarm: dict) -> set[tuple[str, str]]:
+        if "metricName" in alarm:
+            return {(alarm["namespace"], alarm["metricName"])}
+        return {(q["metric"]["namespace"], q["metric"]["metricName"]) for q in alarm["metricQueries"] if "metric" in q}
+
+    eks = {n: a for n, a in alarms.items() if ("AWS/EKS", "apiserver_request_total") in metrics(a) or "eks" in n}
+    assert {("AWS/EKS", "apiserver_request_total_5XX"), ("AWS/EKS", "apiserver_request_total")} == metrics(
+        alarms["alarms-eks-api-5xx"]
+    )
+    latency = {m for a in eks.values() for _, m in metrics(a) if m.startswith("apiserver_request_duration")}
+    assert latency == {
+        f"apiserver_request_duration_seconds_{v}_P99" for v in ("GET", "LIST", "POST", "PUT", "PATCH", "DELETE")
+    }
+    for alarm in eks.values():
+        dims = alarm.get("dimensions") or alarm["metricQueries"][0]["metric"]["dimensions"]
+        assert dims == {"ClusterName": config.cluster_name}
+
+    nats = graph.of_type("aws:ec2/natGateway:NatGateway")
+    nat_alarms = [a for n, a in alarms.items() if "-nat-" in n]
+    assert len(nat_alarms) == 2 * len(nats)
+    assert {a["dimensions"]["NatGatewayId"] for a in nat_alarms} == {n.id for n in nats}
+    assert {a["metricName"] for a in nat_alarms} == {"ErrorPortAllocation", "PacketsDropCount"}
+
+    quota = alarms["alarms-kms-quota"]
+    (usage,) = [q for q in quota["metricQueries"] if "metric" in q]
+    assert usage["metric"]["namespace"] == "AWS/Usage" and usage["metric"]["dimensions"]["Service"] == "KMS"
+    assert any("SERVICE_QUOTA(calls)" in q.get("expression", "") for q in quota["metricQueries"])
+
+    rule = _one(graph, "aws:cloudwatch/eventRule:EventRule", "alarms-kms-key-disabled")
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail"]["eventName"] == ["DisableKey", "ScheduleKeyDeletion"]
+    assert pattern["detail"]["resources"]["ARN"] == sorted(k.arn for k in graph.of_type(KMS_KEY))
+    target = graph.of_type("aws:cloudwatch/eventTarget:EventTarget")[0]
+    assert target.inputs["arn"] == topic.arn

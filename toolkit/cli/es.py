@@ -1,5 +1,6 @@
-"""`toolkit es`: index management (apply-templates) and shard sizing (plan-indices). Parses and prints only;
-the logic lives in `toolkit.indices` (pure) and `toolkit.targets.es_indices` (the cluster)."""
+"""`toolkit es`: index management (apply-templates), shard sizing (plan-indices) and snapshots (snapshot). Parses
+and prints only; the logic lives in `toolkit.indices` (pure), `toolkit.targets.es_indices` and
+`toolkit.targets.es_snapshots` (the cluster)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.common import (
+    EXIT_HALTED,
     EXIT_REFUSED,
     EXIT_USAGE,
     EnvOption,
@@ -128,3 +130,32 @@ def plan_indices_command(
         f"apply with: toolkit es apply-templates --shards {plan.primary_shards_per_index} "
         f"--replicas {plan.replicas} --rollover-size-gb {plan.rollover_max_primary_shard_size_gb}"
     )
+
+
+@app.command("snapshot")
+def snapshot_command(
+    env: EnvOption = None,
+    repository: Annotated[str, typer.Option(help="repository (deploy registers s3-snapshots)")] = "s3-snapshots",
+    name: Annotated[str | None, typer.Option("--name", help="snapshot name (default snapshot-<UTC time>)")] = None,
+    indices: Annotated[str | None, typer.Option(help="indices to include (default: all)")] = None,
+    timeout: Annotated[float, typer.Option(min=1.0, help="seconds to wait for the snapshot")] = 3600.0,
+    output: OutputOption = "table",
+) -> None:
+    """Take a snapshot of the environment's Elasticsearch into its repository, wait for it and report it."""
+    check_output(output)
+    from toolkit import operations
+
+    resolved = environment(env)
+    report = guarded(lambda: operations.take_snapshot(resolved, repository, name, indices, timeout))
+    if output == "json":
+        typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    else:
+        typer.echo(f"snapshot {report.repository}/{report.snapshot}: {report.state} in {report.seconds:.1f}s")
+        typer.echo(
+            f"  indices {len(report.indices)}, shards {report.shards_successful}/{report.shards_total} successful, "
+            f"{report.shards_failed} failed"
+        )
+        for failure in report.failures:
+            typer.echo(f"  failure: {failure}")
+    if not report.ok:
+        raise typer.Exit(EXIT_HALTED)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
 from toolkit.cli import cluster, deploy, es, region, rehearse, state, upgrade
@@ -29,7 +32,16 @@ def env_list() -> None:
     """List the environments this toolkit knows (built-in, custom, and one per region file)."""
     from toolkit.config import environments
 
-    for name in environments.known():
+    try:
+        names = environments.known()
+    except environments.EnvironmentError_ as exc:
+        # Outside a project the built-in environments still exist; only the regions cannot be listed.
+        typer.echo(f"note: regions are not listed: {exc}", err=True)
+        folders = [environments.BUILTIN_DIR]
+        custom = os.environ.get("TOOLKIT_ENVIRONMENTS_DIR")
+        folders += [Path(custom)] if custom else []
+        names = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+    for name in names:
         try:
             env = environments.resolve(name)
             print(f"{name:16} {env.kind:6} {env.description}")

@@ -1,13 +1,19 @@
 """`toolkit region ...`: create, check, preflight, plan, apply, inspect and destroy one AWS region.
 
-The CLI parses and prints; the work is in toolkit.config.region (schema, new regions), toolkit.provision.pulumi
-(mocked capture, Automation API), toolkit.compliance (rules) and toolkit.targets.aws (preflight). Heavy
-libraries (pulumi, pulumi_aws, boto3) are imported inside the command bodies only, so `toolkit --help` stays
-fast. `plan` and `up` run the compliance check first and stop on any violation.
+The CLI parses and prints; the work is in toolkit.config.region (schema, new regions), toolkit.config.residency
+(regions, jurisdictions), toolkit.provision.pulumi (mocked capture, Automation API), toolkit.provision.region_up
+(the `up` steps), toolkit.compliance (rules) and toolkit.targets.aws (preflight). Heavy libraries (pulumi,
+pulumi_aws, boto3) are imported inside the command bodies only, so `toolkit --help` stays fast.
+
+The stacks folder is `--stacks-dir`, else `$TOOLKIT_STACKS_DIR`, else the project root found from the working
+directory (toolkit.config.stacks). Exit codes: 0 done; 1 the region is not ready or a step after apply failed
+(`check` violations, `preflight` failures, `drift`, `up` at apply/kubeconfig/deploy/smoke); 2 bad input; 3 `up`
+refused before anything changed (compliance, preflight, preview, approval).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -16,6 +22,21 @@ app = typer.Typer(help="Provision and manage the platform's AWS regions (one Pul
 
 EXIT_INVALID = 2
 EXIT_BLOCKED = 1
+EXIT_REFUSED = 3
+BEFORE_ANY_CHANGE = ("compliance", "preflight", "preview", "approve")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    stacks_dir: Path | None = typer.Option(
+        None,
+        "--stacks-dir",
+        help="the stacks/ folder (holding Pulumi.yaml); default $TOOLKIT_STACKS_DIR, else found from the working "
+        "directory upwards",
+    ),
+) -> None:
+    ctx.obj = {"stacks_dir": stacks_dir}
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -23,20 +44,29 @@ def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load(name: str) -> Any:
+def _folder(ctx: typer.Context) -> Path:
+    from toolkit.config.stacks import StacksDirNotFoundError, resolve_stacks_dir
+
+    try:
+        return resolve_stacks_dir((ctx.obj or {}).get("stacks_dir"))
+    except StacksDirNotFoundError as error:
+        _fail(str(error))
+
+
+def _load(ctx: typer.Context, name: str) -> Any:
     from toolkit.config.region import load_region
 
     try:
-        return load_region(name)
+        return load_region(name, _folder(ctx))
     except ValueError as error:
         _fail(str(error))
 
 
-def _run_check(config: Any) -> bool:
+def _run_check(config: Any, folder: Path) -> bool:
     """Print the compliance result; True when the region passes."""
     from toolkit.provision.pulumi import check_region
 
-    resources, violations = check_region(config)
+    resources, violations = check_region(config, folder)
     if violations:
         typer.secho(
             f"compliance: {len(violations)} violation(s) in region {config.name} "
@@ -54,18 +84,18 @@ def _run_check(config: Any) -> bool:
     return True
 
 
-def _stacks(config: Any) -> Any:
+def _stacks(config: Any, folder: Path) -> Any:
     from toolkit.provision.pulumi import PulumiCliMissingError, RegionStacks
 
     try:
-        return RegionStacks(config)
+        return RegionStacks(config, folder)
     except PulumiCliMissingError as error:
         _fail(str(error))
 
 
 def _print_changes(changes: Any) -> None:
     typer.echo(
-        f"plan: {len(changes.creates)} to create, {len(changes.updates)} to update, "
+        f"plan {changes.digest()}: {len(changes.creates)} to create, {len(changes.updates)} to update, "
         f"{len(changes.replaces)} to REPLACE, {len(changes.deletes)} to DELETE, {changes.unchanged} unchanged"
     )
     for step in changes.creates:
@@ -84,69 +114,118 @@ def _print_changes(changes: Any) -> None:
         )
 
 
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 @app.command()
 def new(
-    name: str = typer.Argument(..., help="AWS region name of the new region, e.g. eu-central-1"),
-    like: str = typer.Option(..., "--like", help="existing region whose configuration to copy"),
-    residency: str | None = typer.Option(None, help="residency of the new region (eu, us); default: the template's"),
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="AWS region name of the new region, e.g. eu-central-2"),
+    like: str = typer.Option(..., "--like", help="existing region whose sizing and topology to copy"),
+    api_allowlist: str | None = typer.Option(
+        None,
+        "--api-allowlist",
+        help="REQUIRED: public egress blocks (CIDR,CIDR) allowed to reach the Kubernetes API, or `none` for a "
+        "private-only endpoint; never copied from the template",
+    ),
+    residency: str | None = typer.Option(
+        None, help="residency policy; default: the region's own jurisdiction's (eu for EU members, else e.g. ch, gb)"
+    ),
     state_backend: str | None = typer.Option(None, help="s3://BUCKET?region=REGION for the new region's state"),
     secrets_provider: str | None = typer.Option(None, help="awskms://alias/NAME?region=REGION for its secrets"),
-    zones: str | None = typer.Option(None, help="comma-separated availability zones (default: <name>a,b,c)"),
+    zones: str | None = typer.Option(None, help="comma-separated availability zones (default: asked or assumed)"),
+    accept_two_zones: bool = typer.Option(
+        False, "--accept-two-zones", help="accept a region with 2 zones (a zone outage then stops ingestion)"
+    ),
+    discover: bool = typer.Option(
+        False, "--discover", help="ask AWS (these credentials) for the region's zones and opt-in status"
+    ),
 ) -> None:
-    """Write stacks/Pulumi.NAME.yaml from an existing region: next free address block, residency checked."""
+    """Write stacks/Pulumi.NAME.yaml from an existing region: the region's own residency, the next free block."""
     from toolkit.config.region import (
         RegionConfigError,
+        ZoneDiscovery,
         derive_region,
         read_document,
         stack_file,
         used_address_indices,
         write_new_region,
     )
+    from toolkit.config.residency import load_catalog
 
-    if stack_file(name).exists():
-        _fail(f"region {name} already exists ({stack_file(name)}); edit it, or pick another name")
-    _load(like)
+    folder = _folder(ctx)
+    if stack_file(name, folder).exists():
+        _fail(f"region {name} already exists ({stack_file(name, folder)}); edit it, or pick another name")
+    template = _load(ctx, like)
+    allowlist: tuple[str, ...] | None = None
+    if api_allowlist is not None:
+        allowlist = () if api_allowlist.strip().lower() == "none" else _split(api_allowlist)
+    discovery = None
+    if discover:
+        from toolkit.targets.aws import discover_region
+
+        found = discover_region(name)
+        discovery = ZoneDiscovery(found.zones, found.opt_in_status, found.error)
     try:
         created = derive_region(
             name,
             like,
-            read_document(stack_file(like)),
-            used_indices=used_address_indices(),
+            read_document(stack_file(like, folder)),
+            used_indices=used_address_indices(folder),
+            api_allowlist=allowlist,
             residency=residency,
             state_backend=state_backend,
             secrets_provider=secrets_provider,
-            zones=tuple(z.strip() for z in zones.split(",")) if zones else None,
+            zones=_split(zones) if zones else None,
+            accept_two_zones=accept_two_zones,
+            discovery=discovery,
         )
-        path = write_new_region(created, template_name=like)
+        path = write_new_region(created, folder, template_name=like)
     except RegionConfigError as error:
         _fail(f"{error}\nnothing was written")
     config = created.config
+    catalog = load_catalog()
     typer.echo(f"wrote {path}")
-    typer.echo(f"  residency {config.residency}, address block {config.address_block} (index {config.address_index})")
+    typer.echo(
+        f"  residency {config.residency}: {catalog.describe_policy(config.residency)}; {name} lies in "
+        f"{catalog.where(name)} (the template {like} is {template.residency})"
+    )
+    typer.echo(
+        f"  address block {config.address_block} (index {config.address_index}), "
+        f"{len(config.availability_zones)} zones: {', '.join(config.availability_zones)}"
+    )
+    cidrs = ", ".join(config.api_public_access_cidrs) or "none (private endpoint only)"
+    typer.echo(f"  API allowlist: {cidrs}")
     for note in created.notes:
         typer.echo(f"  {note}")
     if created.secrets_to_set:
         typer.secho("  secrets NOT copied from the template; set them anew for this region:", fg=typer.colors.YELLOW)
         for key in created.secrets_to_set:
             typer.echo(f"    - {key}   (pulumi config set --secret {key.split(' ')[0]} ... --stack {name})")
+    if created.unchecked:
+        how = "`toolkit region preflight " + name + "` checks them against AWS"
+        typer.secho(f"  not checked (offline; {how}):", fg=typer.colors.YELLOW)
+        for item in created.unchecked:
+            typer.echo(f"    - {item}")
     typer.echo(f"next: toolkit region check {name} && toolkit region preflight {name}")
 
 
 @app.command()
-def check(name: str = typer.Argument(..., help="region name (stacks/Pulumi.NAME.yaml)")) -> None:
+def check(ctx: typer.Context, name: str = typer.Argument(..., help="region name (stacks/Pulumi.NAME.yaml)")) -> None:
     """Run the compliance rules over what the program declares for the region (offline, Pulumi mocks)."""
-    config = _load(name)
-    if not _run_check(config):
+    config = _load(ctx, name)
+    if not _run_check(config, _folder(ctx)):
         raise typer.Exit(EXIT_BLOCKED)
 
 
 @app.command()
-def preflight(name: str = typer.Argument(..., help="region name")) -> None:
-    """Check the AWS account can host the region (identity, region, zones, quotas, state bucket, keys)."""
+def preflight(ctx: typer.Context, name: str = typer.Argument(..., help="region name")) -> None:
+    """Check the AWS account can host the region (identity, opt-in, zones, quotas, state bucket, keys)."""
     from toolkit.targets.aws import preflight as run_preflight
     from toolkit.targets.aws import request_for
 
-    config = _load(name)
+    config = _load(ctx, name)
     report = run_preflight(request_for(config))
     for item in report.checks:
         mark = "skip" if item.skipped else ("ok" if item.ok else "FAIL")
@@ -159,43 +238,124 @@ def preflight(name: str = typer.Argument(..., help="region name")) -> None:
 
 
 @app.command()
-def plan(name: str = typer.Argument(..., help="region name")) -> None:
+def plan(ctx: typer.Context, name: str = typer.Argument(..., help="region name")) -> None:
     """Compliance check, then a Pulumi preview; replacements and deletions are shown loudly."""
-    config = _load(name)
-    if not _run_check(config):
+    config = _load(ctx, name)
+    folder = _folder(ctx)
+    if not _run_check(config, folder):
         raise typer.Exit(EXIT_BLOCKED)
-    _print_changes(_stacks(config).plan())
+    _print_changes(_stacks(config, folder).preview())
+
+
+def _smoke_resolver(path: Path | None) -> Any:
+    """Read and check the smoke endpoints file now (bad input changes nothing); resolve it at the smoke step."""
+    import os
+
+    import yaml
+
+    from toolkit.rehearsal.smoke import SmokeTargetError, target_from_document
+
+    if path is None:
+        _fail(
+            "`region up` proves the platform serves with a smoke check and needs its endpoints: pass "
+            "--smoke-endpoints FILE (syslog host:port, Kafka bootstrap, Elasticsearch URL, CA files, events topic, "
+            "write alias; format in the README). Nothing was changed"
+        )
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        target = target_from_document(document, dict(os.environ))
+    except (OSError, yaml.YAMLError, SmokeTargetError) as error:
+        _fail(f"--smoke-endpoints {path}: {error}. Nothing was changed")
+    return lambda ctx: target
 
 
 @app.command()
 def up(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="region name"),
+    yes: bool = typer.Option(False, "--yes", help="approve the previewed plan without asking (CI)"),
     allow_replace: bool = typer.Option(
         False, "--allow-replace", help="go ahead even if resources are replaced or deleted"
     ),
+    smoke_endpoints: Path | None = typer.Option(
+        None, "--smoke-endpoints", help="YAML file: the endpoints the smoke check probes (see the README)"
+    ),
+    smoke_timeout: float = typer.Option(60.0, "--smoke-timeout", min=1.0, help="seconds per smoke hop"),
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="kubeconfig to write the context into (default: $KUBECONFIG's first, ~/.kube/config)"
+    ),
 ) -> None:
-    """Compliance check, preview, apply exactly the previewed plan, then deploy the platform and smoke-check it."""
-    from toolkit.provision.pulumi import DestructiveChangeRefusedError
+    """compliance -> preflight -> preview -> approve -> apply exactly that plan -> kubeconfig -> deploy -> smoke."""
+    import click
 
-    config = _load(name)
-    if not _run_check(config):
-        raise typer.Exit(EXIT_BLOCKED)
-    stacks = _stacks(config)
+    from toolkit.config.environments import region_up_state
+    from toolkit.provision import region_up as chain
+    from toolkit.provision.pulumi import PulumiCliMissingError, RegionStacks, require_pulumi_cli
+    from toolkit.rehearsal.smoke import smoke_with
+
+    config = _load(ctx, name)
+    folder = _folder(ctx)
     try:
-        changes, outputs = stacks.up(allow_replace=allow_replace, on_output=lambda line: typer.echo(line, nl=False))
-    except DestructiveChangeRefusedError as error:
-        _fail(str(error), EXIT_BLOCKED)
-    _print_changes(changes)
-    typer.echo(f"infrastructure of {name} is up; outputs: {', '.join(sorted(outputs))}")
-    from toolkit.config.environments import resolve
-    from toolkit.provision.deploy import deploy_platform
+        require_pulumi_cli()
+    except PulumiCliMissingError as error:
+        _fail(str(error))
+    resolve_target = _smoke_resolver(smoke_endpoints)
 
-    result = deploy_platform(resolve(name), check=False)
-    typer.echo(str(result))
+    def approve(changes: Any) -> bool:
+        _print_changes(changes)
+        if yes:
+            typer.echo(f"approved by --yes: plan {changes.digest()}")
+            return True
+        try:
+            return bool(typer.confirm(f"apply exactly plan {changes.digest()} to region {name}?", default=False))
+        except click.exceptions.Abort:
+            return False
+
+    def on_step(step: str, outcome: Any) -> None:
+        mark = "FAIL" if not outcome.ok else ("skip" if outcome.skipped else "ok")
+        color = typer.colors.RED if not outcome.ok else (None if outcome.skipped else typer.colors.GREEN)
+        number = chain.STEPS.index(step) + 1
+        typer.secho(f"[{number}/{len(chain.STEPS)}] {step:<10} {mark:<4} {outcome.detail}", fg=color)
+        for line in outcome.lines:
+            typer.echo(f"      {line}")
+
+    try:
+        report = chain.region_up(
+            config,
+            stacks=lambda: RegionStacks(config, folder),
+            compliance=chain.compliance_step(folder),
+            preflight=chain.preflight_step,
+            approve=approve,
+            deploy=chain.deploy_with_toolkit,
+            smoke=smoke_with(resolve_target, hop_timeout=smoke_timeout),
+            kubeconfig_path=kubeconfig or chain.default_kubeconfig_path(),
+            state_dir=region_up_state(name),
+            allow_replace=allow_replace,
+            on_step=on_step,
+            on_output=lambda line: typer.echo(line, nl=False),
+        )
+    except chain.UpFailed as failure:
+        _summary(failure.report)
+        _fail(
+            f"region up {name} failed at step {failure.step}: {failure.detail}\nresume: {failure.resume}",
+            EXIT_REFUSED if failure.step in BEFORE_ANY_CHANGE else EXIT_BLOCKED,
+        )
+    _summary(report)
+    typer.secho(f"region {name} is up and serves", fg=typer.colors.GREEN, bold=True)
+
+
+def _summary(report: Any) -> None:
+    typer.echo(f"summary of region up {report.region}:")
+    for step in report.steps:
+        typer.echo(f"  {step.name:<10} {step.status:<8} {step.seconds:7.1f}s  {step.detail}")
+    for key in ("clusterName", "kubeContext", "snapshotBucket", "snapshotWriterRoleArn", "alarmTopicArn"):
+        if key in report.outputs:
+            typer.echo(f"  {key}: {report.outputs[key]}")
 
 
 @app.command()
 def destroy(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="region name"),
     include_protected: bool = typer.Option(
         False, "--include-protected", help="also delete KMS keys and the snapshot bucket (unprotects them first)"
@@ -203,8 +363,8 @@ def destroy(
     yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation"),
 ) -> None:
     """Destroy the region's infrastructure; KMS keys and the snapshot bucket stay unless --include-protected."""
-    config = _load(name)
-    stacks = _stacks(config)
+    config = _load(ctx, name)
+    stacks = _stacks(config, _folder(ctx))
     what = (
         "EVERYTHING, including KMS keys and Elasticsearch snapshots"
         if include_protected
@@ -219,19 +379,19 @@ def destroy(
 
 
 @app.command()
-def outputs(name: str = typer.Argument(..., help="region name")) -> None:
+def outputs(ctx: typer.Context, name: str = typer.Argument(..., help="region name")) -> None:
     """Print the region stack's outputs as JSON (secrets masked)."""
     from toolkit.provision.pulumi import outputs_as_json
 
-    config = _load(name)
-    typer.echo(outputs_as_json(_stacks(config).outputs()))
+    config = _load(ctx, name)
+    typer.echo(outputs_as_json(_stacks(config, _folder(ctx)).outputs()))
 
 
 @app.command()
-def drift(name: str = typer.Argument(..., help="region name")) -> None:
+def drift(ctx: typer.Context, name: str = typer.Argument(..., help="region name")) -> None:
     """Compare the recorded state with AWS (refresh preview; nothing is written). Exit 1 on drift."""
-    config = _load(name)
-    drifted = _stacks(config).drift()
+    config = _load(ctx, name)
+    drifted = _stacks(config, _folder(ctx)).drift()
     if not drifted:
         typer.secho(f"no drift in region {name}", fg=typer.colors.GREEN)
         return

@@ -2,8 +2,9 @@
 
 A `DeclaredResource` is one resource registration as the engine would receive it: its type token, logical
 name, the id it was given, its resolved inputs (camelCase keys, as on the wire), the id of the provider that
-manages it and whether it is protected. References between resources are ids inside inputs, so the graph
-resolves them by id (`by_id`) and by what points at what (`referring`).
+manages it, whether it is protected, and the ARN it was given (when the capture knows one). References between
+resources are ids or ARNs inside inputs, so the graph resolves them by id (`by_id`), by ARN (`by_arn`) and by
+what points at what (`referring`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class DeclaredResource:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     provider_id: str | None = None
     protect: bool = False
+    arn: str | None = None
 
     @property
     def label(self) -> str:
@@ -36,6 +38,7 @@ class ResourceGraph:
     def __init__(self, resources: Iterable[DeclaredResource]) -> None:
         self.resources = list(resources)
         self._by_id = {r.id: r for r in self.resources}
+        self._by_arn = {r.arn: r for r in self.resources if r.arn}
 
     def __iter__(self) -> Iterator[DeclaredResource]:
         return iter(self.resources)
@@ -45,6 +48,9 @@ class ResourceGraph:
 
     def by_id(self, resource_id: Any) -> DeclaredResource | None:
         return self._by_id.get(resource_id) if isinstance(resource_id, str) else None
+
+    def by_arn(self, arn: Any) -> DeclaredResource | None:
+        return self._by_arn.get(arn) if isinstance(arn, str) else None
 
     def referring(self, resource_type: str, input_name: str, target_id: str) -> list[DeclaredResource]:
         """Resources of `resource_type` whose input `input_name` is (or contains) `target_id`."""

@@ -6,28 +6,36 @@ the setting violates it (a missing setting never counts as compliant).
 
 - encryption-at-rest: log groups have a KMS key; EKS encrypts Secrets with a KMS key; launch templates encrypt
   every volume with a KMS key; EBS volumes are encrypted; every S3 bucket has an aws:kms default encryption;
-  StorageClasses set `encrypted: "true"`.
+  StorageClasses set `encrypted: "true"`; SNS topics (alarm notifications) are encrypted with a KMS key.
 - key-rotation: every KMS key rotates automatically.
 - nodes-in-private-subnets: no node group uses a subnet that maps public IPs or whose route table sends
   traffic to an internet gateway.
 - imdsv2: every node group uses a launch template, and each launch template requires IMDSv2 tokens with a
-  hop limit of at most 2.
+  hop limit of exactly 1 (with 2, the token answer crosses the extra hop into a pod's network namespace, so pods
+  reach the node's credentials); no Kubernetes workload runs with `hostNetwork: true` (it shares the node's
+  network namespace and reaches IMDS whatever the hop limit); every EKS add-on whose pods look their region up
+  in IMDS gets it set explicitly (`ADDON_REGION_SETTINGS`), and an add-on the table does not know is refused.
 - logging: EKS sends at least api, audit and authenticator logs; every VPC has a flow log; every log group has
   a retention.
 - mandatory-tags: every AWS resource that can carry tags has non-empty `owner`, `data-classification` and
   `residency`, and `residency` names the region's residency.
-- region-residency: every AWS provider is pinned to a region of the residency, every per-resource `region`
-  override and every subnet's zone lies in such a region.
+- region-residency: every AWS provider is pinned to a region whose jurisdiction the residency allows; every
+  `region`-named input (at any depth, e.g. a replication destination's region), every subnet's zone and every
+  ARN found in any input (at any depth, also inside JSON policy documents) lies in such a region, ARNs parsed
+  strictly (toolkit.config.residency.parse_arn: a `?region=` suffix is a malformed ARN, not a relocation);
+  every S3 replication target is a bucket this program declares through an allowed provider (an S3 ARN names
+  no region, so an undeclared target cannot be located and fails).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from toolkit.compliance.resources import DeclaredResource, ResourceGraph
-from toolkit.config.region import RESIDENCY_REGIONS
+from toolkit.config.residency import LocationError, RegionCatalog, load_catalog, parse_arn
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,15 @@ Rule = Callable[[ResourceGraph, str], list[Violation]]
 
 MANDATORY_TAGS = ("owner", "data-classification", "residency")
 REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
-MAX_HOP_LIMIT = 2
+HOP_LIMIT = 1
+# EKS add-ons: where each takes its AWS region from, as a path in its configuration values (None: it needs
+# none). With hop limit 1 the add-on's pods cannot ask IMDS, so the region must be set explicitly.
+ADDON_REGION_SETTINGS: dict[str, tuple[str, ...] | None] = {
+    "aws-ebs-csi-driver": ("controller", "region"),
+    "coredns": None,
+    "kube-proxy": None,
+    "vpc-cni": None,  # aws-node runs in the host network namespace by design; EKS manages it
+}
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
@@ -58,6 +74,22 @@ BUCKET_ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
 )
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+EKS_ADDON = "aws:eks/addon:Addon"
+SNS_TOPIC = "aws:sns/topic:Topic"
+BUCKET_REPLICATION = (
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+    "aws:s3/bucketReplicationConfiguration:BucketReplicationConfiguration",
+)
+# Kubernetes workload kinds and where their pod spec sits.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "core/v1:Pod": ("spec",),
+    "apps/v1:Deployment": ("spec", "template", "spec"),
+    "apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "batch/v1:Job": ("spec", "template", "spec"),
+    "batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
 KMS_KEY = "aws:kms/key:Key"
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE = "aws:ec2/route:Route"
@@ -80,7 +112,10 @@ UNTAGGABLE = frozenset(
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
         "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:sns/topicPolicy:TopicPolicy",
         *BUCKET_ENCRYPTION,
+        *BUCKET_REPLICATION,
     }
 )
 
@@ -126,6 +161,9 @@ def encryption_at_rest(graph: ResourceGraph, residency: str) -> list[Violation]:
         ]
         if not kms:
             found.append(_v(rule, bucket, "bucket has no aws:kms default encryption with a customer key"))
+    for topic in graph.of_type(SNS_TOPIC):
+        if not topic.inputs.get("kmsMasterKeyId"):
+            found.append(_v(rule, topic, "topic has no kmsMasterKeyId; encrypt it with the region's alerts key"))
     for storage_class in graph.of_type(STORAGE_CLASS):
         parameters = storage_class.inputs.get("parameters") or {}
         if parameters.get("encrypted") != "true":
@@ -174,6 +212,20 @@ def nodes_in_private_subnets(graph: ResourceGraph, residency: str) -> list[Viola
     return found
 
 
+def _path(value: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _provider_region(graph: ResourceGraph, resource: DeclaredResource) -> str | None:
+    provider = graph.provider_of(resource)
+    region = provider.inputs.get("region") if provider is not None else None
+    return region if isinstance(region, str) else None
+
+
 def imdsv2(graph: ResourceGraph, residency: str) -> list[Violation]:
     rule = "imdsv2"
     found: list[Violation] = []
@@ -186,9 +238,63 @@ def imdsv2(graph: ResourceGraph, residency: str) -> list[Violation]:
         if options.get("httpTokens") != "required":
             found.append(_v(rule, template, f"httpTokens is {options.get('httpTokens')!r}; set it to 'required'"))
         hop = options.get("httpPutResponseHopLimit")
-        if not isinstance(hop, int | float) or isinstance(hop, bool) or not 1 <= hop <= MAX_HOP_LIMIT:
+        # Pulumi sends every number as a float: 1.0 is the hop limit 1.
+        if not isinstance(hop, int | float) or isinstance(hop, bool) or hop != HOP_LIMIT:
             found.append(
-                _v(rule, template, f"httpPutResponseHopLimit is {hop!r}; set 1 or 2 so pods cannot reach IMDS")
+                _v(
+                    rule,
+                    template,
+                    f"httpPutResponseHopLimit is {hop!r}; set 1. With 2 or more the answer to the IMDSv2 token "
+                    "request survives the hop from the node into a pod's network namespace, so pods reach the "
+                    "instance metadata and the node role's credentials; with 1 only the node itself does",
+                )
+            )
+    for resource in graph:
+        kind = resource.type.removeprefix("kubernetes:")
+        if not resource.type.startswith("kubernetes:") or kind not in POD_SPEC_PATHS:
+            continue
+        pod_spec = _path(dict(resource.inputs), POD_SPEC_PATHS[kind])
+        if isinstance(pod_spec, dict) and _truthy(pod_spec.get("hostNetwork")):
+            found.append(
+                _v(
+                    rule,
+                    resource,
+                    "hostNetwork is true: the pod shares the node's network namespace and reaches IMDS (and the "
+                    "node role's credentials) whatever the hop limit; remove hostNetwork and give the workload "
+                    "its own IAM role (IRSA) if it calls AWS",
+                )
+            )
+    for addon in graph.of_type(EKS_ADDON):
+        name = str(addon.inputs.get("addonName") or "")
+        if name not in ADDON_REGION_SETTINGS:
+            found.append(
+                _v(
+                    rule,
+                    addon,
+                    f"add-on {name!r} is not in the toolkit's table of where add-ons take their region from "
+                    "(ADDON_REGION_SETTINGS); with hop limit 1 its pods cannot ask IMDS: check its configuration "
+                    "schema (`aws eks describe-addon-configuration`) and add it",
+                )
+            )
+            continue
+        setting = ADDON_REGION_SETTINGS[name]
+        if setting is None:
+            continue
+        raw = addon.inputs.get("configurationValues")
+        try:
+            values = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            values = None
+        region = _path(values, setting)
+        expected = _provider_region(graph, addon)
+        if region != expected:
+            found.append(
+                _v(
+                    rule,
+                    addon,
+                    f"configuration {'.'.join(setting)} is {region!r}, expected the region {expected!r}: with hop "
+                    "limit 1 the add-on's pods cannot look the region up in IMDS; set it in configuration_values",
+                )
             )
     return found
 
@@ -226,34 +332,105 @@ def mandatory_tags(graph: ResourceGraph, residency: str) -> list[Violation]:
     return found
 
 
+def _strings(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """Every (key, string) inside `value`, at any depth; JSON documents held in strings are opened too."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in "{[":
+            try:
+                return _strings(json.loads(text), key)
+            except ValueError:
+                pass
+        found.append((key, value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if str(k) != "tags":
+                found.extend(_strings(v, str(k)))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found.extend(_strings(item, key))
+    return found
+
+
+def _zone_region(zone: str, catalog: RegionCatalog) -> str | None:
+    """The region of an availability zone name `<region><letter>`, or None."""
+    region, letter = zone[:-1], zone[-1:]
+    return region if letter.isalpha() and letter.islower() and region in catalog.regions else None
+
+
 def region_residency(graph: ResourceGraph, residency: str) -> list[Violation]:
     rule = "region-residency"
-    allowed = RESIDENCY_REGIONS.get(residency, ())
+    catalog = load_catalog()
+    try:
+        policy = catalog.policy(residency)
+    except LocationError as error:
+        return [Violation(rule, "residency", residency, str(error))]
+    allowed = policy.jurisdictions
+    what = f"{residency} residency ({catalog.describe_policy(residency)})"
+
+    def inside(region: str) -> bool:
+        known = catalog.regions.get(region)
+        return known is not None and known.jurisdiction in allowed
+
+    def where(region: str) -> str:
+        return catalog.where(region) if region in catalog.regions else "an unknown region"
+
     found: list[Violation] = []
     for provider in graph.of_type(AWS_PROVIDER):
         region = provider.inputs.get("region")
-        if region not in allowed:
+        if not isinstance(region, str) or not inside(region):
             found.append(
                 _v(
                     rule,
                     provider,
-                    f"region {region!r} is not allowed for {residency.upper()} residency "
-                    f"(allowed: {', '.join(allowed)})",
+                    f"region {region!r} ({where(str(region))}) is not allowed by the {what}; "
+                    f"allowed regions: {', '.join(catalog.regions_of(residency))}",
                 )
             )
     for resource in graph:
-        if not resource.type.startswith("aws:"):
+        if resource.type == AWS_PROVIDER:
             continue
-        override = resource.inputs.get("region")
-        if override and override not in allowed:
-            found.append(_v(rule, resource, f"region override {override!r} is outside {residency.upper()}"))
-        managed_by = graph.provider_of(resource)
-        if managed_by is None or managed_by.type != AWS_PROVIDER:
-            found.append(_v(rule, resource, "not created through an explicit AWS provider pinned to the region"))
+        if resource.type.startswith("aws:"):
+            managed_by = graph.provider_of(resource)
+            if managed_by is None or managed_by.type != AWS_PROVIDER:
+                found.append(_v(rule, resource, "not created through an explicit AWS provider pinned to the region"))
+        for key, text in _strings(dict(resource.inputs)):
+            if key.lower().endswith("region") and text and not inside(text):
+                found.append(_v(rule, resource, f"{key} {text!r} ({where(text)}) is outside the {what}"))
+            if text.startswith("arn:"):
+                try:
+                    arn = parse_arn(text, catalog)
+                except LocationError as error:
+                    found.append(_v(rule, resource, f"{key}: {error}"))
+                    continue
+                if arn.region and not inside(arn.region):
+                    where_arn = f"{arn.region} ({where(arn.region)})"
+                    found.append(_v(rule, resource, f"{key} {text} lies in {where_arn}, outside the {what}"))
     for subnet in graph.of_type(SUBNET):
         zone = str(subnet.inputs.get("availabilityZone") or "")
-        if not any(zone.startswith(region) for region in allowed):
-            found.append(_v(rule, subnet, f"availability zone {zone!r} is outside {residency.upper()}"))
+        region = _zone_region(zone, catalog)
+        if region is None or not inside(region):
+            found.append(_v(rule, subnet, f"availability zone {zone!r} is outside the {what}"))
+    for replication in graph.of_type(*BUCKET_REPLICATION):
+        for entry in replication.inputs.get("rules") or []:
+            target = str(_path(entry, ("destination", "bucket")) or "")
+            bucket = graph.by_arn(target)
+            region = _provider_region(graph, bucket) if bucket is not None else None
+            if bucket is None:
+                found.append(
+                    _v(
+                        rule,
+                        replication,
+                        f"replication target {target!r} is not a bucket this program declares, so its region cannot "
+                        "be checked (an S3 ARN names no region); declare the target bucket here, through a provider "
+                        f"in the {what}",
+                    )
+                )
+            elif region is None or not inside(region):
+                found.append(
+                    _v(rule, replication, f"replication target {bucket.name!r} lies in {region!r}, outside the {what}")
+                )
     return found
 
 

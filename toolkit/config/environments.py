@@ -11,6 +11,7 @@ machine (the simulated platform, caches) lives under `$TOOLKIT_STATE_DIR` (defau
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.config.access import Access
-from toolkit.config.platform import PlatformSpec
+from toolkit.config.platform import PlatformSpec, SnapshotSpec
 from toolkit.config.wiring import Wiring, wiring_for
 from toolkit.errors import UsageError
 
@@ -72,11 +73,12 @@ def state_root() -> Path:
 
 
 def stacks_dir() -> Path:
-    override = os.environ.get("TOOLKIT_STACKS_DIR")
-    if override:
-        return Path(override)
-    repo = Path(__file__).resolve().parents[2] / "stacks"
-    return repo if repo.is_dir() else Path.cwd() / "stacks"
+    from toolkit.config.stacks import StacksDirNotFoundError, resolve_stacks_dir
+
+    try:
+        return resolve_stacks_dir()
+    except StacksDirNotFoundError as exc:
+        raise EnvironmentError_(str(exc)) from None
 
 
 def default_name() -> str:
@@ -149,6 +151,31 @@ def from_document(document: dict[str, Any]) -> Environment:
         raise EnvironmentError_(f"environment document is invalid: {exc}") from None
 
 
+STACK_OUTPUTS_FILE = "stack-outputs.json"  # written by `toolkit region up` after apply, in its state folder
+
+
+def region_up_state(name: str) -> Path:
+    """Where `toolkit region up` keeps a region's approved plan and the stack outputs it saved."""
+    return state_root() / name / "region-up"
+
+
+def stack_outputs_path(name: str) -> Path:
+    return region_up_state(name) / STACK_OUTPUTS_FILE
+
+
+def snapshots_from_outputs(outputs: dict[str, Any]) -> SnapshotSpec | None:
+    """The snapshot repository a region's stack declared (outputs snapshotBucket, snapshotBucketRegion,
+    snapshotWriterRoleArn); None when the stack has none."""
+    keys = ("snapshotBucket", "snapshotBucketRegion", "snapshotWriterRoleArn")
+    if not all(outputs.get(key) for key in keys):
+        return None
+    return SnapshotSpec(
+        bucket=str(outputs["snapshotBucket"]),
+        bucket_region=str(outputs["snapshotBucketRegion"]),
+        writer_role_arn=str(outputs["snapshotWriterRoleArn"]),
+    )
+
+
 def _from_region(name: str, path: Path) -> Environment:
     from toolkit.config import region  # the region schema is only needed for region environments
 
@@ -160,6 +187,18 @@ def _from_region(name: str, path: Path) -> Environment:
     if not platform.workers.syslog_sources:  # senders inside the region's own network, unless the file says otherwise
         workers = platform.workers.model_copy(update={"syslog_sources": (cfg.address_block,)})
         platform = platform.model_copy(update={"workers": workers})
+    outputs_file = stack_outputs_path(name)
+    if platform.elasticsearch.snapshots is None and outputs_file.is_file():
+        try:
+            snapshots = snapshots_from_outputs(json.loads(outputs_file.read_text()))
+        except (ValueError, ValidationError) as exc:
+            raise EnvironmentError_(
+                f"{outputs_file}: the stack outputs `toolkit region up` saved are unreadable ({exc}); delete the "
+                f"file and rerun `toolkit region up {name}`"
+            ) from None
+        if snapshots is not None:
+            es = platform.elasticsearch.model_copy(update={"snapshots": snapshots})
+            platform = platform.model_copy(update={"elasticsearch": es})
     return Environment(
         name=name,
         kind="kube",

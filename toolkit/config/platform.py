@@ -70,12 +70,22 @@ def _default_node_sets() -> tuple[NodeSetSpec, ...]:
     )
 
 
+class SnapshotSpec(_Spec):
+    """The region's S3 snapshot repository, from its stack outputs (snapshotBucket, snapshotBucketRegion,
+    snapshotWriterRoleArn): deploy annotates the Elasticsearch service account and registers the repository."""
+
+    bucket: str = Field(min_length=3)
+    bucket_region: str = Field(min_length=1)
+    writer_role_arn: str = Field(min_length=1)
+
+
 class ElasticsearchSpec(_Spec):
     version: str = Field(default_factory=lambda: catalog.load().component("elasticsearch").default)
     node_sets: tuple[NodeSetSpec, ...] = Field(default_factory=_default_node_sets)
     indices: int = Field(4, ge=1, description="indices in the simulated data plane")
     shards_per_index: int = Field(3, ge=1)
     replicas: int = Field(1, ge=0)
+    snapshots: SnapshotSpec | None = Field(None, description="the S3 snapshot repository (regions: stack outputs)")
 
 
 class WorkersSpec(_Spec):

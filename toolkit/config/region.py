@@ -6,44 +6,51 @@ stack's secrets provider at the top level (`secretsprovider: awskms://...`).
 
 Validation (`region_from_document`) collects every problem before raising one `RegionConfigError`:
 1. shape: a mapping with a `config:` mapping; unknown `region:*` keys are reported (typos never pass silently);
-2. fields: pydantic checks each value; its errors are mapped back to the YAML key that holds the value;
-3. rules across fields, run only over the fields that parsed: the AWS region belongs to the residency's
-   jurisdiction, the state bucket's region and the secrets KMS key's region too, zones are zones of that region,
-   the platform's zones are among them, the public API allowlist never opens to the whole internet.
+2. types, before any rule: each value is checked strictly as the YAML wrote it (pydantic strict mode over the
+   JSON form of the document), so `region:addressIndex: "0"` is a string, not the index 0; errors are mapped
+   back to the YAML key that holds the value;
+3. rules across fields, run only over the fields whose type is right:
+   - residency (toolkit.config.residency): `region:residency` is a policy; the region, the state bucket's region
+     and the secrets key's region (both parsed strictly) lie in jurisdictions the policy allows;
+   - zones: names of the region's zones, each once; at least 2; exactly 2 only with `region:acceptTwoZones: true`
+     (the reason: a zone outage then stops ingestion); the platform's zones are among them;
+   - the public API allowlist: IPv4 CIDRs without host bits, none in a documentation range (RFC 5737) or a
+     non-public range, and their union covers at most `region:apiPublicAccessMaxAddresses` addresses (measured,
+     so 0.0.0.0/1 + 128.0.0.0/1 counts as the whole internet); an empty list means a private-only endpoint;
+   - IMDS: `region:nodeMetadataHopLimit` must be 1 (with 2, pods reach the node's instance metadata);
+   - logs, retention and node groups as documented at each rule.
 `load_region` adds one rule across files: no two region files share an address index.
 
 Address plan (invariant: no two regions' networks overlap, so regions can be peered later):
 - region `i` (0 <= i < 256) owns `10.i.0.0/16`, carved from `10.0.0.0/8`;
 - inside it, zone `z` (0 <= z < 6) gets private `10.i.(32*z).0/19` (nodes and pods) and public
   `10.i.(192+4*z).0/22` (load balancers and NAT gateways); private blocks fill 10.i.0.0-10.i.191.255 and
-  public ones sit in 10.i.192.0/18, so no two subnets overlap;
+  public ones sit in 10.i.192.0/18, so no two subnets overlap; a region with 2 zones uses the first two of each;
 - the index is recorded in the region file (`region:addressIndex`); `next_free_index` gives the lowest unused.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from toolkit.config.platform import PlatformSpec
-
-Residency = Literal["eu", "us"]
-
-# Which AWS regions keep data inside each jurisdiction. eu-west-2 (London) and eu-central-2 (Zurich) are in
-# Europe but outside the European Union, so they are deliberately absent from "eu".
-RESIDENCY_REGIONS: dict[str, tuple[str, ...]] = {
-    "eu": ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"),
-    "us": ("us-east-1", "us-east-2", "us-west-1", "us-west-2"),
-}
+from toolkit.config.residency import (
+    LocationError,
+    RegionCatalog,
+    load_catalog,
+    parse_kms_provider,
+    parse_s3_backend,
+)
+from toolkit.config.stacks import resolve_stacks_dir
 
 NODE_ROLES = ("kafka", "elasticsearch", "workers")
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -55,7 +62,24 @@ REGION_PREFIX_LENGTH = 16
 PRIVATE_PREFIX_LENGTH = 19
 PUBLIC_PREFIX_LENGTH = 22
 MAX_ZONES = 6
+MIN_ZONES = 2
+SAFE_ZONES = 3
 MAX_REGIONS = 2 ** (REGION_PREFIX_LENGTH - SUPERNET.prefixlen)
+
+# The public API allowlist: how many addresses its union may cover by default, and the most any region may set.
+DEFAULT_ALLOWLIST_MAX_ADDRESSES = 4096  # a /20: room for several offices' and VPN egress blocks
+ALLOWLIST_MAX_ADDRESSES_CEILING = 65536  # a /16
+IMDS_HOP_LIMIT = 1
+# RFC 5737 documentation ranges: examples that route nowhere.
+DOCUMENTATION_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+# Ranges whose addresses never reach a public endpoint from the internet (IANA special-purpose registry).
+NON_PUBLIC_RANGES = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
 
 STACK_FILE_PREFIX = "Pulumi."
 STACK_FILE_SUFFIX = ".yaml"
@@ -126,18 +150,23 @@ class RegionConfig(_Frozen):
 
     name: str
     aws_region: str
-    residency: Residency
+    residency: str
     address_index: int = Field(ge=0, lt=MAX_REGIONS)
     state_backend: str
     secrets_provider: str
-    availability_zones: tuple[str, ...] = Field(min_length=3, max_length=MAX_ZONES)
+    availability_zones: tuple[str, ...] = Field(min_length=1, max_length=MAX_ZONES)
+    accept_two_zones: bool = False
     nat_gateways: Literal["per-zone", "single"] = "per-zone"
     kubernetes_version: str = Field(pattern=r"^1\.\d{2}$")
-    api_public_access_cidrs: tuple[str, ...] = ()
+    # Required: a new region states its allowlist explicitly (an empty list = private endpoint only).
+    api_public_access_cidrs: tuple[str, ...]
+    api_public_access_max_addresses: int = Field(
+        DEFAULT_ALLOWLIST_MAX_ADDRESSES, ge=1, le=ALLOWLIST_MAX_ADDRESSES_CEILING
+    )
     kube_context: str = Field(min_length=1)
     cluster_name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     control_plane_log_types: tuple[str, ...] = CONTROL_PLANE_LOG_TYPES
-    node_metadata_hop_limit: int = Field(1, ge=1, le=64)
+    node_metadata_hop_limit: int = Field(IMDS_HOP_LIMIT, ge=1, le=64)
     log_retention_days: int = 365
     node_groups: dict[str, NodeGroupConfig]
     tags: dict[str, str] = Field(default_factory=dict)
@@ -151,6 +180,11 @@ class RegionConfig(_Frozen):
     def subnets(self) -> list[ZoneSubnets]:
         return zone_subnets(self.address_index, len(self.availability_zones))
 
+    @property
+    def residency_regions(self) -> tuple[str, ...]:
+        """Every AWS region whose jurisdiction the residency allows (where state, keys and copies may live)."""
+        return load_catalog().regions_of(self.residency)
+
 
 # YAML key -> RegionConfig field. `secretsprovider` is a top-level key of the stack file, the rest sit in config.
 CONFIG_KEYS: dict[str, str] = {
@@ -159,9 +193,11 @@ CONFIG_KEYS: dict[str, str] = {
     "region:addressIndex": "address_index",
     "region:stateBackend": "state_backend",
     "region:availabilityZones": "availability_zones",
+    "region:acceptTwoZones": "accept_two_zones",
     "region:natGateways": "nat_gateways",
     "region:kubernetesVersion": "kubernetes_version",
     "region:apiPublicAccessCidrs": "api_public_access_cidrs",
+    "region:apiPublicAccessMaxAddresses": "api_public_access_max_addresses",
     "region:kubeContext": "kube_context",
     "region:clusterName": "cluster_name",
     "region:controlPlaneLogTypes": "control_plane_log_types",
@@ -196,30 +232,32 @@ def is_secure_value(value: Any) -> bool:
 
 
 def bucket_region(state_backend: str) -> str | None:
-    """Region of a Pulumi S3 backend URL `s3://bucket?region=eu-west-1`, or None when it does not say."""
-    query = parse_qs(urlparse(state_backend).query)
-    return query.get("region", [None])[0]
-
-
-_ARN_REGION = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:(key|alias)/")
+    """Region of a Pulumi S3 backend URL, parsed strictly; None when it is not a valid one."""
+    try:
+        return parse_s3_backend(state_backend).region
+    except LocationError:
+        return None
 
 
 def kms_region(secrets_provider: str) -> str | None:
-    """Region of an `awskms://` secrets provider: from `?region=` or from a key ARN; None when it does not say."""
-    parsed = urlparse(secrets_provider)
-    query_region = parse_qs(parsed.query).get("region", [None])[0]
-    if query_region:
-        return query_region
-    key_ref = secrets_provider[len("awskms://") :].split("?", 1)[0]
-    match = _ARN_REGION.match(key_ref)
-    return match.group(1) if match else None
+    """Region of an `awskms://` secrets provider's key, parsed strictly; None when it is not a valid one."""
+    try:
+        return parse_kms_provider(secrets_provider).region
+    except LocationError:
+        return None
 
 
-def jurisdiction_of(aws_region: str) -> str | None:
-    for residency, regions in RESIDENCY_REGIONS.items():
-        if aws_region in regions:
-            return residency
-    return None
+def _type_hint(item: Mapping[str, Any]) -> str:
+    """The way out for a type error, when the value is close to what was meant."""
+    value = item.get("input")
+    kind = str(item.get("type", ""))
+    if kind in ("int_type", "float_type") and isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
+        return f"; write the number without quotes: {value.strip()}"
+    if kind == "bool_type" and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        return "; write true or false without quotes"
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f'; quote it: "{value}"'
+    return ""
 
 
 def _field_problems(error: ValidationError) -> tuple[list[str], set[str]]:
@@ -233,56 +271,132 @@ def _field_problems(error: ValidationError) -> tuple[list[str], set[str]]:
         where = ".".join([key, *loc[1:]])
         got = repr(item.get("input"))
         got = got if len(got) <= 80 else got[:77] + "..."
-        problems.append(f"{where}: {item['msg']} (got {got})")
+        if item.get("type") == "missing":
+            problems.append(f"{where}: required, and missing; add it (see stacks/Pulumi.eu-west-1.yaml)")
+            continue
+        problems.append(f"{where}: {item['msg']} (got {got}){_type_hint(item)}")
     return problems, bad_fields
 
 
-def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
-    """Rules across fields, each only over fields that parsed."""
+def _json_form(value: Any) -> str:
+    """The document as JSON, so the strict validation sees exactly the YAML types (dates become strings)."""
+    return json.dumps(value, default=str)
+
+
+def _residency_problems(values: dict[str, Any], ok: Any, catalog: RegionCatalog) -> list[str]:
     problems: list[str] = []
+    residency: str | None = None
+    if ok("residency"):
+        try:
+            residency = catalog.policy(values["residency"]).name
+        except LocationError as error:
+            problems.append(f"region:residency: {error}")
+    allowed = catalog.policy(residency).jurisdictions if residency else frozenset()
+
+    def outside(region: str) -> str:
+        return (
+            f"{region}, in {catalog.where(region)}, which the {residency} residency does not allow "
+            f"({residency} = {catalog.describe_policy(residency or '')})"
+        )
+
+    if ok("aws_region"):
+        region = values["aws_region"]
+        try:
+            catalog.region(region)
+        except LocationError as error:
+            problems.append(f"aws:region: {error}")
+        else:
+            if residency and catalog.region(region).jurisdiction not in allowed:
+                own = catalog.default_residency(region)
+                problems.append(
+                    f"aws:region: {region} lies in {catalog.where(region)}, which the {residency} residency does not "
+                    f"allow ({residency} = {catalog.describe_policy(residency or '')}); pick a region in an allowed "
+                    "jurisdiction "
+                    f"({', '.join(catalog.regions_of(residency))}) or set region:residency to {own}"
+                )
+    if ok("state_backend"):
+        try:
+            backend = parse_s3_backend(values["state_backend"], catalog)
+        except LocationError as error:
+            problems.append(f"region:stateBackend: {error}")
+        else:
+            if residency and catalog.region(backend.region).jurisdiction not in allowed:
+                problems.append(
+                    f"region:stateBackend: the state bucket {backend.bucket} is in {outside(backend.region)}; "
+                    f"use a bucket in one of {', '.join(catalog.regions_of(residency))}"
+                )
+    if ok("secrets_provider"):
+        try:
+            key = parse_kms_provider(values["secrets_provider"], catalog)
+        except LocationError as error:
+            problems.append(f"secretsprovider: {error}")
+        else:
+            if residency and catalog.region(key.region).jurisdiction not in allowed:
+                problems.append(
+                    f"secretsprovider: the KMS key is in {outside(key.region)}; use a key in one of "
+                    f"{', '.join(catalog.regions_of(residency))}"
+                )
+    return problems
+
+
+def allowlist_problems(cidrs: Iterable[Any], max_addresses: int) -> list[str]:
+    """Problems of a public API allowlist (see the module docstring); empty when it is acceptable."""
+    key = "region:apiPublicAccessCidrs"
+    problems: list[str] = []
+    networks: list[ipaddress.IPv4Network] = []
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(str(cidr), strict=True)
+        except ValueError as error:
+            problems.append(
+                f"{key}: {cidr!r} is not a CIDR block without host bits ({error}); write the block's network "
+                "address, e.g. A.B.C.0/24 for A.B.C.7/24"
+            )
+            continue
+        if not isinstance(network, ipaddress.IPv4Network):
+            problems.append(f"{key}: {cidr} is IPv6; the EKS public endpoint allowlist takes IPv4 blocks only")
+            continue
+        networks.append(network)
+        inside_documentation = [d for d in DOCUMENTATION_RANGES if network.subnet_of(d)]
+        if inside_documentation:
+            problems.append(
+                f"{key}: {cidr} is in the documentation range {inside_documentation[0]} (RFC 5737): an example that "
+                "routes nowhere; list your offices' or VPN's public egress blocks, or [] for a private-only endpoint"
+            )
+            continue
+        holding_documentation = [d for d in DOCUMENTATION_RANGES if d.subnet_of(network)]
+        if holding_documentation and network.num_addresses <= max_addresses:
+            problems.append(
+                f"{key}: {cidr} includes the documentation range {holding_documentation[0]} (RFC 5737), so it is not "
+                "one of your egress blocks; list those exactly"
+            )
+            continue
+        special = [s for s in NON_PUBLIC_RANGES if network.subnet_of(s)]
+        if special:
+            problems.append(
+                f"{key}: {cidr} lies in {special[0]}, which never reaches a public endpoint from the internet; "
+                "nodes and VPN users inside the VPC use the private endpoint: leave such blocks out"
+            )
+    covered = sum(n.num_addresses for n in ipaddress.collapse_addresses(networks))
+    if covered > max_addresses:
+        share = covered / 2**32
+        problems.append(
+            f"{key}: the blocks together cover {covered:,} addresses ({share:.1%} of the IPv4 internet), more than "
+            f"the limit of {max_addresses:,} (region:apiPublicAccessMaxAddresses); list only your egress blocks, "
+            "or [] for a private-only endpoint"
+        )
+    return problems
+
+
+def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
+    """Rules across fields, each only over fields whose type is right."""
+    problems: list[str] = []
+    catalog = load_catalog()
 
     def ok(*fields: str) -> bool:
         return all(f in values and f not in bad for f in fields)
 
-    if ok("aws_region", "residency"):
-        region, residency = values["aws_region"], values["residency"]
-        allowed = RESIDENCY_REGIONS[residency]
-        if region not in allowed:
-            problems.append(
-                f"aws:region: {region} is outside the {residency.upper()} residency "
-                f"(allowed: {', '.join(allowed)}); pick an allowed region or change region:residency"
-            )
-    if ok("residency", "state_backend"):
-        residency, backend = values["residency"], values["state_backend"]
-        if not str(backend).startswith("s3://"):
-            problems.append(f"region:stateBackend: {backend!r} is not an S3 backend URL; use s3://BUCKET?region=REGION")
-        else:
-            where = bucket_region(backend)
-            if where is None:
-                problems.append(
-                    f"region:stateBackend: {backend!r} does not name the bucket's region; "
-                    "append ?region=REGION so residency can be checked"
-                )
-            elif where not in RESIDENCY_REGIONS[residency]:
-                problems.append(
-                    f"region:stateBackend: the state bucket is in {where}, outside the {residency.upper()} "
-                    f"residency; use a bucket in one of {', '.join(RESIDENCY_REGIONS[residency])}"
-                )
-    if ok("residency", "secrets_provider"):
-        residency, provider = values["residency"], values["secrets_provider"]
-        if not str(provider).startswith("awskms://"):
-            problems.append(
-                f"secretsprovider: {provider!r} is not an AWS KMS provider; use awskms://alias/NAME?region=REGION"
-            )
-        else:
-            where = kms_region(provider)
-            if where is None:
-                problems.append(f"secretsprovider: {provider!r} does not name the key's region; append ?region=REGION")
-            elif where not in RESIDENCY_REGIONS[residency]:
-                problems.append(
-                    f"secretsprovider: the KMS key is in {where}, outside the {residency.upper()} residency; "
-                    f"use a key in one of {', '.join(RESIDENCY_REGIONS[residency])}"
-                )
+    problems.extend(_residency_problems(values, ok, catalog))
     if ok("aws_region", "availability_zones"):
         region = values["aws_region"]
         zones = list(values["availability_zones"])
@@ -293,6 +407,18 @@ def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
                 )
         if len(set(zones)) != len(zones):
             problems.append("region:availabilityZones: a zone is listed twice; list each zone once")
+        if len(zones) < MIN_ZONES:
+            problems.append(
+                f"region:availabilityZones: {len(zones)} zone: the platform needs at least {MIN_ZONES} "
+                f"({SAFE_ZONES} to survive a zone outage); list the region's zones"
+            )
+        elif len(zones) < SAFE_ZONES and ok("accept_two_zones") and not values.get("accept_two_zones"):
+            problems.append(
+                f"region:availabilityZones: only {len(zones)} zones. Kafka keeps 3 replicas of each partition with "
+                "min.insync.replicas 2: over 2 zones one zone holds 2 of the 3 replicas, so losing that zone stops "
+                "every acknowledged write until it returns. Add a third zone (see `toolkit region preflight`), or "
+                "set region:acceptTwoZones: true to accept that a zone outage stops ingestion"
+            )
     if ok("availability_zones", "platform"):
         region_zones = set(values["availability_zones"])
         platform: PlatformSpec = values["platform"]
@@ -302,18 +428,17 @@ def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
                 f"platform:spec.zones: {', '.join(missing)} not among region:availabilityZones "
                 f"({', '.join(sorted(region_zones))}); the platform can only spread over the region's zones"
             )
-    if ok("api_public_access_cidrs"):
-        for cidr in values["api_public_access_cidrs"]:
-            try:
-                network = ipaddress.ip_network(cidr)
-            except ValueError:
-                problems.append(f"region:apiPublicAccessCidrs: {cidr!r} is not a CIDR block; write e.g. 203.0.113.0/24")
-                continue
-            if network.prefixlen == 0:
-                problems.append(
-                    f"region:apiPublicAccessCidrs: {cidr} opens the Kubernetes API to the whole internet; "
-                    "list your offices' or VPN's blocks, or none for a private-only endpoint"
-                )
+    if ok("api_public_access_cidrs", "api_public_access_max_addresses"):
+        problems.extend(
+            allowlist_problems(values["api_public_access_cidrs"], values["api_public_access_max_addresses"])
+        )
+    if ok("node_metadata_hop_limit") and values["node_metadata_hop_limit"] != IMDS_HOP_LIMIT:
+        problems.append(
+            f"region:nodeMetadataHopLimit: {values['node_metadata_hop_limit']} lets pods reach the node's instance "
+            "metadata (IMDS): the answer to the IMDSv2 token request survives the extra hop from the node into a "
+            "pod's network namespace, so any pod could take the node role's credentials. Set 1: only the node "
+            "itself reaches IMDS; the platform's pods use their own IAM roles (IRSA)"
+        )
     if ok("control_plane_log_types"):
         unknown = [t for t in values["control_plane_log_types"] if t not in CONTROL_PLANE_LOG_TYPES]
         if unknown:
@@ -346,7 +471,7 @@ def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
 
 
 def region_from_document(name: str, document: Any, path: Path | str = "<memory>") -> RegionConfig:
-    """Validate a parsed stack file; raise RegionConfigError listing every problem."""
+    """Validate a parsed stack file; raise RegionConfigError listing every problem (types first, then rules)."""
     problems: list[str] = []
     if not isinstance(document, Mapping):
         raise RegionConfigError(path, ["the file must be a YAML mapping with a `config:` section"])
@@ -368,48 +493,45 @@ def region_from_document(name: str, document: Any, path: Path | str = "<memory>"
     bad: set[str] = set()
     parsed: dict[str, Any] = {}
     try:
-        model = RegionConfig.model_validate(values)
+        model = RegionConfig.model_validate_json(_json_form(values), strict=True)
         parsed = dict(model)
     except ValidationError as error:
         field_problems, bad = _field_problems(error)
         problems.extend(field_problems)
-        # Re-validate fields one by one so the rules across fields see every value that parsed.
+        # Re-validate fields one by one so the rules across fields see every value whose type is right.
         for field, value in values.items():
             info = RegionConfig.model_fields.get(field)
             if field in bad or info is None:
                 continue
             try:
                 annotation: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
-                parsed[field] = TypeAdapter(annotation).validate_python(value)
+                parsed[field] = TypeAdapter(annotation).validate_json(_json_form(value), strict=True)
             except ValidationError:
                 bad.add(field)
+        for field, info in RegionConfig.model_fields.items():
+            if field not in parsed and field not in bad and not info.is_required():
+                parsed[field] = info.get_default(call_default_factory=True)
     problems.extend(_rule_problems(parsed, bad))
     if problems:
         raise RegionConfigError(path, problems)
-    return RegionConfig.model_validate(values)
+    return RegionConfig.model_validate_json(_json_form(values), strict=True)
 
 
 # --------------------------------------------------------------------------------------------- files
 
 
-def default_stacks_dir() -> Path:
-    """`$TOOLKIT_STACKS_DIR`, else `./stacks` when present, else the checkout's `stacks/` beside `toolkit/`."""
-    env = os.environ.get("TOOLKIT_STACKS_DIR")
-    if env:
-        return Path(env)
-    here = Path.cwd() / "stacks"
-    if (here / "Pulumi.yaml").exists():
-        return here
-    return Path(__file__).resolve().parents[2] / "stacks"
+def stacks_folder(stacks_dir: Path | None = None) -> Path:
+    """`stacks_dir` when given, else the one resolver's answer (toolkit.config.stacks)."""
+    return stacks_dir if stacks_dir is not None else resolve_stacks_dir()
 
 
 def stack_file(name: str, stacks_dir: Path | None = None) -> Path:
-    return (stacks_dir or default_stacks_dir()) / f"{STACK_FILE_PREFIX}{name}{STACK_FILE_SUFFIX}"
+    return stacks_folder(stacks_dir) / f"{STACK_FILE_PREFIX}{name}{STACK_FILE_SUFFIX}"
 
 
 def list_regions(stacks_dir: Path | None = None) -> list[str]:
     """Names of the regions that have a stack file, sorted."""
-    folder = stacks_dir or default_stacks_dir()
+    folder = stacks_folder(stacks_dir)
     names = []
     for path in folder.glob(f"{STACK_FILE_PREFIX}*{STACK_FILE_SUFFIX}"):
         name = path.name[len(STACK_FILE_PREFIX) : -len(STACK_FILE_SUFFIX)]
@@ -425,27 +547,31 @@ def read_document(path: Path) -> Any:
         raise RegionConfigError(path, [f"not valid YAML: {error}"]) from None
 
 
+def _index_of(document: Any) -> int | None:
+    config = document.get("config") if isinstance(document, Mapping) else None
+    index = config.get("region:addressIndex") if isinstance(config, Mapping) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
 def used_address_indices(stacks_dir: Path | None = None, exclude: str | None = None) -> dict[int, str]:
     """Address index -> region name for every region file (read raw, so one broken file does not hide others)."""
     used: dict[int, str] = {}
-    folder = stacks_dir or default_stacks_dir()
+    folder = stacks_folder(stacks_dir)
     for name in list_regions(folder):
         if name == exclude:
             continue
         try:
-            document = read_document(stack_file(name, folder))
+            index = _index_of(read_document(stack_file(name, folder)))
         except RegionConfigError:
             continue
-        config = document.get("config") if isinstance(document, Mapping) else None
-        index = config.get("region:addressIndex") if isinstance(config, Mapping) else None
-        if isinstance(index, int):
+        if index is not None:
             used[index] = name
     return used
 
 
 def load_region(name: str, stacks_dir: Path | None = None) -> RegionConfig:
     """Read and validate `stacks/Pulumi.<name>.yaml`; raise RegionConfigError listing every problem."""
-    folder = stacks_dir or default_stacks_dir()
+    folder = stacks_folder(stacks_dir)
     path = stack_file(name, folder)
     if not path.exists():
         known = ", ".join(list_regions(folder)) or "none"
@@ -460,10 +586,9 @@ def load_region(name: str, stacks_dir: Path | None = None) -> RegionConfig:
         region = region_from_document(name, document, path)
     except RegionConfigError as error:
         problems.extend(error.problems)
-    config = document.get("config") if isinstance(document, Mapping) else None
-    index = config.get("region:addressIndex") if isinstance(config, Mapping) else None
-    clash = used_address_indices(folder, exclude=name).get(index) if isinstance(index, int) else None
-    if clash is not None and isinstance(index, int):
+    index = _index_of(document)
+    clash = used_address_indices(folder, exclude=name).get(index) if index is not None else None
+    if clash is not None and index is not None:
         free = next_free_index([*used_address_indices(folder), index])
         problems.append(
             f"region:addressIndex: {index} is already used by region {clash} (networks would overlap); "
@@ -478,11 +603,32 @@ def load_region(name: str, stacks_dir: Path | None = None) -> RegionConfig:
 
 
 @dataclass(frozen=True)
+class ZoneDiscovery:
+    """What AWS said about a region's zones and opt-in status, or why it could not be asked."""
+
+    zones: tuple[str, ...] | None
+    opt_in_status: str | None
+    unavailable: str | None = None  # the reason AWS was not asked or did not answer
+
+
+@dataclass(frozen=True)
 class NewRegion:
     config: RegionConfig
     document: dict[str, Any]
     secrets_to_set: tuple[str, ...]
     notes: tuple[str, ...]
+    unchecked: tuple[str, ...]  # what could not be checked offline, each with the command that checks it
+
+
+def _renamed_backend(old_backend: str, template_residency: str, residency: str, region: str) -> str:
+    """A state bucket for the new residency, named after the template's: `...-eu` -> `...-ch`, in `region`."""
+    try:
+        bucket = parse_s3_backend(old_backend).bucket
+    except LocationError:
+        bucket = "platform-pulumi-state"
+    suffix = f"-{template_residency}"
+    base = bucket[: -len(suffix)] if template_residency and bucket.endswith(suffix) else bucket
+    return f"s3://{base}-{residency}?region={region}"
 
 
 def derive_region(
@@ -491,39 +637,48 @@ def derive_region(
     template_document: Mapping[str, Any],
     *,
     used_indices: Iterable[int],
+    api_allowlist: tuple[str, ...] | None,
     residency: str | None = None,
     state_backend: str | None = None,
     secrets_provider: str | None = None,
     zones: tuple[str, ...] | None = None,
+    accept_two_zones: bool = False,
+    discovery: ZoneDiscovery | None = None,
 ) -> NewRegion:
     """The configuration of region `name` cloned from a template region's file, validated.
 
-    Takes the next free address index; renames what names the region (aws:region, zones, cluster, context);
-    keeps sizing, versions and tags; never copies `secure:` values nor the template's encrypted data key:
-    their keys are returned in `secrets_to_set`. Raises RegionConfigError listing every problem.
+    Copies sizing, topology (node groups, zone count, NAT layout), versions and tags; never copies what is the
+    template's own: its residency (the new one is `name`'s own jurisdiction's, or `residency` when that policy
+    allows the region), its API allowlist (`api_allowlist` is required: () means a private-only endpoint), its
+    `secure:` values and encrypted data key (listed in `secrets_to_set`). Takes the next free address index.
+    Zones: `zones`, else those AWS reported (`discovery`), else `<name>a..` as many as the template has.
+    Raises RegionConfigError listing every problem; nothing is written here.
     """
+    catalog = load_catalog()
     path = f"stacks/{STACK_FILE_PREFIX}{name}{STACK_FILE_SUFFIX} (from {template_name})"
     config_in = template_document.get("config") if isinstance(template_document, Mapping) else None
     if not isinstance(config_in, Mapping):
         raise RegionConfigError(path, [f"template {template_name}: no `config:` mapping to copy"])
-    template_residency = str(config_in.get("region:residency", ""))
-    target_residency = residency or template_residency
     problems: list[str] = []
-    jurisdiction = jurisdiction_of(name)
-    if jurisdiction is None:
-        known = "; ".join(f"{r}: {', '.join(rs)}" for r, rs in RESIDENCY_REGIONS.items())
-        problems.append(f"{name}: not an AWS region the toolkit can place in a residency ({known})")
-    elif jurisdiction != target_residency:
-        how = (
-            f"pass --residency {jurisdiction} together with --state-backend and --secrets-provider located in "
-            f"{jurisdiction.upper()}"
-            if residency is None
-            else f"use a region in {target_residency.upper()}: {', '.join(RESIDENCY_REGIONS.get(target_residency, ()))}"
-        )
+    try:
+        own = catalog.default_residency(name)
+    except LocationError as error:
+        raise RegionConfigError(path, [f"aws:region: {error}"]) from None
+    target_residency = residency or own
+    try:
+        catalog.policy(target_residency)
+        if not catalog.allows(target_residency, name):
+            problems.append(
+                f"region:residency: --residency {target_residency} does not allow {name}, which lies in "
+                f"{catalog.where(name)}; leave --residency out to use {own}, the region's own"
+            )
+    except LocationError as error:
+        problems.append(f"region:residency: {error}")
+    if api_allowlist is None:
         problems.append(
-            f"residency: template {template_name} is {template_residency.upper()}-resident and {name} lies in "
-            f"{jurisdiction.upper()}; the copy would move the region's data out of {target_residency.upper()}; "
-            f"{how}"
+            "region:apiPublicAccessCidrs: required for a new region and never copied from the template: pass "
+            "--api-allowlist CIDR[,CIDR...] with your offices' or VPN's public egress blocks, or --api-allowlist none "
+            "for a private-only API endpoint"
         )
     if problems:
         raise RegionConfigError(path, problems)
@@ -538,12 +693,39 @@ def derive_region(
     if "encryptedkey" in template_document:
         secrets.append("encryptedkey (the stack's data key; Pulumi creates a new one under the new KMS key)")
 
+    template_residency = str(config_in.get("region:residency", ""))
     old_region = str(config_in.get("aws:region", template_name))
-    new_zones = list(zones) if zones else [f"{name}{suffix}" for suffix in ("a", "b", "c")]
+    template_zones = config_in.get("region:availabilityZones")
+    zone_count = len(template_zones) if isinstance(template_zones, list) and template_zones else SAFE_ZONES
+    notes: list[str] = []
+    unchecked: list[str] = []
+    if zones:
+        new_zones = list(zones)
+    elif discovery is not None and discovery.zones is not None:
+        new_zones = sorted(discovery.zones)[:zone_count]
+        notes.append(f"zones: AWS offers {', '.join(sorted(discovery.zones))}; using {', '.join(new_zones)}")
+    else:
+        new_zones = [f"{name}{chr(ord('a') + n)}" for n in range(zone_count)]
+        unchecked.append(
+            f"zones: how many {name} offers to this account and their names (assumed {', '.join(new_zones)})"
+        )
+    if discovery is not None and discovery.opt_in_status is not None:
+        notes.append(f"account: {discovery.opt_in_status}")
+    else:
+        opt = "opt-in: the account must enable it" if catalog.region(name).opt_in else "enabled by default"
+        unchecked.append(f"account: whether {name} is enabled for this account (AWS documents it as {opt})")
+    if discovery is not None and discovery.unavailable:
+        notes.append(f"AWS not asked: {discovery.unavailable}")
+
     config["aws:region"] = name
     config["region:residency"] = target_residency
     config["region:addressIndex"] = next_free_index(used_indices)
     config["region:availabilityZones"] = new_zones
+    if accept_two_zones:
+        config["region:acceptTwoZones"] = True
+    else:
+        config.pop("region:acceptTwoZones", None)
+    config["region:apiPublicAccessCidrs"] = list(api_allowlist or ())
     for key in ("region:kubeContext", "region:clusterName"):
         if isinstance(config.get(key), str):
             config[key] = (
@@ -556,27 +738,53 @@ def derive_region(
     spec = config.get("platform:spec")
     if isinstance(spec, Mapping):
         spec = dict(spec)
-        spec["zones"] = new_zones[: max(3, len(spec.get("zones", ())))]
+        spec["zones"] = list(new_zones)
         config["platform:spec"] = spec
 
-    notes: list[str] = []
     old_backend = str(config_in.get("region:stateBackend", ""))
     if state_backend:
         config["region:stateBackend"] = state_backend
-    elif bucket_region(old_backend) in RESIDENCY_REGIONS.get(target_residency, ()):
-        notes.append(f"state: sharing {template_name}'s state bucket {old_backend} (same jurisdiction)")
+    else:
+        old_bucket_region = bucket_region(old_backend)
+        if old_bucket_region is not None and catalog.allows(target_residency, old_bucket_region):
+            notes.append(
+                f"state: sharing {template_name}'s state bucket {old_backend} "
+                f"({catalog.where(old_bucket_region)}, allowed by {target_residency})"
+            )
+        else:
+            config["region:stateBackend"] = _renamed_backend(old_backend, template_residency, target_residency, name)
+            notes.append(
+                f"state: {template_name}'s state bucket lies outside {target_residency}; this region's state goes to "
+                f"{config['region:stateBackend']}, which must exist (versioned, SSE-KMS) before "
+                f"`toolkit region up {name}` (pass --state-backend to choose another)"
+            )
+        unchecked.append("state: that the state bucket exists, is versioned and encrypted with SSE-KMS")
     old_provider = str(template_document.get("secretsprovider", ""))
     new_provider = secrets_provider
-    if new_provider is None and old_provider.startswith("awskms://alias/"):
-        alias = old_provider[len("awskms://") :].split("?", 1)[0].replace(old_region, name)
-        new_provider = f"awskms://{alias}?region={name}"
-        notes.append(
-            f"secrets: {new_provider} must exist before `toolkit region up {name}` "
-            f"(`toolkit region preflight {name}` checks it)"
-        )
-    document: dict[str, Any] = {"secretsprovider": new_provider or old_provider, "config": config}
+    if new_provider is None:
+        alias = "alias/platform-pulumi-secrets"
+        if old_provider.startswith("awskms://alias/"):
+            alias = old_provider[len("awskms://") :].split("?", 1)[0].replace(f"-{old_region}", "")
+        new_provider = f"awskms://{alias}-{name}?region={name}"
+        notes.append(f"secrets: {new_provider} must exist before `toolkit region up {name}`")
+    unchecked.append("secrets: that the secrets provider's KMS key exists and is enabled")
+    document: dict[str, Any] = {"secretsprovider": new_provider, "config": config}
     region = region_from_document(name, document, path)
-    return NewRegion(config=region, document=document, secrets_to_set=tuple(secrets), notes=tuple(notes))
+    return NewRegion(
+        config=region,
+        document=document,
+        secrets_to_set=tuple(secrets),
+        notes=tuple(notes),
+        unchecked=tuple(unchecked),
+    )
+
+
+ALLOWLIST_COMMENT = (
+    "# region:apiPublicAccessCidrs: who may reach the Kubernetes API's public endpoint. [] = private endpoint only\n"
+    "# (reach it from inside the VPC or over VPN/Direct Connect). Otherwise list your offices' or VPN's public\n"
+    "# egress blocks, e.g. [A.B.C.0/28]: no documentation or private ranges, together at most\n"
+    "# region:apiPublicAccessMaxAddresses addresses (default 4096).\n"
+)
 
 
 def write_new_region(new: NewRegion, stacks_dir: Path | None = None, template_name: str = "") -> Path:
@@ -584,11 +792,15 @@ def write_new_region(new: NewRegion, stacks_dir: Path | None = None, template_na
     path = stack_file(new.config.name, stacks_dir)
     if path.exists():
         raise RegionConfigError(path, ["already exists; pick another name or edit the file directly"])
+    catalog = load_catalog()
     header = (
-        f"# Region {new.config.name}: created by `toolkit region new {new.config.name} --like {template_name}`.\n"
+        f"# Region {new.config.name} ({catalog.region(new.config.aws_region).description}): created by "
+        f"`toolkit region new {new.config.name} --like {template_name}`.\n"
+        f"# Residency {new.config.residency}: {catalog.describe_policy(new.config.residency)}.\n"
         "# Single source of truth for this region (AWS settings and platform:spec); validated by\n"
         "# toolkit.config.region. Address block: "
         f"{new.config.address_block} (index {new.config.address_index}).\n"
+        f"{ALLOWLIST_COMMENT}"
     )
     path.write_text(header + yaml.safe_dump(new.document, sort_keys=False), encoding="utf-8")
     return path

@@ -167,7 +167,39 @@ def deploy_platform(environment: Environment, check: bool = False) -> DeployResu
                 diff=task.diff,
             )
         )
+    if not check and result.ok and environment.platform.elasticsearch.snapshots is not None:
+        result.notes.append(register_snapshot_repository(environment))
     return result
+
+
+def register_snapshot_repository(environment: Environment) -> str:
+    """Register the region's S3 snapshot repository on its Elasticsearch (idempotent; Elasticsearch verifies it
+    from every node); the outcome as a note, since a cluster still starting registers it on the next deploy."""
+    from toolkit.targets.es_admin import EsConfigError, client_for
+    from toolkit.targets.es_snapshots import SnapshotError, register_s3_repository
+    from toolkit.targets.real import discovered
+
+    snapshots = environment.platform.elasticsearch.snapshots
+    assert snapshots is not None
+    with discovered(environment) as found:
+        if found.elasticsearch is None:
+            return (
+                f"snapshot repository not registered: {found.missing.get('elasticsearch', 'no Elasticsearch access')}"
+            )
+        try:
+            es = client_for(found.elasticsearch, request_timeout=120)
+        except EsConfigError as exc:
+            return f"snapshot repository not registered: {exc}"
+        try:
+            repo = register_s3_repository(es, snapshots.bucket)
+        except SnapshotError as exc:
+            return f"snapshot repository not registered (rerun deploy once Elasticsearch is green): {exc}"
+        except Exception as exc:  # the cluster does not answer yet: the next deploy registers it
+            return f"snapshot repository not registered: Elasticsearch does not answer ({type(exc).__name__}: {exc})"
+        finally:
+            es.close()
+    state = "registered" if repo.changed else "already registered"
+    return f"snapshot repository {repo.name} ({repo.type} bucket {snapshots.bucket}) {state}"
 
 
 @dataclass

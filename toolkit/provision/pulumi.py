@@ -7,9 +7,12 @@ provider, protect). Mock ids are `<name>#<Type>`, unique per resource, so refere
 resolvable by the compliance rules. Nothing leaves the process; no CLI, no credentials.
 
 Stacks (`RegionStacks`): one Pulumi stack per region in `stacks/`, its state in the region's S3 backend
-(`PULUMI_BACKEND_URL`) and its secrets under the region's `awskms://` provider. Plans are previews whose
-steps are classified (`classify_steps`); `up` previews first, saves the plan, refuses replacements and
-deletions unless allowed, then applies exactly the saved plan (`up --plan`), so what was shown is what runs.
+(`PULUMI_BACKEND_URL`) and its secrets under the region's `awskms://` provider. `preview(plan_file)` runs a
+preview that saves a Pulumi update plan (`--save-plan`) and classifies its steps (`classify_steps`); the
+ChangeSet's `digest` identifies exactly those steps. `apply(plan_file, approved)` runs `up --plan plan_file`,
+so the engine itself refuses any operation the approved preview did not contain, and then compares the steps
+the update performed with the approved ones (`PlanDeviationError` names any difference): what was shown and
+approved is what ran. The order preview -> approval -> apply is toolkit.provision.region_up's.
 Destroy keeps protected resources (KMS keys, snapshot bucket) unless `include_protected`, which first clears
 the protect flags in the stack's state through export/import.
 """
@@ -17,11 +20,11 @@ the protect flags in the stack's state through export/import.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.compliance import DeclaredResource, Violation, evaluate
-from toolkit.config.region import RegionConfig, default_stacks_dir
+from toolkit.config.region import RegionConfig, stacks_folder
 
 PROJECT_NAME = "region"
 PROGRAM_MODULE = "platform_region.program"
@@ -74,6 +77,7 @@ def capture(program: Callable[[], object], stack: str, project: str = PROJECT_NA
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             resource_id = f"{args.name}#{args.typ.rsplit(':', 1)[-1]}"
             provider_id = args.provider.rsplit("::", 1)[-1] if args.provider else None
+            state = _mock_outputs(args.typ, args.name, resource_id, dict(args.inputs))
             records.append(
                 {
                     "type": args.typ,
@@ -81,9 +85,10 @@ def capture(program: Callable[[], object], stack: str, project: str = PROJECT_NA
                     "id": resource_id,
                     "inputs": args.inputs,
                     "provider_id": provider_id,
+                    "arn": state.get("arn"),
                 }
             )
-            return resource_id, _mock_outputs(args.typ, args.name, resource_id, dict(args.inputs))
+            return resource_id, state
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
             if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -117,6 +122,7 @@ def capture(program: Callable[[], object], stack: str, project: str = PROJECT_NA
             inputs=r["inputs"],
             provider_id=r["provider_id"],
             protect=(r["type"], r["name"]) in protected,
+            arn=r["arn"],
         )
         for r in records
     ]
@@ -128,7 +134,7 @@ def _run_sync(program: Callable[[], object]) -> None:
 
 def load_program(stacks_dir: Path | None = None) -> Any:
     """Import the stacks/ program package (`platform_region.program`) from the stacks folder."""
-    folder = (stacks_dir or default_stacks_dir()).resolve()
+    folder = stacks_folder(stacks_dir).resolve()
     package = PROGRAM_MODULE.split(".", 1)[0]
     loaded = sys.modules.get(PROGRAM_MODULE)
     if loaded is not None and Path(str(loaded.__file__)).resolve().parents[1] != folder:
@@ -169,6 +175,10 @@ class PulumiCliMissingError(RuntimeError):
 
 class DestructiveChangeRefusedError(RuntimeError):
     """A plan replaces or deletes resources and `allow_replace` was not given."""
+
+
+class PlanDeviationError(RuntimeError):
+    """An update did something other than the approved plan, or its plan file is gone."""
 
 
 def pulumi_sdk_version() -> str:
@@ -217,6 +227,29 @@ class ChangeSet:
     @property
     def destructive(self) -> tuple[Step, ...]:
         return self.replaces + self.deletes
+
+    @property
+    def changes(self) -> tuple[Step, ...]:
+        return self.creates + self.updates + self.replaces + self.deletes
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def digest(self) -> str:
+        """A short fingerprint of exactly these changes (operation, resource, changed properties)."""
+        lines = sorted(f"{s.op} {s.urn} {','.join(sorted(s.diffs))}" for s in self.changes)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+    def keys(self) -> set[tuple[str, str]]:
+        """(kind of change, URN) of every change: what an update may do under this plan."""
+        kinds = (
+            ("create", self.creates),
+            ("update", self.updates),
+            ("replace", self.replaces),
+            ("delete", self.deletes),
+        )
+        return {(kind, step.urn) for kind, steps in kinds for step in steps}
 
 
 def classify_steps(steps: Iterable[Step]) -> ChangeSet:
@@ -270,7 +303,7 @@ class RegionStacks:
         from pulumi import automation as auto
 
         self.config = config
-        self.stacks_dir = (stacks_dir or default_stacks_dir()).resolve()
+        self.stacks_dir = stacks_folder(stacks_dir).resolve()
         options = auto.LocalWorkspaceOptions(
             work_dir=str(self.stacks_dir),
             env_vars={"PULUMI_BACKEND_URL": config.state_backend},
@@ -278,27 +311,39 @@ class RegionStacks:
         )
         self.stack = auto.create_or_select_stack(stack_name=config.name, work_dir=str(self.stacks_dir), opts=options)
 
-    def plan(self, plan_file: str | None = None) -> ChangeSet:
+    def preview(self, plan_file: str | None = None) -> ChangeSet:
+        """Preview the region; with `plan_file`, Pulumi saves the update plan there (`--save-plan`)."""
         recorder = _StepRecorder()
         self.stack.preview(diff=True, on_event=recorder, plan=plan_file)
         changes = classify_steps(recorder.steps)
         return ChangeSet(**{**changes.__dict__, "plan_file": plan_file})
 
-    def up(
-        self, allow_replace: bool = False, on_output: Callable[[str], None] | None = None
+    plan = preview
+
+    def apply(
+        self, approved: ChangeSet, on_output: Callable[[str], None] | None = None
     ) -> tuple[ChangeSet, dict[str, Any]]:
-        with tempfile.TemporaryDirectory(prefix="region-plan-") as folder:
-            plan_file = str(Path(folder) / "plan.json")
-            changes = self.plan(plan_file)
-            if changes.destructive and not allow_replace:
-                raise DestructiveChangeRefusedError(
-                    f"region {self.config.name}: the plan replaces {len(changes.replaces)} and deletes "
-                    f"{len(changes.deletes)} resource(s): "
-                    + ", ".join(f"{s.op} {s.type} {s.name}" for s in changes.destructive)
-                    + "; nothing was changed. Review `toolkit region plan` and pass --allow-replace to proceed."
+        """`up --plan` with the approved preview's plan file; raise PlanDeviationError if it did otherwise."""
+        if not approved.plan_file or not Path(approved.plan_file).is_file():
+            raise PlanDeviationError(
+                f"region {self.config.name}: the approved plan file {approved.plan_file} is missing; nothing was "
+                "applied. Rerun `toolkit region up` to preview and approve again"
+            )
+        recorder = _StepRecorder()
+        result = self.stack.up(plan=approved.plan_file, on_output=on_output, on_event=recorder)
+        applied = classify_steps(recorder.steps)
+        unexpected = applied.keys() - approved.keys()
+        missing = approved.keys() - applied.keys()
+        if unexpected or missing:
+            raise PlanDeviationError(
+                f"region {self.config.name}: the update did not match the approved plan {approved.digest()}: "
+                + "; ".join(
+                    [f"not approved: {kind} {urn.rsplit('::', 1)[-1]}" for kind, urn in sorted(unexpected)]
+                    + [f"approved but not done: {kind} {urn.rsplit('::', 1)[-1]}" for kind, urn in sorted(missing)]
                 )
-            result = self.stack.up(plan=plan_file, on_output=on_output)
-        return changes, {key: value.value for key, value in result.outputs.items()}
+                + ". Review `toolkit region plan` and the stack's history (`pulumi stack history`)"
+            )
+        return applied, {key: value.value for key, value in result.outputs.items()}
 
     def outputs(self) -> dict[str, Any]:
         return {key: ("[secret]" if value.secret else value.value) for key, value in self.stack.outputs().items()}

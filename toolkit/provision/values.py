@@ -183,6 +183,10 @@ def _elasticsearch_values(environment: Environment) -> dict[str, Any]:
         values["zoneAwareness"] = {"enabled": True, "forcedZones": list(environment.platform.zones)}
     if environment.kind == "kind":
         values["http"] = {"nodePort": {"enabled": True, "port": 30920}}
+    if spec.snapshots is not None:
+        from toolkit.targets.es_snapshots import snapshot_chart_values
+
+        values.update(snapshot_chart_values(spec.snapshots.writer_role_arn, spec.snapshots.bucket_region))
     return values
 
 
