@@ -45,7 +45,7 @@ def test_every_problem_is_listed_at_once(tmp_path: Path):
         "TOOLKIT_WORKER_BACTH_SIZE: unknown variable",
         "TOOLKIT_WORKER_UDP_PORT='70000'",
         "TOOLKIT_WORKER_TLS_KEY_FILE is required when TOOLKIT_WORKER_TLS_PORT is set",
-        "missing.pem' does not exist",
+        "missing.pem': the file does not exist",
         "TOOLKIT_WORKER_LOG_LEVEL='LOUD'",
         "unknown time zone 'Mars/Olympus'",
         "max_in_flight in",
@@ -98,7 +98,8 @@ def test_command_line_exits_2_listing_problems(monkeypatch, capsys):
 def test_check_config_prints_settings_with_secrets_hidden(monkeypatch, capsys):
     monkeypatch.setenv("TOOLKIT_WORKER_KAFKA_BOOTSTRAP", "k:9092")
     monkeypatch.setenv("TOOLKIT_WORKER_ELASTICSEARCH_URL", "http://es:9200")
+    monkeypatch.setenv("TOOLKIT_WORKER_ELASTICSEARCH_USERNAME", "indexer")
     monkeypatch.setenv("TOOLKIT_WORKER_ELASTICSEARCH_PASSWORD", "hunter2")
     assert main(["indexer", "--check-config"]) == 0
     out = capsys.readouterr().out
-    assert "elasticsearch_password=***" in out and "hunter2" not in out
+    assert "elasticsearch_password=<hidden>" in out and "hunter2" not in out

@@ -7,8 +7,18 @@ clears an optional field (for example `TOOLKIT_WORKER_UDP_PORT=off` turns the UD
 Validation happens once, at start, and collects EVERY problem before failing: unreadable file, unknown keys in
 the file, unknown `TOOLKIT_WORKER_*` variables (a typo must not silently fall back to a default), field values
 that fail their type or range, and the rules of the chosen role (the indexer needs Elasticsearch; the receiver
-needs at least one listener; TLS needs a certificate and key that exist). `load_config` raises
-`ConfigProblems` holding the full list; `toolkit-worker` prints them and exits with status 2.
+needs at least one listener; TLS needs a certificate and key). `load_config` raises `ConfigProblems` holding the
+full list; `toolkit-worker` prints them and exits with status 2.
+
+Files and secrets
+-----------------
+Every `*_file` setting must name a regular file this process can open for reading; the check opens it (so it is
+true for root too, where permission bits do not apply) and names the variable, the path and the problem.
+Secrets come either inline (`KAFKA_PASSWORD`, `ELASTICSEARCH_PASSWORD`) or from a file (`KAFKA_PASSWORD_FILE`,
+`ELASTICSEARCH_PASSWORD_FILE`: the file's text with one trailing newline removed), never both. Secret files are
+read here, once, at start. Secret values are held as `SecretStr` (their repr is `**********`), so neither a log
+line, an exception nor `--check-config` ever shows them; only the librdkafka / Elasticsearch client settings
+built for the connection hold them in clear.
 """
 
 from __future__ import annotations
@@ -21,12 +31,29 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 Role = Literal["receiver", "indexer"]
 ENV_PREFIX = "TOOLKIT_WORKER_"
 CONFIG_FILE_ENV = "TOOLKIT_WORKER_CONFIG_FILE"
 _CLEARED = ("", "off", "none")
+SECURITY_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+TLS_PROTOCOLS = ("ssl", "sasl_ssl")
+# settings whose value is a file the process must be able to read
+FILE_FIELDS = (
+    "kafka_ca_file",
+    "kafka_cert_file",
+    "kafka_key_file",
+    "kafka_password_file",
+    "elasticsearch_ca_file",
+    "elasticsearch_password_file",
+    "tls_cert_file",
+    "tls_key_file",
+)
+# settings whose value is a secret (never printed, logged or put in an error message)
+SECRET_FIELDS = ("kafka_password", "elasticsearch_password")
+# settings naming a file whose CONTENT is a secret (the path may be shown, the content never)
+SECRET_FILE_FIELDS = ("kafka_password_file", "elasticsearch_password_file")
 
 
 class WorkerConfig(BaseModel):
@@ -36,11 +63,16 @@ class WorkerConfig(BaseModel):
 
     # Kafka
     kafka_bootstrap: str = Field(min_length=1, description="host:port[,host:port...]")
-    kafka_security_protocol: Literal["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"] = "plaintext"
+    kafka_security_protocol: Literal["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"] = Field(
+        "plaintext", description="case-insensitive on input (SASL_SSL works), held in lower case"
+    )
     kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = Field(None, description="PEM client certificate for mutual TLS (ssl, sasl_ssl)")
+    kafka_key_file: Path | None = Field(None, description="PEM private key of kafka_cert_file")
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_username: str | None = None
-    kafka_password: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_password_file: Path | None = Field(None, description="file holding the SASL password")
     topic: str = Field("syslog-raw", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     dead_letter_topic: str = Field("syslog-dead-letter", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     consumer_group: str = Field("toolkit-indexer", min_length=1)
@@ -49,7 +81,8 @@ class WorkerConfig(BaseModel):
     # Elasticsearch (indexer only)
     elasticsearch_url: str | None = None
     elasticsearch_username: str | None = None
-    elasticsearch_password: str | None = None
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_password_file: Path | None = Field(None, description="file holding the basic-auth password")
     elasticsearch_ca_file: Path | None = None
     write_alias: str = Field("syslog-events", pattern=r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -103,16 +136,35 @@ class WorkerConfig(BaseModel):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Paris)") from exc
         return value
 
-    @field_validator("tls_cert_file", "tls_key_file", "kafka_ca_file", "elasticsearch_ca_file")
+    # secrets read from *_password_file at load time (load_config sets them; never part of a dump)
+    _kafka_file_secret: SecretStr | None = PrivateAttr(None)
+    _elasticsearch_file_secret: SecretStr | None = PrivateAttr(None)
+
+    @field_validator("kafka_security_protocol", mode="before")
     @classmethod
-    def _file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"file {str(value)!r} does not exist or is not a file")
-        return value
+    def _lower_protocol(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.rfc3164_timezone)
+
+    def kafka_secret(self) -> str | None:
+        """The SASL password, from KAFKA_PASSWORD or the content of KAFKA_PASSWORD_FILE."""
+        secret = self.kafka_password or self._kafka_file_secret
+        return None if secret is None else secret.get_secret_value()
+
+    def elasticsearch_secret(self) -> str | None:
+        """The basic-auth password, from ELASTICSEARCH_PASSWORD or the content of ELASTICSEARCH_PASSWORD_FILE."""
+        secret = self.elasticsearch_password or self._elasticsearch_file_secret
+        return None if secret is None else secret.get_secret_value()
+
+    def shown(self) -> dict[str, Any]:
+        """Every effective setting for display: secrets replaced by `<hidden>` (or `<unset>`)."""
+        shown = self.model_dump(mode="json")
+        for name in SECRET_FIELDS:
+            shown[name] = "<hidden>" if getattr(self, name) is not None else None
+        return shown
 
     def kafka_client_settings(self) -> dict[str, Any]:
         """librdkafka settings shared by the producer and the consumer."""
@@ -122,10 +174,13 @@ class WorkerConfig(BaseModel):
         }
         if self.kafka_ca_file is not None:
             settings["ssl.ca.location"] = str(self.kafka_ca_file)
+        if self.kafka_cert_file is not None and self.kafka_key_file is not None:
+            settings["ssl.certificate.location"] = str(self.kafka_cert_file)
+            settings["ssl.key.location"] = str(self.kafka_key_file)
         if self.kafka_security_protocol.startswith("sasl"):
             settings["sasl.mechanism"] = self.kafka_sasl_mechanism
             settings["sasl.username"] = self.kafka_username or ""
-            settings["sasl.password"] = self.kafka_password or ""
+            settings["sasl.password"] = self.kafka_secret() or ""
         return settings
 
 
@@ -181,6 +236,43 @@ def _where(field: str, from_env: set[str], file_path: Path | None) -> str:
     return _env_name(field)
 
 
+def _check_file(where: str, path: Path, problems: list[str]) -> bytes | None:
+    """Open the file the way the process will (so the answer is right for root too); its content, or None after
+    recording the problem."""
+    if not path.exists():
+        problems.append(f"{where}={str(path)!r}: the file does not exist (create it, or point the setting at it)")
+        return None
+    if not path.is_file():
+        problems.append(f"{where}={str(path)!r}: not a regular file (point the setting at the file itself)")
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        problems.append(
+            f"{where}={str(path)!r}: cannot be read by this process ({exc.strerror or exc}); "
+            "fix the file's owner/mode (or the volume's defaultMode), or run as a user that can read it"
+        )
+        return None
+
+
+def _secret_from_file(where: str, content: bytes, problems: list[str]) -> SecretStr | None:
+    """The secret a file holds: its UTF-8 text with ONE trailing newline (LF or CRLF) removed."""
+    if content.endswith(b"\r\n"):
+        content = content[:-2]
+    elif content.endswith(b"\n"):
+        content = content[:-1]
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.append(f"{where}: the file is not UTF-8 text (write the password as plain text)")
+        return None
+    if not text:
+        problems.append(f"{where}: the file is empty (write the password into it)")
+        return None
+    return SecretStr(text)
+
+
 def load_config(role: Role, environ: Mapping[str, str], file_path: Path | None = None) -> WorkerConfig:
     """Merge file and environment, validate everything, and return the configuration or raise
     ConfigProblems."""
@@ -198,6 +290,9 @@ def load_config(role: Role, environ: Mapping[str, str], file_path: Path | None =
             continue
         from_env.add(field)
         values[field] = None if raw.strip().lower() in _CLEARED else raw
+
+    def where(field: str) -> str:
+        return _where(field, from_env, file_path)
 
     def present(field: str) -> bool:
         info = WorkerConfig.model_fields[field]
@@ -218,12 +313,60 @@ def load_config(role: Role, environ: Mapping[str, str], file_path: Path | None =
             for needed in ("tls_cert_file", "tls_key_file"):
                 if not present(needed):
                     problems.append(f"{_env_name(needed)} is required when {_env_name('tls_port')} is set")
-    sasl = str(values.get("kafka_security_protocol") or "").startswith("sasl")
-    if sasl and not (present("kafka_username") and present("kafka_password")):
+
+    # Kafka security: protocol (any case), mutual TLS, SASL credentials
+    raw_protocol = values.get("kafka_security_protocol")
+    protocol = str(raw_protocol).strip().lower() if raw_protocol is not None else "plaintext"
+    if protocol in SECURITY_PROTOCOLS:
+        values["kafka_security_protocol"] = protocol
+    mtls = [f for f in ("kafka_cert_file", "kafka_key_file") if present(f)]
+    if len(mtls) == 1:
+        missing = "kafka_key_file" if mtls[0] == "kafka_cert_file" else "kafka_cert_file"
         problems.append(
-            f"{_env_name('kafka_security_protocol')}={values['kafka_security_protocol']} needs "
-            f"{_env_name('kafka_username')} and {_env_name('kafka_password')}"
+            f"{where(mtls[0])} is set but {_env_name(missing)} is not: mutual TLS to Kafka needs both the client "
+            "certificate and its private key (set both, or neither)"
         )
+    if mtls and protocol in SECURITY_PROTOCOLS and protocol not in TLS_PROTOCOLS:
+        problems.append(
+            f"{' and '.join(where(f) for f in mtls)} need {_env_name('kafka_security_protocol')} ssl or sasl_ssl "
+            f"(it is {protocol}): a client certificate is only presented over TLS (set the protocol to ssl or "
+            "sasl_ssl, or unset the certificate and key)"
+        )
+    if present("kafka_password") and present("kafka_password_file"):
+        problems.append(
+            f"{where('kafka_password')} and {where('kafka_password_file')} are both set: give the Kafka password "
+            "one way only (unset one of them)"
+        )
+    if protocol.startswith("sasl"):
+        if not present("kafka_username"):
+            problems.append(
+                f"{_env_name('kafka_security_protocol')}={protocol} needs {_env_name('kafka_username')} (the SASL user)"
+            )
+        if not present("kafka_password") and not present("kafka_password_file"):
+            problems.append(
+                f"{_env_name('kafka_security_protocol')}={protocol} needs a password: set "
+                f"{_env_name('kafka_password_file')} (a mounted secret file) or {_env_name('kafka_password')}"
+            )
+    if present("elasticsearch_password") and present("elasticsearch_password_file"):
+        problems.append(
+            f"{where('elasticsearch_password')} and {where('elasticsearch_password_file')} are both set: give the "
+            "Elasticsearch password one way only (unset one of them)"
+        )
+    for secret in ("elasticsearch_password", "elasticsearch_password_file"):
+        if present(secret) and not present("elasticsearch_username"):
+            problems.append(
+                f"{where(secret)} is set but {_env_name('elasticsearch_username')} is not: basic auth needs the "
+                "user too (set it, or unset the password)"
+            )
+
+    # every file setting: exists, is a file, this process can read it; secret files are read now
+    file_secrets: dict[str, SecretStr | None] = {}
+    for field in FILE_FIELDS:
+        if not present(field):
+            continue
+        content = _check_file(where(field), Path(str(values[field])), problems)
+        if content is not None and field in SECRET_FILE_FIELDS:
+            file_secrets[field] = _secret_from_file(where(field), content, problems)
 
     config: WorkerConfig | None = None
     try:
@@ -233,8 +376,8 @@ def load_config(role: Role, environ: Mapping[str, str], file_path: Path | None =
             field = str(error["loc"][0]) if error["loc"] else "?"
             if error["type"] == "missing":
                 continue  # reported above with the way out
-            shown = values.get(field)
-            problems.append(f"{_where(field, from_env, file_path)}={shown!r}: {error['msg']}")
+            shown = "<hidden>" if field in SECRET_FIELDS else repr(values.get(field))
+            problems.append(f"{where(field)}={shown}: {error['msg']}")
     if config is not None and config.retry_initial_ms > config.retry_max_ms:
         problems.append(
             f"{_env_name('retry_initial_ms')} ({config.retry_initial_ms}) must not exceed "
@@ -242,6 +385,8 @@ def load_config(role: Role, environ: Mapping[str, str], file_path: Path | None =
         )
     if problems or config is None:
         raise ConfigProblems(problems or ["configuration could not be validated"])
+    config._kafka_file_secret = file_secrets.get("kafka_password_file")
+    config._elasticsearch_file_secret = file_secrets.get("elasticsearch_password_file")
     return config
 
 

@@ -97,7 +97,7 @@ def elasticsearch_client(config: WorkerConfig) -> Elasticsearch:
         "request_timeout": 120,
     }
     if config.elasticsearch_username:
-        options["basic_auth"] = (config.elasticsearch_username, config.elasticsearch_password or "")
+        options["basic_auth"] = (config.elasticsearch_username, config.elasticsearch_secret() or "")
     if config.elasticsearch_ca_file is not None:
         options["ca_certs"] = str(config.elasticsearch_ca_file)
     return Elasticsearch(config.elasticsearch_url, **options)

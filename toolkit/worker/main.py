@@ -2,6 +2,8 @@
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT drained), 2 when the configuration is invalid (every problem
 printed on stderr, nothing started), 1 when the role failed to start (for example a port already in use).
+`--check-config` validates everything that can be checked without the network (files opened, secret files read),
+prints the effective settings one `name=value` a line with every secret shown as `<hidden>`, and exits 0 (or 2).
 """
 
 from __future__ import annotations
@@ -39,12 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         print(problems.render(), file=sys.stderr)
         return 2
     if arguments.check_config:
-        shown = config.model_dump(mode="json")
-        for secret in ("kafka_password", "elasticsearch_password"):
-            if shown.get(secret):
-                shown[secret] = "***"
-        for name, value in shown.items():
-            print(f"{name}={value}")
+        # every file was opened and every secret file read by load_config; secrets are shown as <hidden>
+        for name, value in config.shown().items():
+            print(f"{name}={'' if value is None else value}")
+        print(f"configuration valid for the {role}", file=sys.stderr)
         return 0
     configure_json_logging(config.log_level)
     try:
