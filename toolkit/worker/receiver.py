@@ -289,7 +289,8 @@ class Receiver:
             self._say(logging.ERROR, "message_too_large", "Kafka refused an event as too large: head dead-lettered",
                       bytes=len(value), transport=transport)  # fmt: skip
             self.inflight.late_acquired += 1
-            if not self._produce_dead_letter(value, "message_too_large", key, headers, len(value)):
+            head = value[:DEAD_LETTER_HEAD_BYTES]
+            if not self._produce_dead_letter(head, "message_too_large", key, headers, len(value)):
                 self.inflight.late_acquired -= 1
         else:
             self._dropped["kafka_delivery_failed"].inc()
