@@ -138,7 +138,8 @@ def test_events_kafka_refuses_on_delivery_are_released_counted_and_their_head_de
     producer = ScriptedProducer(fails=[None, None, KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT, None])
     receiver, stream, metrics = make(producer)
     big = b"<13>1 - big app - - - " + b"y" * 9000
-    stream.data_received(LINES[:70] + big + b"\n" + b"<13>1 - h app - - - timed out\n" + b"<13>1 - h app - - - ok\n")
+    two = b"".join(LINES.splitlines(keepends=True)[:2])
+    stream.data_received(two + big + b"\n" + b"<13>1 - h app - - - timed out\n" + b"<13>1 - h app - - - ok\n")
     for _ in range(3):  # the dead letter is produced from the report thread and reported on the next poll
         producer.poll()
         receiver._after_poll()
@@ -171,7 +172,7 @@ def test_framing_violations_are_dead_lettered_with_reception_headers_and_counted
 
 def test_records_carry_the_raw_bytes_the_hostname_key_and_reception_headers_only():
     producer = ScriptedProducer()
-    receiver, stream, _ = make(producer, observer_hostname="recv-1")
+    _, stream, _ = make(producer, observer_hostname="recv-1")
     stream.data_received(b"<34>Oct 11 22:14:15 mymachine su: hello\nno syslog header\n")
     first, second = producer.records
     assert first.value() == b"<34>Oct 11 22:14:15 mymachine su: hello" and first.key() == b"mymachine"
