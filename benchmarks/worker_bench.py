@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -236,6 +237,49 @@ def naive_bulk_body(records: list[tuple[str, int, int, bytes, dict[str, bytes]]]
 # === end of the naive baselines ================================================================================
 
 
+# --- the toolkit's paths, driven exactly as in production ------------------------------------------------------
+
+
+class _NullTransport:
+    """What a receiver connection needs of its transport (the bench feeds reads directly)."""
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("10.1.2.3", 40000) if name == "peername" else None
+
+    def pause_reading(self) -> None:
+        raise AssertionError("the bench never fills the in-flight count")
+
+    def resume_reading(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def toolkit_receiver(producer: StubProducer) -> Any:
+    """A real `Receiver` connection (framing + key + the producer call), on the stub producer."""
+    from toolkit.worker.config import load_config
+    from toolkit.worker.observability import WorkerMetrics
+    from toolkit.worker.receiver import Receiver, _Stream
+
+    config = load_config(
+        "receiver",
+        {
+            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": "stub:9092",
+            "TOOLKIT_WORKER_TOPIC": TOPIC,
+            "TOOLKIT_WORKER_OBSERVER_HOSTNAME": "receiver-0",
+            "TOOLKIT_WORKER_MAX_IN_FLIGHT": str(10**12),  # the stub never reports: nothing is ever released
+        },
+    )
+    receiver = Receiver(config, WorkerMetrics(), producer=producer)
+    stream = _Stream(receiver, "tcp")
+    stream.connection_made(_NullTransport())  # type: ignore[arg-type]
+    return stream
+
+
 def run_naive_receiver(reads: list[bytes]) -> tuple[float, int]:
     producer = StubProducer()
     receiver = NaiveReceiver(producer, ("10.1.2.3", 40000), "receiver-0")
@@ -245,7 +289,19 @@ def run_naive_receiver(reads: list[bytes]) -> tuple[float, int]:
     return time.process_time() - started, producer.produced
 
 
-def run_naive_indexer(records: list[tuple[str, int, int, bytes, dict[str, bytes]]], batch: int) -> tuple[float, int]:
+def run_toolkit_receiver(reads: list[bytes]) -> tuple[float, int]:
+    producer = StubProducer()
+    stream = toolkit_receiver(producer)
+    started = time.process_time()
+    for chunk in reads:
+        stream.data_received(chunk)
+    return time.process_time() - started, producer.produced
+
+
+Records = list[tuple[str, int, int, bytes, dict[str, bytes]]]
+
+
+def run_naive_indexer(records: Records, batch: int) -> tuple[float, int]:
     started = time.process_time()
     size = 0
     for start in range(0, len(records), batch):
@@ -253,19 +309,187 @@ def run_naive_indexer(records: list[tuple[str, int, int, bytes, dict[str, bytes]
     return time.process_time() - started, size
 
 
+def run_toolkit_indexer(records: Records, batch: int) -> tuple[float, int]:
+    """The indexer's bulk build: every record -> its `create` lines (toolkit.worker.ecs.create_operation, what
+    Indexer._to_items calls), joined into the body that is sent."""
+    from toolkit.worker.ecs import KafkaRecord, create_operation
+
+    kafka_records = [KafkaRecord(*record) for record in records]
+    started = time.process_time()
+    size = 0
+    for start in range(0, len(kafka_records), batch):
+        operations = [create_operation(r, INDEX)[1] for r in kafka_records[start : start + batch]]
+        size += len(b"".join(operations))
+    return time.process_time() - started, size
+
+
+def paired(
+    name: str, naive: Any, toolkit: Any, count: int, rounds: int, warmup: int
+) -> tuple[float, list[tuple[float, float]]]:
+    """Interleaved pairs (naive, then toolkit) after `warmup` unmeasured pairs; CPU time of this process."""
+    for _ in range(warmup):
+        naive()
+        toolkit()
+    pairs = []
+    for number in range(rounds):
+        naive_seconds, _ = naive()
+        toolkit_seconds, _ = toolkit()
+        pairs.append((count / naive_seconds, count / toolkit_seconds))
+        print(
+            f"  {name} round {number + 1}: naive {pairs[-1][0]:>10,.0f}/s  toolkit {pairs[-1][1]:>10,.0f}/s  "
+            f"ratio {pairs[-1][1] / pairs[-1][0]:.2f}x"
+        )
+    return statistics.median(t / n for n, t in pairs), pairs
+
+
+# --- end to end: syslog TCP -> receiver -> Kafka -> indexer -> Elasticsearch (the single-node peer) -------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def end_to_end(events: int, worker_core: int, peer_core: int | None) -> None:
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import urllib.request
+    import uuid
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from toolkit.indices import IndexLayout
+    from toolkit.targets.es_indices import apply_index_management, client
+    from toolkit.targets.peer import free_port, running_peer
+
+    tag = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as directory, running_peer(Path(directory)) as peer:
+        if peer_core is not None:
+            os.sched_setaffinity(peer.pid, {peer_core})
+        topic, dlq, alias = f"bench-{tag}", f"bench-dlq-{tag}", f"bench-{tag}"
+        admin = AdminClient({"bootstrap.servers": peer.kafka_bootstrap})
+        for future in admin.create_topics([NewTopic(topic, 3, 1), NewTopic(dlq, 1, 1)]).values():
+            future.result(15)
+        es = client(peer.elasticsearch_url)
+        apply_index_management(es, IndexLayout(alias=alias, replicas=0), "alias")
+        ports = {"receiver": free_port(), "indexer": free_port()}
+        tcp_port = free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TOOLKIT_WORKER_")}
+        base |= {
+            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": peer.kafka_bootstrap,
+            "TOOLKIT_WORKER_TOPIC": topic,
+            "TOOLKIT_WORKER_DEAD_LETTER_TOPIC": dlq,
+            "TOOLKIT_WORKER_WRITE_ALIAS": alias,
+            "TOOLKIT_WORKER_CONSUMER_GROUP": f"bench-{tag}",
+            "TOOLKIT_WORKER_ELASTICSEARCH_URL": peer.elasticsearch_url,
+            "TOOLKIT_WORKER_LISTEN_HOST": "127.0.0.1",
+            "TOOLKIT_WORKER_TCP_PORT": str(tcp_port),
+            "TOOLKIT_WORKER_UDP_PORT": "off",
+            "TOOLKIT_WORKER_HTTP_HOST": "127.0.0.1",
+            "TOOLKIT_WORKER_SHUTDOWN_LINGER_SECONDS": "0",
+            "TOOLKIT_WORKER_LOG_LEVEL": "WARNING",
+        }
+        binary = str(Path(sys.executable).with_name("toolkit-worker"))
+        workers = {}
+        for role in ("receiver", "indexer"):
+            env = base | {"TOOLKIT_WORKER_HTTP_PORT": str(ports[role])}
+            workers[role] = subprocess.Popen([binary, role], env=env, stderr=subprocess.DEVNULL)
+            os.sched_setaffinity(workers[role].pid, {worker_core})
+
+        def get(role: str, path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[role]}{path}", timeout=3) as answer:
+                    return answer.status, answer.read().decode()
+            except OSError:
+                return 0, ""
+
+        def metric(role: str, name: str) -> float:
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in get(role, "/metrics")[1].splitlines()
+                if line.startswith(name) and not line.startswith("#")
+            )
+
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(get(r, "/readyz")[0] == 200 for r in workers):
+                time.sleep(0.2)
+            lines = make_lines(events)
+            stamp = b"%d" % events
+            payload = b"".join(line.replace(b"<", b"<", 1) + b" " + stamp + b"\n" for line in lines)
+            pids = {"receiver": workers["receiver"].pid, "indexer": workers["indexer"].pid, "peer": peer.pid}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", tcp_port)) as sender:
+                sender.sendall(payload)
+            sent = time.monotonic() - started
+            while metric("receiver", "toolkit_receiver_events_accepted_total") < events:
+                time.sleep(0.05)
+            in_kafka = time.monotonic() - started
+            while metric("indexer", "toolkit_indexer_events_indexed_total") < events:
+                time.sleep(0.05)
+            elapsed = time.monotonic() - started
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            es.indices.refresh(index=alias)
+            count = es.count(index=alias)["count"]
+        finally:
+            for process in workers.values():
+                process.send_signal(signal.SIGTERM)
+            for process in workers.values():
+                process.wait(60)
+    print(f"[end to end] syslog TCP -> receiver -> Kafka -> indexer -> Elasticsearch, {events:,} events:")
+    print(f"  sent in {sent:.1f} s; all in Kafka after {in_kafka:.1f} s; all indexed after {elapsed:.1f} s")
+    print(f"  {events / elapsed:,.0f} events/s end to end ({count:,} documents searchable)")
+    print(
+        "  CPU seconds during the run: "
+        + ", ".join(f"{name} {seconds:.1f} s ({seconds / elapsed:.0%} of a core)" for name, seconds in cpu.items())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=100_000, help="events per round (CPU paths)")
     parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--e2e-events", type=int, default=50_000, help="0 skips the end-to-end run")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    cores = sorted(os.sched_getaffinity(0))
+    bench_core, other_core = cores[0], (cores[1] if len(cores) > 1 else None)
+    os.sched_setaffinity(0, {bench_core})
     lines = make_lines(args.events)
+    reads = tcp_reads(lines)
     records = [(TOPIC, n % 12, n, line, RECEPTION_HEADERS) for n, line in enumerate(lines)]
-    seconds, produced = run_naive_receiver(tcp_reads(lines))
-    print(f"naive receiver: {produced / seconds:,.0f} events/s")
-    seconds, _ = run_naive_indexer(records, args.batch)
-    print(f"naive indexer:  {len(records) / seconds:,.0f} events/s")
+    mean = sum(map(len, lines)) / len(lines)
+    print(
+        f"pinned to core {bench_core}; {args.events:,} events a round (mean {mean:.0f} bytes: 40% RFC 5424 + SD, "
+        f"40% RFC 3164, 15% RFC 5424 minimal, 5% not syslog); {args.warmup} warm-up + {args.rounds} paired rounds; "
+        "CPU time of this process"
+    )
+    print("[receiver CPU path] LF-framed TCP reads of 64 KiB -> framing + key + producer.produce (stub):")
+    receiver_ratio, _ = paired(
+        "receiver",
+        lambda: run_naive_receiver(reads),
+        lambda: run_toolkit_receiver(reads),
+        args.events,
+        args.rounds,
+        args.warmup,
+    )
+    print(f"[indexer CPU path] Kafka records -> ECS documents -> _bulk body, batches of {args.batch:,}:")
+    indexer_ratio, _ = paired(
+        "indexer",
+        lambda: run_naive_indexer(records, args.batch),
+        lambda: run_toolkit_indexer(records, args.batch),
+        args.events,
+        args.rounds,
+        args.warmup,
+    )
+    if args.e2e_events:
+        end_to_end(args.e2e_events, bench_core, other_core)
+    print(f"receiver vs naive: {receiver_ratio:.2f}x")
+    print(f"indexer vs naive: {indexer_ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from toolkit.worker.delivery import (
     item_error_reason,
     lease_for_batch,
 )
-from toolkit.worker.ecs import KafkaRecord, document_id, encode_create, normalise
+from toolkit.worker.ecs import KafkaRecord, create_operation
 from toolkit.worker.observability import Heartbeat, ProbeServer, WorkerMetrics
 
 log = logging.getLogger("toolkit.worker.indexer")
@@ -300,21 +300,15 @@ class Indexer:
 
     def _to_items(self, records: list[KafkaRecord], leases: dict[tuple[str, int], IndexLease]) -> list[_Item]:
         items = []
+        failures = 0
+        zone = self._zone
         for record in records:
-            try:
-                document = normalise(record, self._zone)
-            except Exception as exc:  # a bad event is counted and kept raw, never fatal
-                document = {
-                    "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "event": {"original": record.value.decode("utf-8", errors="replace")},
-                    "error": {"message": f"normalisation failed: {exc}", "type": "syslog_parse"},
-                    "tags": ["_syslog_parse_failure"],
-                }
-            if "error" in document:
-                self.metrics.parse_failures.inc()
             index = leases[(record.topic, record.partition)].index
-            doc_id = document_id(record.topic, record.partition, record.offset)
-            items.append(_Item(record, index, doc_id, encode_create(index, doc_id, document)))
+            doc_id, operation, failed = create_operation(record, index, zone)
+            failures += failed
+            items.append(_Item(record, index, doc_id, operation))
+        if failures:
+            self.metrics.parse_failures.inc(failures)
         return items
 
     def _bulk(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[_Item, int, str]]]:

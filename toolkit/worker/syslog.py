@@ -230,3 +230,12 @@ def parse(text: str, received: datetime, zone: tzinfo = UTC) -> SyslogMessage:
         text[pri.end() :],
         "header is neither RFC 5424 nor RFC 3164",
     )
+
+
+# The pieces the indexer's fast path (`toolkit.worker.ecs.normalise`) reuses, so both paths share one grammar.
+RFC5424_HEADER = _RFC5424_HEADER
+RFC3164_HEADER = _RFC3164_HEADER
+TAG = _TAG
+parse_structured_data = _parse_structured_data
+parse_rfc3339 = _parse_rfc3339
+rfc3164_timestamp = _rfc3164_timestamp
