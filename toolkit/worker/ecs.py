@@ -224,9 +224,7 @@ def _finish(
     return document
 
 
-def _rfc5424_document(
-    record: KafkaRecord, original: str, match: re.Match[str], doc_id: str
-) -> dict[str, Any] | None:
+def _rfc5424_document(record: KafkaRecord, original: str, match: re.Match[str], doc_id: str) -> dict[str, Any] | None:
     """The document of a clean RFC 5424 message, or None (the full parser decides)."""
     priority = int(match[1])
     if priority > 191:

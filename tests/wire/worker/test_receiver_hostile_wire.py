@@ -60,9 +60,7 @@ def in_flight(receiver) -> float:
 
 
 @pytest.mark.parametrize("framing", [octet, lines], ids=["octet", "lines"])
-def test_a_lying_length_in_front_of_4000_messages_loses_none_of_them(
-    kafka_topics, names, start_worker, peer, framing
-):
+def test_a_lying_length_in_front_of_4000_messages_loses_none_of_them(kafka_topics, names, start_worker, peer, framing):
     receiver = start_worker("receiver")
     send(receiver.ports["tcp"], b"999999999 " + framing(MESSAGES))
     wait_until(lambda: receiver.metric("toolkit_receiver_events_accepted_total") >= 4000, 60, "4000 Kafka acks")
@@ -278,9 +276,7 @@ def test_3000_idle_or_slow_connections_stay_under_256_mib(kafka_topics, names, s
             for connection in connections[1::2]:
                 connection.sendall(b"t")
             time.sleep(1)
-        wait_until(
-            lambda: receiver.metric("toolkit_receiver_buffered_bytes") == 1500 * 2003, 30, "partial frames held"
-        )
+        wait_until(lambda: receiver.metric("toolkit_receiver_buffered_bytes") == 1500 * 2003, 30, "partial frames held")
         during = rss_bytes(receiver.process.pid)
         status, _ = receiver.get("/readyz")
         print(f"receiver RSS: {before / 2**20:.1f} MiB at start, {during / 2**20:.1f} MiB with 3000 connections")
