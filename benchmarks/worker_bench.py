@@ -6,7 +6,14 @@ The two NAIVE BASELINES below were written first, in a commit of their own, and 
 - naive indexer: a straightforward regex parse of each Kafka record into the same ECS fields the indexer writes,
   then `elasticsearch.helpers.expand_action` + `json.dumps` per event, joined into one NDJSON `_bulk` body.
 
-Run: .venv/bin/python benchmarks/worker_bench.py
+Then (not part of the baselines): the toolkit's own paths on the same inputs in paired, interleaved rounds after a
+warm-up, on one core (sched_setaffinity), CPU time of this process; the ratio printed is the median of the rounds'
+toolkit/naive ratios. Then an end-to-end run (syslog TCP -> receiver -> Kafka -> indexer -> Elasticsearch on the
+single-node peer, the workers on the benchmark's core, the peer on the other one) with the CPU each process used,
+and the CPU of an idle indexer. The last two lines are `receiver vs naive: R.RRx` and `indexer vs naive: R.RRx`.
+
+Run: .venv/bin/python benchmarks/worker_bench.py [--events 100000] [--rounds 7] [--e2e-events 50000]
+     [--idle-seconds 30]
 """
 
 from __future__ import annotations
@@ -448,6 +455,63 @@ def end_to_end(events: int, worker_core: int, peer_core: int | None) -> None:
     )
 
 
+def idle_indexer(seconds: float) -> None:
+    """CPU of an indexer with nothing to index (and of the peer it talks to), from /proc/PID/stat."""
+    import signal
+    import subprocess
+    import tempfile
+    import urllib.request
+    import uuid
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from toolkit.indices import IndexLayout
+    from toolkit.targets.es_indices import apply_index_management, client
+    from toolkit.targets.peer import free_port, running_peer
+
+    tag = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="worker-idle-") as directory, running_peer(Path(directory)) as peer:
+        admin = AdminClient({"bootstrap.servers": peer.kafka_bootstrap})
+        for future in admin.create_topics([NewTopic(f"idle-{tag}", 3, 1), NewTopic(f"idle-dlq-{tag}", 1, 1)]).values():
+            future.result(15)
+        apply_index_management(client(peer.elasticsearch_url), IndexLayout(alias=f"idle-{tag}", replicas=0), "alias")
+        http_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLKIT_WORKER_")} | {
+            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": peer.kafka_bootstrap,
+            "TOOLKIT_WORKER_TOPIC": f"idle-{tag}",
+            "TOOLKIT_WORKER_DEAD_LETTER_TOPIC": f"idle-dlq-{tag}",
+            "TOOLKIT_WORKER_WRITE_ALIAS": f"idle-{tag}",
+            "TOOLKIT_WORKER_ELASTICSEARCH_URL": peer.elasticsearch_url,
+            "TOOLKIT_WORKER_HTTP_HOST": "127.0.0.1",
+            "TOOLKIT_WORKER_HTTP_PORT": str(http_port),
+        }
+        indexer = subprocess.Popen(
+            [str(Path(sys.executable).with_name("toolkit-worker")), "indexer"], env=env, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            time.sleep(5)  # joined the group, partitions assigned
+            before = {"indexer": cpu_seconds(indexer.pid), "peer": cpu_seconds(peer.pid)}
+            started = time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - started
+            after = {"indexer": cpu_seconds(indexer.pid), "peer": cpu_seconds(peer.pid)}
+        finally:
+            indexer.send_signal(signal.SIGTERM)
+            indexer.wait(60)
+    print(
+        f"[idle indexer] over {elapsed:.0f} s with nothing to index: "
+        + ", ".join(f"{name} {(after[name] - before[name]) / elapsed:.1%} of a core" for name in before)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="events per round (CPU paths)")
@@ -455,6 +519,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--e2e-events", type=int, default=50_000, help="0 skips the end-to-end run")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="0 skips the idle-indexer measurement")
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     bench_core, other_core = cores[0], (cores[1] if len(cores) > 1 else None)
@@ -488,6 +553,8 @@ def main() -> None:
     )
     if args.e2e_events:
         end_to_end(args.e2e_events, bench_core, other_core)
+    if args.idle_seconds:
+        idle_indexer(args.idle_seconds)
     print(f"receiver vs naive: {receiver_ratio:.2f}x")
     print(f"indexer vs naive: {indexer_ratio:.2f}x")
 

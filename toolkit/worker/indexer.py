@@ -53,6 +53,8 @@ from toolkit.worker.observability import Heartbeat, ProbeServer, WorkerMetrics
 log = logging.getLogger("toolkit.worker.indexer")
 
 LAG_REFRESH_SECONDS = 5.0
+IDLE_CHECK_SECONDS = 0.25
+FETCH_GRACE_SECONDS = 2.0  # fetch at least this long after data, an assignment or a resume before pausing
 
 
 @dataclass(slots=True)
@@ -130,6 +132,9 @@ class Indexer:
         self._next_rollover_check = 0.0
         self._next_lag_refresh = 0.0
         self._zone = config.zone
+        self._carry: list[Message] = []  # messages taken while idle, processed by the next loop turn
+        self._assignment_changed = False
+        self._fetch_until = 0.0
         self.consumer = Consumer(
             {
                 **config.kafka_client_settings(),
@@ -170,6 +175,7 @@ class Indexer:
 
     # --- Kafka group membership -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment_changed = True
         committed = consumer.committed(partitions, timeout=30)
         for tp in committed:
             key = (tp.topic, tp.partition)
@@ -182,6 +188,7 @@ class Indexer:
         )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment_changed = True
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self.leases.pop(key, None)
@@ -434,6 +441,56 @@ class Indexer:
             with contextlib.suppress(KafkaException):
                 self.consumer.seek(TopicPartition(topic, partition, offset))
 
+    # --- idle: no fetch storm ------------------------------------------------------------------------------
+    def _idle(self) -> None:
+        """Nothing to consume: stop fetching until a partition has something.
+
+        A real broker holds an empty Fetch for `fetch.wait.max.ms`; a broker that answers at once (the single-node
+        peer does, in 0.03 ms) makes librdkafka fetch thousands of times a second, which is half a core here and as
+        much again in the broker. So an idle indexer pauses its partitions and every `IDLE_CHECK_SECONDS` compares
+        its positions with the high watermarks (one ListOffsets request per partition), still serving rebalances
+        and the periodic Elasticsearch checks. New data costs at most that interval of extra latency. It only
+        pauses after `FETCH_GRACE_SECONDS` of nothing (after data, an assignment or a resume): a partition paused
+        before its start offset is known takes about a second to fetch again once resumed."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        try:
+            self.consumer.pause(assignment)
+        except KafkaException:
+            return
+        self._assignment_changed = False
+        try:
+            while not self.stopping.wait(IDLE_CHECK_SECONDS):
+                self.heartbeat.beat()
+                self._periodic()
+                # paused partitions are not fetched: this only serves rebalance callbacks
+                self._carry = self.consumer.consume(self.config.batch_size, 0)
+                if self._carry or self._assignment_changed or self._has_new_data(assignment):
+                    return
+        finally:
+            with contextlib.suppress(KafkaException):
+                self.consumer.resume(assignment)
+            # a resumed partition may take a moment to fetch again (its offset is looked up anew)
+            self._fetch_until = self.clock() + FETCH_GRACE_SECONDS
+
+    def _has_new_data(self, assignment: list[TopicPartition]) -> bool:
+        try:
+            positions = self.consumer.position(assignment)
+        except KafkaException:
+            return True
+        for tp in positions:
+            try:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=2, cached=False
+                )
+            except KafkaException:
+                return True  # cannot tell: fetch
+            start = tp.offset if tp.offset >= 0 else self.committed.get((tp.topic, tp.partition), low)
+            if high > max(start, low):
+                return True
+        return False
+
     # --- main loop ------------------------------------------------------------------------------------------
     def run(self) -> int:
         self.consumer.subscribe([self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -443,7 +500,8 @@ class Indexer:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
                 self._periodic()
-                messages = self.consumer.consume(self.config.batch_size, wait)
+                messages = self._carry or self.consumer.consume(self.config.batch_size, wait)
+                self._carry = []
                 records = []
                 for message in messages:
                     error = message.error()
@@ -460,7 +518,12 @@ class Indexer:
                             _header_bytes(message.headers()),
                         )
                     )
+                if messages or self._assignment_changed:
+                    self._assignment_changed = False
+                    self._fetch_until = self.clock() + FETCH_GRACE_SECONDS
                 if not records:
+                    if not messages and self.clock() >= self._fetch_until:
+                        self._idle()
                     continue
                 try:
                     self.process_batch(records)
