@@ -212,6 +212,12 @@ SAMPLES = [
 ]
 
 
+def test_a_hostname_longer_than_rfc_5424_allows_is_no_key():
+    assert source_host(b"<13>1 - " + b"h" * 255 + b" app - - - x") == b"h" * 255
+    assert source_host(b"<13>1 - " + b"h" * 256 + b" app - - - x") is None
+    assert source_host(b"<13>Oct 11 22:14:15 " + b"h" * 256 + b" app: x") is None
+
+
 @pytest.mark.parametrize("raw", SAMPLES)
 def test_the_key_is_the_hostname_the_indexer_parses(raw):
     parsed = parse(raw.decode(), datetime(2024, 5, 1, tzinfo=UTC)).hostname
@@ -230,4 +236,5 @@ def test_the_key_is_the_hostname_the_indexer_parses(raw):
 )
 def test_the_key_matches_the_full_parser_on_ascii(text):
     parsed = parse(text, datetime(2024, 5, 1, tzinfo=UTC)).hostname
-    assert source_host(text.encode()) == (parsed.encode()[:255] if parsed is not None else None)
+    expected = parsed.encode() if parsed is not None and len(parsed.encode()) <= 255 else None
+    assert source_host(text.encode()) == expected

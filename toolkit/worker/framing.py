@@ -39,8 +39,9 @@ The key
 `source_host(frame)` returns the HOSTNAME the indexer's full parser (`toolkit.worker.syslog.parse`) reads from the
 same message, using one bytes regex built on the same header grammar (RFC 5424 header, else RFC 3164 header and
 the "first token is a host unless it looks like a tag" rule), or None (nil `-`, no PRI, PRI above 191, no
-hostname). The only difference: the full parser decodes UTF-8 first, so for a hostname holding non-ASCII
-whitespace the two may cut differently (the key then only picks another partition).
+hostname). The differences: a HOSTNAME longer than 255 bytes (RFC 5424's limit) is not taken, and the full parser
+decodes UTF-8 first, so for a hostname holding non-ASCII whitespace the two may cut differently (the key then only
+picks another partition).
 """
 
 from __future__ import annotations
@@ -60,22 +61,21 @@ VIOLATION_REASONS = ("count_above_maximum", "count_false", "not_octet_counted", 
 
 _SOURCE_HOST = re.compile(
     rb"<(?:1[0-8][0-9]|19[01]|0[0-9][0-9]|[0-9]{1,2})>"
-    rb"(?:[1-9][0-9]? \S+ (?!- )(\S+) \S+ \S+ \S+ "
+    rb"(?:[1-9][0-9]? \S+ (?!- )(\S{1,255}) \S+ \S+ \S+ "
     rb"|(?:[A-Z][a-z]{2} {1,2}[0-9]{1,2} (?:[0-9]{4} )?[0-9]{2}:[0-9]{2}:[0-9]{2}"
     rb"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?) ?"
-    rb"([^ \[]*[^ \[:]) )"
+    rb"([^ \[]{0,254}[^ \[:]) )"
 )
-MAX_KEY_BYTES = 255
 source_host_match = _SOURCE_HOST.match
 
 
 def source_host(frame: bytes) -> bytes | None:
-    """The sender's HOSTNAME (at most 255 bytes) or None; see the module docstring."""
+    """The sender's HOSTNAME or None; see the module docstring."""
     match = _SOURCE_HOST.match(frame)
     if match is None:
         return None
-    host = match[1] or match[2]
-    return host[:MAX_KEY_BYTES]
+    host: bytes = match[1] or match[2]
+    return host
 
 
 class Cut(bytes):
@@ -284,6 +284,18 @@ class FrameDecoder:
                     newline = start - 1 if kind == -1 else -1
                 else:
                     newline = data.find(b"\n", pos + scanned if pos == 0 else pos)
+                    if newline >= 0 and newline - pos <= maximum:
+                        # a run of LF-framed messages (the common case), taken without the general dispatch
+                        find = data.find
+                        while True:
+                            append(data[pos : newline - 1 if data[newline - 1] == _CR else newline])
+                            pos = newline + 1
+                            if pos >= n or data[pos] != _LT:
+                                break
+                            newline = find(b"\n", pos)
+                            if newline < 0 or newline - pos > maximum:
+                                break
+                        continue
                 if newline < 0:
                     if self._octet_mode and n - pos > maximum:
                         self._start_resync("unframed_bytes")

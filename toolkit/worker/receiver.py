@@ -80,7 +80,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from toolkit.worker.config import WorkerConfig
-from toolkit.worker.framing import MAX_KEY_BYTES, VIOLATION_REASONS, Cut, FrameDecoder, source_host_match
+from toolkit.worker.framing import VIOLATION_REASONS, Cut, FrameDecoder, source_host_match
 from toolkit.worker.observability import Heartbeat, ProbeServer, WorkerMetrics
 
 log = logging.getLogger("toolkit.worker.receiver")
@@ -406,7 +406,7 @@ class Receiver:
             cut_headers = [*stamped, ("truncated", b"1")]
         for frame in frames:
             found = match(frame)
-            key = (found[1] or found[2])[:MAX_KEY_BYTES] if found is not None else peer_key
+            key = (found[1] or found[2]) if found is not None else peer_key
             try:
                 if cut and type(frame) is Cut:
                     produce(topic, value=bytes(frame), key=key, headers=cut_headers, on_delivery=delivered)
