@@ -474,6 +474,23 @@ class Indexer:
             # a resumed partition may take a moment to fetch again (its offset is looked up anew)
             self._fetch_until = self.clock() + FETCH_GRACE_SECONDS
 
+    def _pause_fetching(self) -> list[TopicPartition]:
+        """While a batch is written, librdkafka has nothing to fetch for once it has prefetched up to the high
+        watermark, and against a broker that answers empty fetches at once it would fetch thousands of times a
+        second, slowing the very peer the batch is written to. So fetching pauses for the batch (prefetched
+        records are dropped by the pause and fetched again from the position afterwards)."""
+        assignment = self.consumer.assignment()
+        try:
+            self.consumer.pause(assignment)
+        except KafkaException:
+            return []
+        return assignment
+
+    def _resume_fetching(self, paused: list[TopicPartition]) -> None:
+        if paused:
+            with contextlib.suppress(KafkaException):
+                self.consumer.resume(paused)
+
     def _has_new_data(self, assignment: list[TopicPartition]) -> bool:
         try:
             positions = self.consumer.position(assignment)
@@ -525,14 +542,19 @@ class Indexer:
                     if not messages and self.clock() >= self._fetch_until:
                         self._idle()
                     continue
+                paused = self._pause_fetching()
                 try:
                     self.process_batch(records)
                 except BatchAbandoned as exc:
                     log.warning("batch abandoned, not committed", extra={"reason": str(exc)})
                     if self.stopping.is_set():
                         break
+                    self._resume_fetching(paused)
+                    paused = []
                     self._rewind(records)
                     self.sleep(backoff_seconds(0, self.config.retry_initial_ms, self.config.retry_max_ms))
+                finally:
+                    self._resume_fetching(paused)
         finally:
             self.consumer.close()
             self.dead_letters.flush(5)
