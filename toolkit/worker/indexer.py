@@ -14,6 +14,10 @@ Loop (one thread; Kafka rebalance callbacks run inside `consume`, i.e. between b
    already stored or dead-lettered. So a crash at any point redelivers from the last commit, and redelivered
    events meet their own ids in their leased index: 409, never a duplicate.
 
+Fetching: while a batch is written, and while nothing comes (after `FETCH_GRACE_SECONDS` of nothing), the assigned
+partitions are paused; an idle indexer checks the high watermarks every `IDLE_CHECK_SECONDS` instead of fetching.
+A broker that answers empty fetches at once (the single-node peer) otherwise costs half a core in each process.
+
 SIGTERM: stop fetching, finish the batch in hand (retries included) and commit it, leave the group, exit 0.
 If the batch cannot finish within `drain_seconds` it is abandoned uncommitted (it will be redelivered).
 
