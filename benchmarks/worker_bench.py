@@ -1,18 +1,19 @@
-"""Indexer throughput: the toolkit's path next to the most direct way a user would write it, in the same run.
+"""Worker CPU paths next to naive baselines doing the same work in the same run, on one core.
 
-Part 1, no I/O, one core: parse + normalise + bulk-encode N Kafka records (the indexer's CPU work per batch).
-  toolkit:  toolkit.worker.ecs.normalise + encode_create, joined into one NDJSON body per batch
-  direct:   a hand-written regex parse into a dict, json.dumps per action and per document (what
-            elasticsearch.helpers.bulk does internally before sending)
-Part 2, end to end against the local single-node peer (noida-db; started here on free loopback ports unless
---peer-kafka/--peer-es are given): N records already in Kafka -> consumer -> Elasticsearch, until `_count` = N.
-  toolkit:  the real `Indexer` (leases, create ops, per-item classification, commit after durable indexing)
-  direct:   confluent-kafka consumer + json + elasticsearch.helpers.bulk (index ops, auto-commit)
+The two NAIVE BASELINES below were written first, in a commit of their own, and are not changed afterwards:
+- naive receiver: split the TCP byte stream on LF, take the hostname with one regex, and make the same producer
+  call as the receiver (same topic, value, key, reception headers and delivery callback) on the same stub producer;
+- naive indexer: a straightforward regex parse of each Kafka record into the same ECS fields the indexer writes,
+  then `elasticsearch.helpers.expand_action` + `json.dumps` per event, joined into one NDJSON `_bulk` body.
 
-Event mix: 40 % RFC 5424 with structured data, 40 % RFC 3164, 15 % RFC 5424 minimal, 5 % not syslog;
-mean raw size printed. Batch size: --batch (default 2,000).
+Then (not part of the baselines): the toolkit's own paths on the same inputs in paired, interleaved rounds after a
+warm-up, on one core (sched_setaffinity), CPU time of this process; the ratio printed is the median of the rounds'
+toolkit/naive ratios. Then an end-to-end run (syslog TCP -> receiver -> Kafka -> indexer -> Elasticsearch on the
+single-node peer, the workers on the benchmark's core, the peer on the other one) with the CPU each process used,
+and the CPU of an idle indexer. The last two lines are `receiver vs naive: R.RRx` and `indexer vs naive: R.RRx`.
 
-Run: .venv/bin/python benchmarks/worker_bench.py [--events 200000] [--e2e-events 50000] [--batch 2000]
+Run: .venv/bin/python benchmarks/worker_bench.py [--events 100000] [--rounds 7] [--e2e-events 50000]
+     [--idle-seconds 30]
 """
 
 from __future__ import annotations
@@ -21,20 +22,19 @@ import argparse
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
+import statistics
 import sys
-import tempfile
 import time
-import urllib.request
-import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from elasticsearch.helpers import expand_action
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toolkit.worker.ecs import KafkaRecord, document_id, encode_create, normalise
-
+# --- the event mix --------------------------------------------------------------------------------------------
+# 40 % RFC 5424 with structured data, 40 % RFC 3164, 15 % RFC 5424 minimal, 5 % not syslog
 MIX = (
     (
         40,
@@ -45,13 +45,15 @@ MIX = (
     (15, b"<14>1 2024-05-01T10:00:00Z db-%d postgres %d - - checkpoint complete: wrote %d buffers"),
     (5, b"kernel: [%d.%d] eth0: link up %d"),
 )
-HEADERS = {
+RECEPTION_HEADERS = {
     "src_ip": b"10.1.2.3",
     "src_port": b"40000",
     "transport": b"tcp",
     "received_ms": b"1714557600000",
     "observer": b"receiver-0",
 }
+TOPIC = "syslog-raw"
+INDEX = "syslog-events-000001"
 
 
 def make_lines(count: int) -> list[bytes]:
@@ -59,231 +61,500 @@ def make_lines(count: int) -> list[bytes]:
     return [weighted[n % 100] % (n % 97, 1000 + n % 5000, n) for n in range(count)]
 
 
-_DIRECT = re.compile(
-    r"<(\d+)>(?:1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:-|\[.*?\]) ?|(\w{3} +\d+ [\d:]+) (\S+) ([^:\[]+)(?:\[(\d+)\])?: )"
+def tcp_reads(lines: list[bytes], read_bytes: int = 65536) -> list[bytes]:
+    """The LF-framed byte stream of `lines`, cut into reads of `read_bytes` (frames split across reads)."""
+    stream = b"".join(line + b"\n" for line in lines)
+    return [stream[start : start + read_bytes] for start in range(0, len(stream), read_bytes)]
+
+
+class StubProducer:
+    """confluent_kafka.Producer.produce's signature; counts and drops (the CPU path stops at the client call)."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Any = None,
+        on_delivery: Any = None,
+    ) -> None:
+        self.produced += 1
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+# === NAIVE BASELINES (written first; never changed afterwards) ================================================
+
+NAIVE_HOSTNAME = re.compile(rb"<\d{1,3}>(?:\d \S+ (\S+) |[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (\S+) )")
+
+
+class NaiveReceiver:
+    """One TCP connection the naive way: split on LF, a hostname regex, one producer call per line."""
+
+    def __init__(self, producer: StubProducer, peer: tuple[str, int], observer: str) -> None:
+        self.producer = producer
+        self.ip, self.port = peer
+        self.observer = observer
+        self.tail = b""
+        self.received = 0
+
+    def delivered(self, error: Any, message: Any) -> None:
+        return None
+
+    def data_received(self, chunk: bytes) -> None:
+        lines = (self.tail + chunk).split(b"\n")
+        self.tail = lines.pop()
+        now = time.time()
+        for line in lines:
+            if not line:
+                continue
+            self.received += 1
+            match = NAIVE_HOSTNAME.match(line)
+            key = (match.group(1) or match.group(2)) if match else self.ip.encode()
+            self.producer.produce(
+                TOPIC,
+                value=line,
+                key=key,
+                headers=[
+                    ("src_ip", self.ip.encode()),
+                    ("src_port", str(self.port).encode()),
+                    ("transport", b"tcp"),
+                    ("received_ms", str(int(now * 1000)).encode()),
+                    ("observer", self.observer.encode()),
+                ],
+                on_delivery=self.delivered,
+            )
+
+
+NAIVE_5424 = re.compile(r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[.*?[^\\]\])+) ?(.*)", re.DOTALL)
+NAIVE_SD = re.compile(r'\[([^\s\]]+)((?: [^=\s]+="(?:[^"\\]|\\.)*")*)\]')
+NAIVE_PARAM = re.compile(r'([^=\s]+)="((?:[^"\\]|\\.)*)"')
+NAIVE_3164 = re.compile(
+    r"<(\d{1,3})>([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (?:(\S+) )?([^\s:\[]+)(?:\[(\d+)\])?: ?(.*)", re.DOTALL
 )
+NAIVE_MONTHS = {
+    m: n
+    for n, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1)
+}
+NAIVE_FACILITIES = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+]
+NAIVE_SEVERITIES = ["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
 
 
-def direct_document(line: bytes) -> dict:
-    text = line.decode("utf-8", errors="replace")
-    match = _DIRECT.match(text)
-    if match is None:
-        return {"message": text, "event": {"original": text}, "tags": ["_syslog_parse_failure"]}
-    pri = int(match.group(1))
-    return {
-        "timestamp": match.group(2) or match.group(7),
-        "host": {"name": match.group(3) or match.group(8)},
-        "process": {"name": match.group(4) or match.group(9), "pid": match.group(5) or match.group(10)},
-        "log": {"syslog": {"priority": pri, "facility": {"code": pri >> 3}, "severity": {"code": pri & 7}}},
-        "message": text[match.end() :],
-        "event": {"original": text},
+def naive_document(topic: str, partition: int, offset: int, value: bytes, headers: dict[str, bytes]) -> dict:
+    """The indexer's ECS fields, built the straightforward way."""
+    text = value.decode("utf-8", errors="replace")
+    received = datetime.fromtimestamp(int(headers["received_ms"]) / 1000, tz=UTC)
+    created = received.isoformat(timespec="milliseconds")
+    document: dict[str, Any] = {
+        "@timestamp": created,
+        "message": text,
+        "event": {"original": text, "created": created, "id": f"{topic}-{partition}-{offset}", "kind": "event"},
+        "observer": {"hostname": headers["observer"].decode()},
+        "source": {"ip": headers["src_ip"].decode(), "port": int(headers["src_port"])},
+        "network": {"transport": "tcp", "protocol": "syslog"},
     }
+    syslog: dict[str, Any] = {}
+    match = NAIVE_5424.match(text)
+    if match:
+        pri, stamp, host, app, proc, msgid, sd, message = match.groups()
+        document["@timestamp"] = stamp if stamp != "-" else created
+        syslog["version"] = "1"
+        for name, value_ in (("hostname", host), ("appname", app), ("procid", proc), ("msgid", msgid)):
+            if value_ != "-":
+                syslog[name] = value_
+        if sd != "-":
+            syslog["structured_data"] = {
+                sd_id: dict(NAIVE_PARAM.findall(params)) for sd_id, params in NAIVE_SD.findall(sd)
+            }
+        document["message"] = message
+    else:
+        match = NAIVE_3164.match(text)
+        if match:
+            pri, month, day, clock, host, app, proc, message = match.groups()
+            stamp = datetime(received.year, NAIVE_MONTHS[month], int(day), *map(int, clock.split(":")), tzinfo=UTC)
+            document["@timestamp"] = stamp.isoformat(timespec="milliseconds")
+            if host:
+                syslog["hostname"] = host
+            document["message"] = message
+        else:
+            pri = app = proc = host = None
+            document["tags"] = ["_syslog_parse_failure"]
+            document["error"] = {"message": "not syslog", "type": "syslog_parse"}
+    if pri is not None:
+        priority = int(pri)
+        syslog["priority"] = priority
+        syslog["facility"] = {"code": priority >> 3, "name": NAIVE_FACILITIES[priority >> 3]}
+        syslog["severity"] = {"code": priority & 7, "name": NAIVE_SEVERITIES[priority & 7]}
+        document["log"] = {"level": NAIVE_SEVERITIES[priority & 7], "syslog": syslog}
+    if host and host != "-":
+        document["host"] = {"name": host}
+    if app and app != "-":
+        document["process"] = {"name": app}
+        if proc and proc.isdigit():
+            document["process"]["pid"] = int(proc)
+    return document
 
 
-def bench_cpu(lines: list[bytes], batch: int) -> tuple[float, float]:
-    records = [KafkaRecord("syslog-raw", n % 12, n, line, HEADERS) for n, line in enumerate(lines)]
-    started = time.perf_counter()
-    for start in range(0, len(records), batch):
-        body = b"".join(
-            encode_create("syslog-events-000001", document_id(r.topic, r.partition, r.offset), normalise(r))
-            for r in records[start : start + batch]
+def naive_bulk_body(records: list[tuple[str, int, int, bytes, dict[str, bytes]]], index: str) -> bytes:
+    """One `_bulk` body: expand_action + json.dumps per event."""
+    lines = []
+    for topic, partition, offset, value, headers in records:
+        action, source = expand_action(
+            {
+                "_op_type": "create",
+                "_index": index,
+                "_id": f"{topic}-{partition}-{offset}",
+                "_source": naive_document(topic, partition, offset, value, headers),
+            }
         )
-        assert body
-    toolkit_rate = len(records) / (time.perf_counter() - started)
-
-    started = time.perf_counter()
-    for start in range(0, len(lines), batch):
-        chunk = []
-        for n, line in enumerate(lines[start : start + batch], start):
-            chunk.append(json.dumps({"index": {"_index": "syslog-events", "_id": f"syslog-raw-{n % 12}-{n}"}}))
-            chunk.append(json.dumps(direct_document(line)))
-        body = ("\n".join(chunk) + "\n").encode()
-        assert body
-    direct_rate = len(lines) / (time.perf_counter() - started)
-    return toolkit_rate, direct_rate
+        lines.append(json.dumps(action))
+        lines.append(json.dumps(source))
+    return ("\n".join(lines) + "\n").encode()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# === end of the naive baselines ================================================================================
 
 
-def start_peer() -> tuple[subprocess.Popen, str, str, str]:
-    from importlib.resources import files
+# --- the toolkit's paths, driven exactly as in production ------------------------------------------------------
 
-    # the server binary itself (the `noida-db` script is a wrapper whose child would outlive terminate())
-    binary = str(files("noida_db").joinpath("noida-db"))
-    if not Path(binary).is_file():
-        raise SystemExit("noida-db not found: install the dev extras or pass --peer-kafka/--peer-es")
-    data = tempfile.mkdtemp(prefix="worker-bench-")
-    kafka_port, es_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "start",
-            "--data-dir",
-            data,
-            "--host",
-            "127.0.0.1",
-            "--only",
-            "kafka,elasticsearch",
-            "--kafka-port",
-            str(kafka_port),
-            "--elasticsearch-port",
-            str(es_port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+
+class _NullTransport:
+    """What a receiver connection needs of its transport (the bench feeds reads directly)."""
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("10.1.2.3", 40000) if name == "peername" else None
+
+    def pause_reading(self) -> None:
+        raise AssertionError("the bench never fills the in-flight count")
+
+    def resume_reading(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def toolkit_receiver(producer: StubProducer) -> Any:
+    """A real `Receiver` connection (framing + key + the producer call), on the stub producer."""
+    from toolkit.worker.config import load_config
+    from toolkit.worker.observability import WorkerMetrics
+    from toolkit.worker.receiver import Receiver, _Stream
+
+    config = load_config(
+        "receiver",
+        {
+            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": "stub:9092",
+            "TOOLKIT_WORKER_TOPIC": TOPIC,
+            "TOOLKIT_WORKER_OBSERVER_HOSTNAME": "receiver-0",
+            "TOOLKIT_WORKER_MAX_IN_FLIGHT": str(10**12),  # the stub never reports: nothing is ever released
+        },
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{es_port}/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    return process, f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{es_port}", data
+    receiver = Receiver(config, WorkerMetrics(), producer=producer)
+    stream = _Stream(receiver, "tcp")
+    stream.connection_made(_NullTransport())  # type: ignore[arg-type]
+    return stream
 
 
-def fill_topic(bootstrap: str, topic: str, lines: list[bytes]) -> None:
-    from confluent_kafka import Producer
+def run_naive_receiver(reads: list[bytes]) -> tuple[float, int]:
+    producer = StubProducer()
+    receiver = NaiveReceiver(producer, ("10.1.2.3", 40000), "receiver-0")
+    started = time.process_time()
+    for chunk in reads:
+        receiver.data_received(chunk)
+    return time.process_time() - started, producer.produced
+
+
+def run_toolkit_receiver(reads: list[bytes]) -> tuple[float, int]:
+    producer = StubProducer()
+    stream = toolkit_receiver(producer)
+    started = time.process_time()
+    for chunk in reads:
+        stream.data_received(chunk)
+    return time.process_time() - started, producer.produced
+
+
+Records = list[tuple[str, int, int, bytes, dict[str, bytes]]]
+
+
+def run_naive_indexer(records: Records, batch: int) -> tuple[float, int]:
+    started = time.process_time()
+    size = 0
+    for start in range(0, len(records), batch):
+        size += len(naive_bulk_body(records[start : start + batch], INDEX))
+    return time.process_time() - started, size
+
+
+def run_toolkit_indexer(records: Records, batch: int) -> tuple[float, int]:
+    """The indexer's bulk build: every record -> its `create` lines (toolkit.worker.ecs.create_operation, what
+    Indexer._to_items calls), joined into the body that is sent."""
+    from toolkit.worker.ecs import KafkaRecord, create_operation
+
+    kafka_records = [KafkaRecord(*record) for record in records]
+    started = time.process_time()
+    size = 0
+    for start in range(0, len(kafka_records), batch):
+        operations = [create_operation(r, INDEX)[1] for r in kafka_records[start : start + batch]]
+        size += len(b"".join(operations))
+    return time.process_time() - started, size
+
+
+def paired(
+    name: str, naive: Any, toolkit: Any, count: int, rounds: int, warmup: int
+) -> tuple[float, list[tuple[float, float]]]:
+    """Interleaved pairs (naive, then toolkit) after `warmup` unmeasured pairs; CPU time of this process."""
+    for _ in range(warmup):
+        naive()
+        toolkit()
+    pairs = []
+    for number in range(rounds):
+        naive_seconds, _ = naive()
+        toolkit_seconds, _ = toolkit()
+        pairs.append((count / naive_seconds, count / toolkit_seconds))
+        print(
+            f"  {name} round {number + 1}: naive {pairs[-1][0]:>10,.0f}/s  toolkit {pairs[-1][1]:>10,.0f}/s  "
+            f"ratio {pairs[-1][1] / pairs[-1][0]:.2f}x"
+        )
+    return statistics.median(t / n for n, t in pairs), pairs
+
+
+# --- end to end: syslog TCP -> receiver -> Kafka -> indexer -> Elasticsearch (the single-node peer) -------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def end_to_end(events: int, worker_core: int, peer_core: int | None) -> None:
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import urllib.request
+    import uuid
+
     from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(15)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20})
-    for n, line in enumerate(lines):
-        producer.produce(topic, value=line, key=b"host-%d" % (n % 11), headers=list(HEADERS.items()))
-        if n % 10_000 == 0:
-            producer.poll(0)
-    assert producer.flush(60) == 0
-
-
-def wait_count(es, index: str, expected: int, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        es.indices.refresh(index=index)
-        if es.count(index=index)["count"] >= expected:
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"{index}: not all {expected} documents arrived")
-
-
-def bench_e2e_toolkit(bootstrap: str, es_url: str, lines: list[bytes], batch: int) -> float:
-    import threading
 
     from toolkit.indices import IndexLayout
     from toolkit.targets.es_indices import apply_index_management, client
-    from toolkit.worker.config import load_config
-    from toolkit.worker.indexer import Indexer, elasticsearch_client
-    from toolkit.worker.observability import WorkerMetrics
+    from toolkit.targets.peer import free_port, running_peer
 
     tag = uuid.uuid4().hex[:6]
-    topic, alias = f"bench-tk-{tag}", f"bench-tk-{tag}"
-    fill_topic(bootstrap, topic, lines)
-    es = client(es_url)
-    apply_index_management(es, IndexLayout(alias=alias, replicas=0), "alias")
-    config = load_config(
-        "indexer",
-        {
-            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": bootstrap,
-            "TOOLKIT_WORKER_ELASTICSEARCH_URL": es_url,
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as directory, running_peer(Path(directory)) as peer:
+        if peer_core is not None:
+            os.sched_setaffinity(peer.pid, {peer_core})
+        topic, dlq, alias = f"bench-{tag}", f"bench-dlq-{tag}", f"bench-{tag}"
+        admin = AdminClient({"bootstrap.servers": peer.kafka_bootstrap})
+        for future in admin.create_topics([NewTopic(topic, 3, 1), NewTopic(dlq, 1, 1)]).values():
+            future.result(15)
+        es = client(peer.elasticsearch_url)
+        apply_index_management(es, IndexLayout(alias=alias, replicas=0), "alias")
+        ports = {"receiver": free_port(), "indexer": free_port()}
+        tcp_port = free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("TOOLKIT_WORKER_")}
+        base |= {
+            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": peer.kafka_bootstrap,
             "TOOLKIT_WORKER_TOPIC": topic,
+            "TOOLKIT_WORKER_DEAD_LETTER_TOPIC": dlq,
             "TOOLKIT_WORKER_WRITE_ALIAS": alias,
-            "TOOLKIT_WORKER_CONSUMER_GROUP": f"g-{tag}",
-            "TOOLKIT_WORKER_BATCH_SIZE": str(batch),
-            "TOOLKIT_WORKER_BATCH_MAX_WAIT_MS": "100",
-        },
+            "TOOLKIT_WORKER_CONSUMER_GROUP": f"bench-{tag}",
+            "TOOLKIT_WORKER_ELASTICSEARCH_URL": peer.elasticsearch_url,
+            "TOOLKIT_WORKER_LISTEN_HOST": "127.0.0.1",
+            "TOOLKIT_WORKER_TCP_PORT": str(tcp_port),
+            "TOOLKIT_WORKER_UDP_PORT": "off",
+            "TOOLKIT_WORKER_HTTP_HOST": "127.0.0.1",
+            "TOOLKIT_WORKER_SHUTDOWN_LINGER_SECONDS": "0",
+            "TOOLKIT_WORKER_LOG_LEVEL": "WARNING",
+        }
+        binary = str(Path(sys.executable).with_name("toolkit-worker"))
+        workers = {}
+        for role in ("receiver", "indexer"):
+            env = base | {"TOOLKIT_WORKER_HTTP_PORT": str(ports[role])}
+            workers[role] = subprocess.Popen([binary, role], env=env, stderr=subprocess.DEVNULL)
+            os.sched_setaffinity(workers[role].pid, {worker_core})
+
+        def get(role: str, path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[role]}{path}", timeout=3) as answer:
+                    return answer.status, answer.read().decode()
+            except OSError:
+                return 0, ""
+
+        def metric(role: str, name: str) -> float:
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in get(role, "/metrics")[1].splitlines()
+                if line.startswith(name) and not line.startswith("#")
+            )
+
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(get(r, "/readyz")[0] == 200 for r in workers):
+                time.sleep(0.2)
+            payload = b"".join(line + b"\n" for line in make_lines(events))
+            pids = {"receiver": workers["receiver"].pid, "indexer": workers["indexer"].pid, "peer": peer.pid}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", tcp_port)) as sender:
+                sender.sendall(payload)
+            sent = time.monotonic() - started
+            while metric("receiver", "toolkit_receiver_events_accepted_total") < events:
+                time.sleep(0.05)
+            in_kafka = time.monotonic() - started
+            while metric("indexer", "toolkit_indexer_events_indexed_total") < events:
+                time.sleep(0.05)
+            elapsed = time.monotonic() - started
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            es.indices.refresh(index=alias)
+            count = es.count(index=alias)["count"]
+        finally:
+            for process in workers.values():
+                process.send_signal(signal.SIGTERM)
+            for process in workers.values():
+                process.wait(60)
+    print(f"[end to end] syslog TCP -> receiver -> Kafka -> indexer -> Elasticsearch, {events:,} events:")
+    print(f"  sent in {sent:.1f} s; all in Kafka after {in_kafka:.1f} s; all indexed after {elapsed:.1f} s")
+    print(f"  {events / elapsed:,.0f} events/s end to end ({count:,} documents searchable)")
+    print(
+        "  CPU seconds during the run: "
+        + ", ".join(f"{name} {seconds:.1f} s ({seconds / elapsed:.0%} of a core)" for name, seconds in cpu.items())
     )
-    metrics = WorkerMetrics()
-    indexer = Indexer(config, metrics, elasticsearch_client(config))
-    started = time.perf_counter()
-    thread = threading.Thread(target=indexer.run, daemon=True)
-    thread.start()
-    # watch the indexer's own counter (a refresh loop would compete with the bulks), then verify with _count
-    while (metrics.registry.get_sample_value("toolkit_indexer_events_indexed_total") or 0) < len(lines):
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    wait_count(es, alias, len(lines), timeout=60)
-    indexer.request_stop()
-    thread.join(30)
-    return len(lines) / elapsed
 
 
-def bench_e2e_direct(bootstrap: str, es_url: str, lines: list[bytes], batch: int) -> float:
-    from confluent_kafka import Consumer
-    from elasticsearch import Elasticsearch, helpers
+def idle_indexer(seconds: float) -> None:
+    """CPU of an indexer with nothing to index (and of the peer it talks to), from /proc/PID/stat."""
+    import signal
+    import subprocess
+    import tempfile
+    import urllib.request
+    import uuid
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from toolkit.indices import IndexLayout
+    from toolkit.targets.es_indices import apply_index_management, client
+    from toolkit.targets.peer import free_port, running_peer
 
     tag = uuid.uuid4().hex[:6]
-    topic, index = f"bench-direct-{tag}", f"bench-direct-{tag}"
-    fill_topic(bootstrap, topic, lines)
-    es = Elasticsearch(es_url)
-    # date_detection off: the mixed 5424/3164 timestamps would otherwise reject each other
-    es.indices.create(index=index, settings={"number_of_replicas": 0}, mappings={"date_detection": False})
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"d-{tag}", "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    started = time.perf_counter()
-    done = 0
-    while done < len(lines):
-        messages = [m for m in consumer.consume(batch, 0.1) if m.error() is None]
-        if not messages:
-            continue
-        actions = (
-            {"_index": index, "_id": f"{m.topic()}-{m.partition()}-{m.offset()}", "_source": direct_document(m.value())}
-            for m in messages
+    with tempfile.TemporaryDirectory(prefix="worker-idle-") as directory, running_peer(Path(directory)) as peer:
+        admin = AdminClient({"bootstrap.servers": peer.kafka_bootstrap})
+        for future in admin.create_topics([NewTopic(f"idle-{tag}", 3, 1), NewTopic(f"idle-dlq-{tag}", 1, 1)]).values():
+            future.result(15)
+        apply_index_management(client(peer.elasticsearch_url), IndexLayout(alias=f"idle-{tag}", replicas=0), "alias")
+        http_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLKIT_WORKER_")} | {
+            "TOOLKIT_WORKER_KAFKA_BOOTSTRAP": peer.kafka_bootstrap,
+            "TOOLKIT_WORKER_TOPIC": f"idle-{tag}",
+            "TOOLKIT_WORKER_DEAD_LETTER_TOPIC": f"idle-dlq-{tag}",
+            "TOOLKIT_WORKER_WRITE_ALIAS": f"idle-{tag}",
+            "TOOLKIT_WORKER_ELASTICSEARCH_URL": peer.elasticsearch_url,
+            "TOOLKIT_WORKER_HTTP_HOST": "127.0.0.1",
+            "TOOLKIT_WORKER_HTTP_PORT": str(http_port),
+        }
+        indexer = subprocess.Popen(
+            [str(Path(sys.executable).with_name("toolkit-worker")), "indexer"], env=env, stderr=subprocess.DEVNULL
         )
-        helpers.bulk(es, actions, chunk_size=batch)
-        done += len(messages)
-    wait_count(es, index, len(lines))
-    elapsed = time.perf_counter() - started
-    consumer.close()
-    return len(lines) / elapsed
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            time.sleep(5)  # joined the group, partitions assigned
+            before = {"indexer": cpu_seconds(indexer.pid), "peer": cpu_seconds(peer.pid)}
+            started = time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - started
+            after = {"indexer": cpu_seconds(indexer.pid), "peer": cpu_seconds(peer.pid)}
+        finally:
+            indexer.send_signal(signal.SIGTERM)
+            indexer.wait(60)
+    print(
+        f"[idle indexer] over {elapsed:.0f} s with nothing to index: "
+        + ", ".join(f"{name} {(after[name] - before[name]) / elapsed:.1%} of a core" for name in before)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--e2e-events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=100_000, help="events per round (CPU paths)")
     parser.add_argument("--batch", type=int, default=2_000)
-    parser.add_argument("--skip-e2e", action="store_true")
-    parser.add_argument("--peer-kafka")
-    parser.add_argument("--peer-es")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--e2e-events", type=int, default=50_000, help="0 skips the end-to-end run")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="0 skips the idle-indexer measurement")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as stated
-
+    cores = sorted(os.sched_getaffinity(0))
+    bench_core, other_core = cores[0], (cores[1] if len(cores) > 1 else None)
+    os.sched_setaffinity(0, {bench_core})
     lines = make_lines(args.events)
+    reads = tcp_reads(lines)
+    records = [(TOPIC, n % 12, n, line, RECEPTION_HEADERS) for n, line in enumerate(lines)]
     mean = sum(map(len, lines)) / len(lines)
     print(
-        f"event mix: 40% RFC 5424 + SD, 40% RFC 3164, 15% RFC 5424 minimal, 5% not syslog; "
-        f"mean {mean:.0f} bytes; batch {args.batch}; pinned to one core"
+        f"pinned to core {bench_core}; {args.events:,} events a round (mean {mean:.0f} bytes: 40% RFC 5424 + SD, "
+        f"40% RFC 3164, 15% RFC 5424 minimal, 5% not syslog); {args.warmup} warm-up + {args.rounds} paired rounds; "
+        "CPU time of this process"
     )
-    toolkit_rate, direct_rate = bench_cpu(lines, args.batch)
-    print(f"[cpu, no I/O] parse+normalise+bulk-encode, {args.events:,} events:")
-    print(f"  toolkit {toolkit_rate:>10,.0f} events/s   (target >= 50,000)")
-    print(f"  direct  {direct_rate:>10,.0f} events/s   (regex + json.dumps per line)")
-    print(f"  ratio   {toolkit_rate / direct_rate:>10.2f}x")
-    if args.skip_e2e:
-        return
-    peer = None
-    if args.peer_kafka and args.peer_es:
-        bootstrap, es_url = args.peer_kafka, args.peer_es
-    else:
-        peer, bootstrap, es_url, data = start_peer()
-    try:
-        e2e_lines = make_lines(args.e2e_events)
-        toolkit_e2e = bench_e2e_toolkit(bootstrap, es_url, e2e_lines, args.batch)
-        direct_e2e = bench_e2e_direct(bootstrap, es_url, e2e_lines, args.batch)
-        print(f"[end to end, local single-node peer] Kafka -> indexer -> Elasticsearch, {args.e2e_events:,} events:")
-        print(f"  toolkit {toolkit_e2e:>10,.0f} events/s   (create ops, commit after durable indexing)")
-        print(f"  direct  {direct_e2e:>10,.0f} events/s   (json + elasticsearch.helpers.bulk, auto-commit)")
-        print(f"  ratio   {toolkit_e2e / direct_e2e:>10.2f}x")
-    finally:
-        if peer is not None:
-            peer.terminate()
-            peer.wait(20)
-            shutil.rmtree(data, ignore_errors=True)
+    print("[receiver CPU path] LF-framed TCP reads of 64 KiB -> framing + key + producer.produce (stub):")
+    receiver_ratio, _ = paired(
+        "receiver",
+        lambda: run_naive_receiver(reads),
+        lambda: run_toolkit_receiver(reads),
+        args.events,
+        args.rounds,
+        args.warmup,
+    )
+    print(f"[indexer CPU path] Kafka records -> ECS documents -> _bulk body, batches of {args.batch:,}:")
+    indexer_ratio, _ = paired(
+        "indexer",
+        lambda: run_naive_indexer(records, args.batch),
+        lambda: run_toolkit_indexer(records, args.batch),
+        args.events,
+        args.rounds,
+        args.warmup,
+    )
+    if args.e2e_events:
+        end_to_end(args.e2e_events, bench_core, other_core)
+    if args.idle_seconds:
+        idle_indexer(args.idle_seconds)
+    print(f"receiver vs naive: {receiver_ratio:.2f}x")
+    print(f"indexer vs naive: {indexer_ratio:.2f}x")
 
 
 if __name__ == "__main__":

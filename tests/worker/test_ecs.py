@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from toolkit.worker.ecs import (
     INVALID_UTF8_TAG,
     PARSE_FAILURE_TAG,
@@ -10,6 +14,7 @@ from toolkit.worker.ecs import (
     document_id,
     encode_create,
     normalise,
+    normalise_parsed,
 )
 
 HEADERS = {
@@ -112,3 +117,71 @@ def test_bulk_encoding_keeps_integers_orjson_refuses() -> None:
 
     body = encode_create("idx", "t-0-1", {"process": {"pid": 2**70}, "message": "x"})
     assert b'"pid":1180591620717411303424' in body
+
+
+# --- one parse: the fast path gives the same documents as the full parser ---------------------------------------
+
+EQUIVALENCE_SAMPLES = [
+    b'<165>1 2024-05-01T10:00:00.123Z web-1.example.com nginx 1000 REQ [req@1 method="GET" status="200"] GET /a',
+    b"<38>May  1 10:00:00 bastion-1 sshd[1001]: Accepted publickey for deploy from 10.0.0.1 port 52222",
+    b"<14>1 2024-05-01T10:00:00Z db-1 postgres 77 - - checkpoint complete",
+    b"<14>1 - - - - - -",
+    b"<14>1 - - - - - - \xef\xbb\xbfBOM message",
+    b'<14>2 2024-05-01T10:00:00+02:00 h a p m [a@1 x="1"][b@2 y="\\"q\\]"] version two',
+    b"<14>1 2024-13-45T99:00:00Z host app - - - bad stamp",
+    b'<14>1 - host app - - [unterminated a="1" text',
+    b"<14>1 - host app - - nosd text",
+    b"<14>1 - host app 12x - - non-numeric procid",
+    b"<192>1 - host app - - - PRI too large",
+    b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
+    b"<34>Oct  1 22:14:15 su: no host",
+    b"<34>Dec 31 23:59:59 host cron[12]: december",
+    b"<34>Oct 11 2023 22:14:15 host tag: explicit year",
+    b"<13>2024-05-01T10:00:00.5+02:00 isohost app: iso",
+    b"<13>Feb 30 22:14:15 host app: impossible date",
+    b"<13>Foo 11 22:14:15 host app: unknown month",
+    b"<13>Oct 11 22:14:15 hostonly",
+    b"<13>Oct 11 22:14:15 host plain text without tag",
+    b"<13>garbage after pri",
+    b"no pri at all",
+    b"<13>1 - host app - - - trailing newline\n",
+    b"<13>1 - h\xff app - - - invalid utf-8",
+    b"<13>1 - h app \xc2\xb2 - - superscript digit procid",
+]
+
+
+@pytest.mark.parametrize("raw", EQUIVALENCE_SAMPLES)
+@pytest.mark.parametrize("truncated", [False, True])
+def test_fast_documents_equal_the_full_parsers(raw, truncated):
+    headers = dict(HEADERS) | ({"truncated": b"1"} if truncated else {})
+    record = KafkaRecord("t", 1, 2, raw, headers)
+    try:
+        reference = normalise_parsed(record)
+    except ValueError:  # the full parser's int() of a non-ASCII digit: create_operation keeps such events raw
+        with pytest.raises(ValueError):
+            normalise(record)
+        return
+    assert normalise(record) == reference
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(
+            r"<[0-9]{1,3}>[1-9] "
+            r"(-|2024-0[1-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,6})?(Z|[+-]0[0-9]:00))"
+            r" [!-~]{1,8} [!-~]{1,8} [!-~]{1,8} [!-~]{1,8} "
+            r"(-|\[[a-z@0-9]{1,6}( [a-z]{1,3}=\"[ -~]{0,5}\")*\])[ -~]{0,30}",
+            fullmatch=True,
+        ),
+        st.from_regex(
+            r"<[0-9]{1,3}>(Jan|Feb|Mar|Dec|Foo) {1,2}[0-3]?[0-9] ([0-9]{4} )?[0-2][0-9]:[0-5][0-9]:[0-6][0-9] ?"
+            r"[ -~]{0,40}",
+            fullmatch=True,
+        ),
+    ),
+    st.sampled_from([b"1714557600000", b"1704067200000", b"1735689599000"]),
+)
+def test_fast_documents_equal_the_full_parsers_on_generated_syslog(text, received_ms):
+    record = KafkaRecord("t", 0, 1, text.encode(), dict(HEADERS) | {"received_ms": received_ms})
+    assert normalise(record) == normalise_parsed(record)

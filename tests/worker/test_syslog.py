@@ -1,11 +1,11 @@
-"""Syslog parsing (RFC 5424, RFC 3164, malformed input) and RFC 6587 framing."""
+"""Syslog parsing (RFC 5424, RFC 3164, malformed input)."""
 
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from toolkit.worker.syslog import FrameDecoder, parse
+from toolkit.worker.syslog import parse
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -107,53 +107,3 @@ def test_malformed_lines_are_kept_with_a_reason(raw, reason):
 
 def test_trailing_newline_is_not_part_of_the_message():
     assert parse("<13>1 - h a - - - text\r\n", RECEIVED).message == "text"
-
-
-# --- framing -------------------------------------------------------------------------------------------------
-
-
-def frames_of(decoder, chunks):
-    out = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    return out
-
-
-def test_newline_framing_with_crlf_and_blank_lines():
-    frames = frames_of(FrameDecoder(), [b"<13>one\r\n\n<13>two\n<13>thr", b"ee\n"])
-    assert [f.data for f in frames] == [b"<13>one", b"<13>two", b"<13>three"]
-    assert not any(f.truncated for f in frames)
-
-
-def test_octet_counting_including_a_message_with_embedded_newlines():
-    body = b"<13>1 - h a - - - line one\nline two"
-    stream = b"%d %s" % (len(body), body) + b"10 <13>second"
-    frames = frames_of(FrameDecoder(), [stream])
-    assert [f.data for f in frames] == [body, b"<13>second"]
-
-
-def test_partial_frames_byte_by_byte_for_both_methods():
-    body = b"<13>1 - h a - - - hello"
-    stream = b"%d %s" % (len(body), body) + b"<14>newline framed\n" + b"5 <13>x"
-    decoder = FrameDecoder()
-    frames = frames_of(decoder, [bytes([b]) for b in stream])
-    assert [f.data for f in frames] == [body, b"<14>newline framed", b"<13>x"]
-    assert decoder.buffered == 0
-
-
-def test_stream_end_returns_the_last_unterminated_line_and_flags_a_cut_octet_frame():
-    decoder = FrameDecoder()
-    assert decoder.feed(b"<13>last line without newline") == []
-    assert [(f.data, f.truncated) for f in decoder.finish()] == [(b"<13>last line without newline", False)]
-    decoder.feed(b"100 <13>only part")
-    assert [(f.data, f.truncated) for f in decoder.finish()] == [(b"<13>only part", True)]
-
-
-def test_over_long_frames_are_cut_and_flagged_and_the_stream_resynchronises():
-    decoder = FrameDecoder(max_frame_bytes=480)
-    long_line = b"<13>" + b"a" * 1000 + b"\n"
-    long_octet = b"1000 " + b"b" * 1000
-    frames = frames_of(decoder, [long_line[:600], long_line[600:], long_octet[:700], long_octet[700:], b"<13>ok\n"])
-    assert [(len(f.data), f.truncated) for f in frames] == [(480, True), (480, True), (6, False)]
-    assert frames[-1].data == b"<13>ok"
-    assert decoder.buffered == 0

@@ -6,7 +6,7 @@ Kafka client authentication); the chart values (`toolkit.provision.values`), the
 names a Service, a Secret or a user.
 
 Identities (one per workload, a role per identity; no workload uses a superuser):
-- `syslog-receiver`: Kafka principal that may only write the events topic;
+- `syslog-receiver`: Kafka principal that may only write the events and dead-letter topics (and read their limits);
 - `indexer`: Kafka principal that may only read the events topic with its group and write the dead-letter topic;
   Elasticsearch user with a role that may only create documents in the platform's indices;
 - `toolkit-orchestrator`: Kafka principal limited to describing the cluster, its topics, groups and quorum and

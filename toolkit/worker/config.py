@@ -94,7 +94,20 @@ class WorkerConfig(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     max_in_flight: int = Field(20_000, ge=1, description="events sent to Kafka and not yet acknowledged")
-    max_message_bytes: int = Field(65_536, ge=480, le=16 * 1024 * 1024)
+    max_message_bytes: int = Field(
+        65_536,
+        ge=480,
+        le=16 * 1024 * 1024,
+        description="largest event forwarded whole (longer ones are cut and tagged); checked at start against the "
+        "events topic's max.message.bytes",
+    )
+    max_connections: int = Field(4_096, ge=1, description="open TCP/TLS connections; more are closed at once")
+    idle_timeout_seconds: float = Field(300.0, gt=0, description="a TCP/TLS connection silent this long is closed")
+    max_buffered_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=65_536,
+        description="partial frames held across all connections; the connection that would exceed it is closed",
+    )
     rfc3164_timezone: str = "UTC"
     observer_hostname: str = Field(default_factory=socket.gethostname, min_length=1)
     shutdown_flush_seconds: float = Field(20.0, gt=0)

@@ -14,6 +14,10 @@ Loop (one thread; Kafka rebalance callbacks run inside `consume`, i.e. between b
    already stored or dead-lettered. So a crash at any point redelivers from the last commit, and redelivered
    events meet their own ids in their leased index: 409, never a duplicate.
 
+Fetching: while a batch is written, and while nothing comes (after `FETCH_GRACE_SECONDS` of nothing), the assigned
+partitions are paused; an idle indexer checks the high watermarks every `IDLE_CHECK_SECONDS` instead of fetching.
+A broker that answers empty fetches at once (the single-node peer) otherwise costs half a core in each process.
+
 SIGTERM: stop fetching, finish the batch in hand (retries included) and commit it, leave the group, exit 0.
 If the batch cannot finish within `drain_seconds` it is abandoned uncommitted (it will be redelivered).
 
@@ -47,12 +51,14 @@ from toolkit.worker.delivery import (
     item_error_reason,
     lease_for_batch,
 )
-from toolkit.worker.ecs import KafkaRecord, document_id, encode_create, normalise
+from toolkit.worker.ecs import KafkaRecord, create_operation
 from toolkit.worker.observability import Heartbeat, ProbeServer, WorkerMetrics
 
 log = logging.getLogger("toolkit.worker.indexer")
 
 LAG_REFRESH_SECONDS = 5.0
+IDLE_CHECK_SECONDS = 0.25
+FETCH_GRACE_SECONDS = 2.0  # fetch at least this long after data, an assignment or a resume before pausing
 
 
 @dataclass(slots=True)
@@ -130,6 +136,9 @@ class Indexer:
         self._next_rollover_check = 0.0
         self._next_lag_refresh = 0.0
         self._zone = config.zone
+        self._carry: list[Message] = []  # messages taken while idle, processed by the next loop turn
+        self._assignment_changed = False
+        self._fetch_until = 0.0
         self.consumer = Consumer(
             {
                 **config.kafka_client_settings(),
@@ -170,6 +179,7 @@ class Indexer:
 
     # --- Kafka group membership -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment_changed = True
         committed = consumer.committed(partitions, timeout=30)
         for tp in committed:
             key = (tp.topic, tp.partition)
@@ -182,6 +192,7 @@ class Indexer:
         )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment_changed = True
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self.leases.pop(key, None)
@@ -300,21 +311,15 @@ class Indexer:
 
     def _to_items(self, records: list[KafkaRecord], leases: dict[tuple[str, int], IndexLease]) -> list[_Item]:
         items = []
+        failures = 0
+        zone = self._zone
         for record in records:
-            try:
-                document = normalise(record, self._zone)
-            except Exception as exc:  # a bad event is counted and kept raw, never fatal
-                document = {
-                    "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "event": {"original": record.value.decode("utf-8", errors="replace")},
-                    "error": {"message": f"normalisation failed: {exc}", "type": "syslog_parse"},
-                    "tags": ["_syslog_parse_failure"],
-                }
-            if "error" in document:
-                self.metrics.parse_failures.inc()
             index = leases[(record.topic, record.partition)].index
-            doc_id = document_id(record.topic, record.partition, record.offset)
-            items.append(_Item(record, index, doc_id, encode_create(index, doc_id, document)))
+            doc_id, operation, failed = create_operation(record, index, zone)
+            failures += failed
+            items.append(_Item(record, index, doc_id, operation))
+        if failures:
+            self.metrics.parse_failures.inc(failures)
         return items
 
     def _bulk(self, items: list[_Item]) -> tuple[list[_Item], list[tuple[_Item, int, str]]]:
@@ -440,6 +445,73 @@ class Indexer:
             with contextlib.suppress(KafkaException):
                 self.consumer.seek(TopicPartition(topic, partition, offset))
 
+    # --- idle: no fetch storm ------------------------------------------------------------------------------
+    def _idle(self) -> None:
+        """Nothing to consume: stop fetching until a partition has something.
+
+        A real broker holds an empty Fetch for `fetch.wait.max.ms`; a broker that answers at once (the single-node
+        peer does, in 0.03 ms) makes librdkafka fetch thousands of times a second, which is half a core here and as
+        much again in the broker. So an idle indexer pauses its partitions and every `IDLE_CHECK_SECONDS` compares
+        its positions with the high watermarks (one ListOffsets request per partition), still serving rebalances
+        and the periodic Elasticsearch checks. New data costs at most that interval of extra latency. It only
+        pauses after `FETCH_GRACE_SECONDS` of nothing (after data, an assignment or a resume): a partition paused
+        before its start offset is known takes about a second to fetch again once resumed."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        try:
+            self.consumer.pause(assignment)
+        except KafkaException:
+            return
+        self._assignment_changed = False
+        try:
+            while not self.stopping.wait(IDLE_CHECK_SECONDS):
+                self.heartbeat.beat()
+                self._periodic()
+                # paused partitions are not fetched: this only serves rebalance callbacks
+                self._carry = self.consumer.consume(self.config.batch_size, 0)
+                if self._carry or self._assignment_changed or self._has_new_data(assignment):
+                    return
+        finally:
+            with contextlib.suppress(KafkaException):
+                self.consumer.resume(assignment)
+            # a resumed partition may take a moment to fetch again (its offset is looked up anew)
+            self._fetch_until = self.clock() + FETCH_GRACE_SECONDS
+
+    def _pause_fetching(self) -> list[TopicPartition]:
+        """While a batch is written, librdkafka has nothing to fetch for once it has prefetched up to the high
+        watermark, and against a broker that answers empty fetches at once it would fetch thousands of times a
+        second, slowing the very peer the batch is written to. So fetching pauses for the batch (prefetched
+        records are dropped by the pause and fetched again from the position afterwards)."""
+        assignment = self.consumer.assignment()
+        try:
+            self.consumer.pause(assignment)
+        except KafkaException:
+            return []
+        return assignment
+
+    def _resume_fetching(self, paused: list[TopicPartition]) -> None:
+        if paused:
+            with contextlib.suppress(KafkaException):
+                self.consumer.resume(paused)
+
+    def _has_new_data(self, assignment: list[TopicPartition]) -> bool:
+        try:
+            positions = self.consumer.position(assignment)
+        except KafkaException:
+            return True
+        for tp in positions:
+            try:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=2, cached=False
+                )
+            except KafkaException:
+                return True  # cannot tell: fetch
+            start = tp.offset if tp.offset >= 0 else self.committed.get((tp.topic, tp.partition), low)
+            if high > max(start, low):
+                return True
+        return False
+
     # --- main loop ------------------------------------------------------------------------------------------
     def run(self) -> int:
         self.consumer.subscribe([self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -449,7 +521,8 @@ class Indexer:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
                 self._periodic()
-                messages = self.consumer.consume(self.config.batch_size, wait)
+                messages = self._carry or self.consumer.consume(self.config.batch_size, wait)
+                self._carry = []
                 records = []
                 for message in messages:
                     error = message.error()
@@ -466,16 +539,26 @@ class Indexer:
                             _header_bytes(message.headers()),
                         )
                     )
+                if messages or self._assignment_changed:
+                    self._assignment_changed = False
+                    self._fetch_until = self.clock() + FETCH_GRACE_SECONDS
                 if not records:
+                    if not messages and self.clock() >= self._fetch_until:
+                        self._idle()
                     continue
+                paused = self._pause_fetching()
                 try:
                     self.process_batch(records)
                 except BatchAbandoned as exc:
                     log.warning("batch abandoned, not committed", extra={"reason": str(exc)})
                     if self.stopping.is_set():
                         break
+                    self._resume_fetching(paused)
+                    paused = []
                     self._rewind(records)
                     self.sleep(backoff_seconds(0, self.config.retry_initial_ms, self.config.retry_max_ms))
+                finally:
+                    self._resume_fetching(paused)
         finally:
             self.consumer.close()
             self.dead_letters.flush(5)

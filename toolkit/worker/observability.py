@@ -46,10 +46,45 @@ class WorkerMetrics:
         )
         self.dropped = Counter(
             "toolkit_receiver_events_dropped_total",
-            "Events the receiver lost, by reason "
-            "(udp_buffer_full, kafka_delivery_failed, producer_queue_full, shutdown_unflushed)",
+            "Events that did not reach the events topic, by reason (udp_buffer_full, kafka_delivery_failed, "
+            "producer_queue_full, message_too_large, producer_error, shutdown_unflushed); message_too_large ones "
+            "are dead-lettered (their head)",
             ["reason"],
             registry=r,
+        )
+        self.framing_violations = Counter(
+            "toolkit_receiver_framing_violations_total",
+            "Stream bytes that broke the framing rules (count_above_maximum, count_false, not_octet_counted, "
+            "unframed_bytes), each dead-lettered (at most max_message_bytes of it)",
+            ["reason"],
+            registry=r,
+        )
+        self.framing_violation_bytes = Counter(
+            "toolkit_receiver_framing_violation_bytes_total",
+            "Bytes covered by framing violations (dead-lettered up to max_message_bytes per violation)",
+            ["reason"],
+            registry=r,
+        )
+        self.receiver_dead_lettered = Counter(
+            "toolkit_receiver_dead_lettered_total",
+            "Records the receiver wrote to the dead-letter topic and Kafka acknowledged, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.discarded_bytes = Counter(
+            "toolkit_receiver_discarded_bytes_total",
+            "Bytes not forwarded at all: the tails of cut (oversize) events, partial frames of closed connections",
+            ["reason"],
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "toolkit_receiver_connections_closed_total",
+            "Connections the receiver closed or refused itself (cap, idle, buffer_budget, shutdown)",
+            ["reason"],
+            registry=r,
+        )
+        self.buffered_bytes = Gauge(
+            "toolkit_receiver_buffered_bytes", "Bytes of partial frames held across connections", registry=r
         )
         self.truncated = Counter(
             "toolkit_receiver_events_truncated_total",

@@ -1,4 +1,4 @@
-"""Syslog wire formats: message parsing (RFC 5424, RFC 3164) and TCP framing (RFC 6587).
+"""Syslog message parsing (RFC 5424, RFC 3164); stream framing lives in `toolkit.worker.framing`.
 
 Parsing
 -------
@@ -19,15 +19,6 @@ for a well-formed message and a short reason otherwise; the raw text is always k
 A 5424/3164 header that matches but holds an impossible value (month 13, hour 25) is a parse error, and the
 parser then keeps what it could read (priority) with the rest of the line as the message.
 
-Framing (RFC 6587)
-------------------
-`FrameDecoder` turns a TCP byte stream into frames. Each frame chooses its own method from its first byte:
-a digit means octet counting (`MSG-LEN SP MSG`, exactly MSG-LEN bytes follow), anything else means
-non-transparent framing (the frame ends at LF; a CR before the LF and NUL bytes around frames are removed).
-Invariants: a partial frame stays buffered until its end arrives; the buffer never grows beyond
-`max_frame_bytes` plus one read; a frame longer than `max_frame_bytes` is cut at that length and the cut is
-reported (never dropped silently); `finish()` at end of stream returns what is left as a final frame, flagged
-as truncated when an octet-counted frame ended early.
 """
 
 from __future__ import annotations
@@ -241,100 +232,10 @@ def parse(text: str, received: datetime, zone: tzinfo = UTC) -> SyslogMessage:
     )
 
 
-@dataclass(slots=True)
-class Frame:
-    """One framed message; `truncated` says the frame was cut (too long, or the stream ended inside it)."""
-
-    data: bytes
-    truncated: bool = False
-
-
-class FrameDecoder:
-    """Incremental RFC 6587 decoder for one TCP connection (octet counting and LF framing, mixed freely)."""
-
-    __slots__ = ("_buffer", "_discarding", "_skip_octets", "max_frame_bytes")
-
-    def __init__(self, max_frame_bytes: int = 65536) -> None:
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._discarding = False  # inside an over-long LF frame whose head was already emitted
-        self._skip_octets = 0  # bytes still to skip of an over-long octet-counted frame
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Add bytes read from the stream; return the frames they completed, in stream order."""
-        buffer = self._buffer
-        buffer += data
-        frames: list[Frame] = []
-        while buffer:
-            if self._skip_octets:
-                skipped = min(self._skip_octets, len(buffer))
-                del buffer[:skipped]
-                self._skip_octets -= skipped
-                continue
-            if self._discarding:
-                newline = buffer.find(b"\n")
-                if newline < 0:
-                    buffer.clear()
-                    break
-                del buffer[: newline + 1]
-                self._discarding = False
-                continue
-            first = buffer[0]
-            if first in b"\n\r\x00 ":
-                del buffer[:1]
-                continue
-            if 0x30 <= first <= 0x39:
-                space = buffer.find(b" ", 0, 12)
-                if space > 0 and buffer[:space].isdigit():
-                    length = int(buffer[:space])
-                    end = space + 1 + length
-                    if length > self.max_frame_bytes:
-                        head_end = space + 1 + self.max_frame_bytes
-                        if len(buffer) < head_end:
-                            break
-                        frames.append(Frame(bytes(buffer[space + 1 : head_end]), True))
-                        del buffer[:head_end]
-                        self._skip_octets = length - self.max_frame_bytes
-                        continue
-                    if len(buffer) < end:
-                        break
-                    frames.append(Frame(bytes(buffer[space + 1 : end])))
-                    del buffer[:end]
-                    continue
-                if space < 0 and len(buffer) < 12 and buffer.isdigit():
-                    break  # the length prefix itself is still arriving
-            newline = buffer.find(b"\n")
-            if newline < 0:
-                if len(buffer) > self.max_frame_bytes:
-                    frames.append(Frame(bytes(buffer[: self.max_frame_bytes]), True))
-                    buffer.clear()
-                    self._discarding = True
-                break
-            end = newline - 1 if newline > 0 and buffer[newline - 1] == 0x0D else newline
-            if end > self.max_frame_bytes:
-                frames.append(Frame(bytes(buffer[: self.max_frame_bytes]), True))
-            else:
-                frames.append(Frame(bytes(buffer[:end])))
-            del buffer[: newline + 1]
-        return frames
-
-    def finish(self) -> list[Frame]:
-        """End of stream: return the partial frame left in the buffer, if any."""
-        buffer = self._buffer
-        frames: list[Frame] = []
-        if buffer and not self._discarding and not self._skip_octets:
-            space = buffer.find(b" ", 0, 12)
-            if 0x30 <= buffer[0] <= 0x39 and space > 0 and buffer[:space].isdigit():
-                frames.append(Frame(bytes(buffer[space + 1 :]), True))
-            else:
-                text = bytes(buffer).rstrip(b"\r\x00")
-                if text:
-                    frames.append(Frame(text))
-        buffer.clear()
-        self._discarding = False
-        self._skip_octets = 0
-        return frames
+# The pieces the indexer's fast path (`toolkit.worker.ecs.normalise`) reuses, so both paths share one grammar.
+RFC5424_HEADER = _RFC5424_HEADER
+RFC3164_HEADER = _RFC3164_HEADER
+TAG = _TAG
+parse_structured_data = _parse_structured_data
+parse_rfc3339 = _parse_rfc3339
+rfc3164_timestamp = _rfc3164_timestamp
