@@ -9,6 +9,7 @@ rendered mountPaths with the rendered modes). It must accept them; and it must r
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,26 @@ def rendered_workers(env_name: str, tmp_path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "Deployment"]
 
 
+def kafka_setup_script(env_name: str, tmp_path: Path) -> str:
+    """The topics-and-ACLs script the rendered Kafka chart runs (its setup Job)."""
+    path = tmp_path / env_name / "kafka.yaml"
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc["kind"] == "ConfigMap":
+            for text in doc.get("data", {}).values():
+                if "create_topic " in text and "acl --allow-principal" in text:
+                    return str(text)
+    raise AssertionError("the rendered Kafka chart has no topics-and-ACLs script")
+
+
+def granted(script: str, principal: str, operation: str, topic: str) -> bool:
+    for line in script.splitlines():
+        words = shlex.split(line.strip()) if line.strip().startswith("acl ") else []
+        if words and f"User:{principal}" in words and "--topic" in words:
+            if words[words.index("--topic") + 1] == topic and operation in words:
+                return True
+    return False
+
+
 @pytest.mark.parametrize("env_name", DEPLOYABLE)
 def test_every_rendered_worker_container_accepts_exactly_its_env_and_files(env_name: str, tmp_path: Path) -> None:
     secrets = credentials.generate(resolve(env_name))
@@ -44,6 +65,21 @@ def test_every_rendered_worker_container_accepts_exactly_its_env_and_files(env_n
         assert shown["kafka_bootstrap"] == resolve(env_name).wiring.kafka_bootstrap.address
         assert shown["kafka_security_protocol"] == "ssl"
         assert shown["kafka_cert_file"] == "/etc/toolkit/kafka/tls.crt"
+        # the topics it will use exist (the Kafka chart creates them) and its principal may use them there
+        script = kafka_setup_script(env_name, tmp_path)
+        identity = container["name"]
+        principal = {"receiver": resolve(env_name).wiring.receiver, "indexer": resolve(env_name).wiring.indexer}[
+            identity
+        ].name
+        for topic in (shown["topic"], shown["dead_letter_topic"]):
+            assert f"create_topic {shlex.quote(topic)}" in script or f'create_topic "{topic}"' in script, topic
+        uses = (
+            [("Write", shown["topic"]), ("Write", shown["dead_letter_topic"]), ("DescribeConfigs", shown["topic"])]
+            if identity == "receiver"
+            else [("Read", shown["topic"]), ("Write", shown["dead_letter_topic"])]
+        )
+        for operation, topic in uses:
+            assert granted(script, principal, operation, topic), f"{principal} may not {operation} {topic}"
         for secret in secrets.values():  # no secret value is printed
             for value in secret.values():
                 assert value.decode(errors="ignore").strip() not in result.stdout or len(value) < 8

@@ -98,6 +98,7 @@ are files of mounted Secrets: /etc/toolkit/kafka (the workload's Kafka identity)
 - {name: TOOLKIT_WORKER_KAFKA_KEY_FILE, value: /etc/toolkit/kafka/tls.key}
 {{- end }}
 - {name: TOOLKIT_WORKER_TOPIC, value: {{ $v.kafka.eventsTopic | quote }}}
+- {name: TOOLKIT_WORKER_DEAD_LETTER_TOPIC, value: {{ $v.kafka.deadLetterTopic | quote }}}
 - {name: TOOLKIT_WORKER_HTTP_PORT, value: {{ $v.httpPort | toString | quote }}}
 {{- end -}}
 
