@@ -38,4 +38,14 @@ def env_list() -> None:
 
 
 def run() -> None:
-    app()
+    """The console script: a library left out of this installation becomes one line naming the extra to install."""
+    try:
+        app()
+    except ImportError as exc:
+        from toolkit.cli.common import EXIT_USAGE, die
+        from toolkit.errors import missing_extra
+
+        missing = missing_extra(exc)
+        if missing is None:
+            raise
+        die(EXIT_USAGE, f"error: {missing}")
