@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from toolkit.cli import cluster, deploy, es, region, rehearse, state, upgrade
@@ -42,10 +44,11 @@ def run() -> None:
     try:
         app()
     except ImportError as exc:
-        from toolkit.cli.common import EXIT_USAGE, die
+        from toolkit.cli.common import EXIT_USAGE, err
         from toolkit.errors import missing_extra
 
         missing = missing_extra(exc)
         if missing is None:
             raise
-        die(EXIT_USAGE, f"error: {missing}")
+        err(f"error: {missing}")
+        sys.exit(EXIT_USAGE)
