@@ -34,6 +34,7 @@ test: $(STAMP)
 	$(BIN)/pytest -m "" --durations=15
 
 test-fast: $(STAMP)
+	bash scripts/test-tools.sh
 	$(BIN)/pytest
 
 bench: $(STAMP)
