@@ -24,8 +24,6 @@ CHARTS_DIR = REPO / "charts"
 CHARTS = ("kafka", "elasticsearch", "ingest-workers")
 VALUE_SETS = ("minimal", "production", "tls-sasl")
 
-from toolkit.provision.helm import KUBE_CAPABILITIES  # noqa: E402  (one list, the product's)
-
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Helm-style merge: maps merge key by key, everything else is replaced."""
@@ -78,12 +76,15 @@ def render_manifests(
     release: str = "platform",
     namespace: str = "platform",
     is_upgrade: bool = False,
+    api_versions: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Render `chart` offline, as `helm template` would, for the Kubernetes version key `kube` (or Helm's default):
     the product's own offline renderer (`toolkit deploy --render` uses it too)."""
     from toolkit.provision.helm import render_offline
 
-    return render_offline(chart, values, release=release, namespace=namespace, kube=kube, is_upgrade=is_upgrade)
+    return render_offline(
+        chart, values, release=release, namespace=namespace, kube=kube, is_upgrade=is_upgrade, api_versions=api_versions
+    )
 
 
 def documents(manifests: dict[str, str]) -> list[dict[str, Any]]:

@@ -10,8 +10,6 @@ import sys
 from typing import Any
 
 import helm_python
-
-from toolkit.provision.helm import DeployError
 import kubernetes_validate
 import pytest
 import yaml
@@ -29,6 +27,8 @@ from chart_render import (
     pod_specs,
     render_manifests,
 )
+
+from toolkit.provision.helm import DeployError
 
 CHART_SETS = [(chart, value_set) for chart in CHARTS for value_set in VALUE_SETS]
 TOOLKIT_COMPONENT = {"kafka": "kafka", "elasticsearch": "elasticsearch", "ingest-workers": "workers"}

@@ -117,3 +117,19 @@ def test_who_may_reach_whom(policies: list[dict[str, Any]], src: dict, dst: dict
 def test_every_platform_pod_is_selected_by_a_policy(policies: list[dict[str, Any]]) -> None:
     for labels in (BROKER, CONTROLLER, ES_HOT, RECEIVER, INDEXER):
         assert any(_matches(p["spec"]["podSelector"], labels) for p in policies), labels
+
+
+def test_prometheus_may_scrape_the_kafka_exporter_and_nobody_else(tmp_path: Path) -> None:
+    """With the JMX exporter on, its port is open to Prometheus pods (any namespace) and to no one else."""
+    from toolkit.provision import helm
+
+    env = resolve("eu-west-1")
+    values = helm.environment_values(env, "kafka")
+    values["metrics"] = {"jmxExporter": {"enabled": True, "agent": {"volume": {"configMap": {"name": "jmx-agent"}}}}}
+    rendered = helm.render_offline("kafka", values, release="kafka", namespace=env.platform.namespace)
+    docs = [d for d in yaml.safe_load_all(helm.manifest_of(rendered)) if d and d["kind"] == "NetworkPolicy"]
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    port = values["metrics"]["jmxExporter"].get("port", 9404)
+    assert allowed(docs, prometheus, BROKER, port)
+    assert not allowed(docs, STRANGER, BROKER, port)
+    assert not allowed(docs, prometheus, BROKER, 9094)

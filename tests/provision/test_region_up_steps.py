@@ -253,6 +253,11 @@ def test_apply_saves_the_snapshot_outputs_the_region_environment_deploys_with(
     (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role
     assert "s3.client.default.endpoint: s3.eu-west-1.amazonaws.com" in yaml.safe_dump(docs)
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert any(
+        {"protocol": "TCP", "port": 443} in rule["ports"] and {"ipBlock": {"cidr": "0.0.0.0/0"}} in rule.get("to", [])
+        for rule in policy["spec"]["egress"]
+    ), "the nodes must reach S3 and STS to verify and write the repository"
 
     stack_outputs_path("eu-west-1").write_text("{not json")
     with pytest.raises(EnvironmentError_, match="rerun `toolkit region up eu-west-1`"):

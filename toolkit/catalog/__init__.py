@@ -67,7 +67,14 @@ class ComponentSpec(_Frozen):
 class Catalog(_Frozen):
     schema_version: int
     upgrade_order: tuple[str, ...]
+    orchestrator_image: str
     components: dict[str, ComponentSpec]
+
+    def orchestrator_ref(self) -> str:
+        """The toolkit's own image at the installed toolkit's version (what `toolkit upgrade job` runs)."""
+        from importlib.metadata import version
+
+        return f"{self.orchestrator_image}:{version('toolkit')}"
 
     def component(self, name: str) -> ComponentSpec:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -50,4 +51,15 @@ def env_list() -> None:
 
 
 def run() -> None:
-    app()
+    """The console script: a library left out of this installation becomes one line naming the extra to install."""
+    try:
+        app()
+    except ImportError as exc:
+        from toolkit.cli.common import EXIT_USAGE, err
+        from toolkit.errors import missing_extra
+
+        missing = missing_extra(exc)
+        if missing is None:
+            raise
+        err(f"error: {missing}")
+        sys.exit(EXIT_USAGE)

@@ -25,9 +25,9 @@ def _esc(text: str) -> str:
 
 
 def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
+    from toolkit import tables
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return tables.console(stderr)
 
 
 def step_dict(step: Step) -> dict[str, Any]:
@@ -62,8 +62,6 @@ def print_plan(plan: Plan, output: str) -> None:
     if output == "json":
         print(json.dumps(plan_dict(plan), indent=2))
         return
-    from rich.table import Table
-
     con = _console()
     if plan.simulated:
         con.print(f"[bold yellow]{SIM_BANNER}[/]")
@@ -79,15 +77,17 @@ def print_plan(plan: Plan, output: str) -> None:
         if not plan.refused:
             con.print("Nothing to do: every component already runs its target version.")
         return
-    table = Table(show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("members")
-    table.add_column("why")
-    table.add_column("blocked now by")
+    from toolkit import tables
+
+    table = tables.table()
+    tables.identifier_column(table, "#", justify="right")
+    tables.identifier_column(table, "step")
+    tables.text_column(table, "why (and what blocks it now)")
     for i, s in enumerate(plan.steps, 1):
-        blocked = "" if s.blocked is None else f"[{s.blocked.rule}] {s.blocked.reason}"
-        table.add_row(str(i), f"{s.component} {s.kind}", ", ".join(s.members), _esc(s.reason), _esc(blocked))
+        why = _esc(s.reason)
+        if s.blocked is not None:
+            why += "\n[yellow]blocked now by " + _esc(f"[{s.blocked.rule}] {s.blocked.reason}") + "[/]"
+        table.add_row(str(i), _esc(tables.step_cell(str(s.component), str(s.kind), s.members, con.width)), why)
     con.print(table)
 
 
@@ -111,27 +111,24 @@ def print_result(result: RunResult, output: str) -> None:
     if output == "json":
         print(json.dumps(result_dict(result), indent=2))
         return
-    from rich.table import Table
+    from toolkit import tables
 
     con = _console()
     if result.simulated:
         con.print(f"[bold yellow]{SIM_BANNER}[/]")
-    table = Table(title=f"upgrade of {result.environment}")
-    table.add_column("step")
-    table.add_column("start", justify="right")
-    table.add_column("took", justify="right")
-    table.add_column("waited on")
-    table.add_column("outcome")
-    for r in result.steps:
-        waits = ", ".join(f"{g.rule} {g.seconds:.0f}s" for g in r.gates_waited)
-        colour = {"done": "green", "halted": "red"}.get(r.outcome, "yellow")
-        table.add_row(
-            r.id,
-            f"{r.started_at - result.started_at:.0f}s",
-            f"{r.ended_at - r.started_at:.0f}s",
-            _esc(waits),
-            f"[{colour}]{r.outcome}[/]",
+    rows = [
+        tables.StepRow(
+            component=r.component,
+            kind=r.kind,
+            members=r.members,
+            start=f"{r.started_at - result.started_at:.0f}s",
+            took=f"{r.ended_at - r.started_at:.0f}s",
+            outcome=r.outcome,
+            waits=[(g.rule, g.seconds) for g in r.gates_waited],
         )
+        for r in result.steps
+    ]
+    table = tables.steps_table(rows, con.width, title=f"upgrade of {result.environment}")
     if result.steps:
         con.print(table)
     colour = "green" if result.ok else "red"
@@ -229,16 +226,18 @@ def print_status(status: Status, output: str) -> None:
     if output == "json":
         print(json.dumps(status_dict(status), indent=2))
         return
-    from rich.table import Table
+    from toolkit import tables
 
     con = _console()
     if status.simulated:
         con.print(f"[bold yellow]{SIM_BANNER}[/]")
     state = "an upgrade is in progress" if status.in_progress else "every member runs its spec"
     con.print(f"Environment [bold]{status.environment}[/]: {state}")
-    table = Table()
-    for col in ("component", "spec", "previous", "running", "on spec"):
-        table.add_column(col)
+    table = tables.table()
+    for col in ("component", "spec", "previous"):
+        tables.identifier_column(table, col)
+    tables.text_column(table, "running")
+    tables.identifier_column(table, "on spec", justify="right")
     for c in status.components:
         running = ", ".join(f"{v} x{n}" for v, n in sorted(c.running.items()))
         table.add_row(c.component, c.spec_version, c.previous_version or "-", running, f"{c.on_spec}/{c.members}")

@@ -41,7 +41,7 @@ import difflib
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -659,9 +659,11 @@ def render_offline(
     namespace: str,
     kube: str | None = None,
     is_upgrade: bool = False,
+    api_versions: Sequence[str] = (),
 ) -> dict[str, str]:
     """Render `chart` without a cluster, as `helm template` would (template name -> text), for the Kubernetes version
-    key `kube` (a key of KUBE_CAPABILITIES) or Helm's default capabilities."""
+    key `kube` (a key of KUBE_CAPABILITIES) or Helm's default capabilities; `api_versions` adds what a cluster serves
+    beyond those (e.g. "monitoring.coreos.com/v1" where the Prometheus Operator runs), as `--api-versions` does."""
     import helm_python
     from helm_python import _native
 
@@ -669,8 +671,10 @@ def render_offline(
     if is_upgrade:
         opts.update(is_install=False, is_upgrade=True)
     if kube is not None:
-        kube_version, api_versions = KUBE_CAPABILITIES[kube]
-        opts.update(kube_version=kube_version, api_versions=list(api_versions))
+        kube_version, served = KUBE_CAPABILITIES[kube]
+        opts.update(kube_version=kube_version, api_versions=[*served, *api_versions])
+    elif api_versions:
+        opts.update(api_versions=list(api_versions))
     try:
         with helm_python.Chart.load(CHARTS_DIR / chart) as loaded:
             raw = _native.call_string("helm_render", loaded._raw(), json.dumps(dict(values)), json.dumps(opts))

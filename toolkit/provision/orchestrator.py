@@ -3,9 +3,9 @@ derived from the environment's wiring (the same Service names, Secrets and ident
 
 Why a Job: on EKS the platform's Services are reachable only from inside the cluster, and the engine's run must not
 depend on a laptop staying awake. The Job's pod
-- runs the toolkit image (the catalog's workers image carries the `toolkit` CLI) with `toolkit upgrade run --env
-  <environment> --to ... --output jsonl`, restartPolicy Never and a small backoffLimit: a crashed orchestrator is
-  started again and resumes from the observed state (its lease is taken over once it expires);
+- runs the toolkit's own image (the catalog's `orchestrator_image` at the toolkit's version) with `toolkit upgrade
+  run --env <environment> --to ... --output jsonl`, restartPolicy Never and a small backoffLimit: a crashed
+  orchestrator is started again and resumes from the observed state (its lease is taken over once it expires);
 - reads its environment from a ConfigMap (the Environment resolved by the caller, made in-cluster: kind `kube`, no
   kubeconfig, so the client uses the pod's ServiceAccount; access with discovery off, pointing at files);
 - reaches Kafka and Elasticsearch as its own identity (`toolkit-orchestrator`: the Kafka client certificate or SCRAM
@@ -87,7 +87,7 @@ def job_manifests(
 
     ns = environment.platform.namespace
     wiring = environment.wiring
-    workers = catalog_mod.load().component("workers")
+    catalog = catalog_mod.load()
     inside = in_cluster_environment(environment)
     document = inside.model_dump(mode="json", exclude={"source"})
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "security-data-platform"}
@@ -149,7 +149,7 @@ def job_manifests(
                         "containers": [
                             {
                                 "name": "orchestrator",
-                                "image": workers.image_ref(workers.default),
+                                "image": catalog.orchestrator_ref(),
                                 "imagePullPolicy": "IfNotPresent",
                                 "command": command,
                                 "env": [

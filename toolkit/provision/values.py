@@ -187,6 +187,9 @@ def _elasticsearch_values(environment: Environment) -> dict[str, Any]:
         from toolkit.targets.es_snapshots import snapshot_chart_values
 
         values.update(snapshot_chart_values(spec.snapshots.writer_role_arn, spec.snapshots.bucket_region))
+        # S3 (through the VPC's gateway endpoint) and STS (the web identity exchange) have no stable addresses to
+        # name: egress on 443 only; the bucket policy and the writer role limit what that reaches.
+        values["networkPolicy"] = {"snapshotStore": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}
     return values
 
 

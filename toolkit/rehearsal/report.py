@@ -116,19 +116,19 @@ def junit_xml(report: RehearsalReport) -> str:
 
 
 def print_table(report: RehearsalReport) -> None:
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
-    con = Console(highlight=False)
+    from toolkit import tables
+
+    con = tables.console()
     doc = report.as_dict()
     if report.simulated:
         con.print("[bold yellow]SIMULATED platform and SIMULATED load (virtual clock): not a real cluster[/]")
     if report.unsafe_skip_gates:
         con.print("[bold red]UNSAFE: health gates were skipped (negative control)[/]")
-    table = Table(title=f"rehearsal {report.run_id} on {report.environment}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table = tables.table(title=f"rehearsal {report.run_id} on {report.environment}")
+    tables.text_column(table, "measure")
+    tables.identifier_column(table, "value", justify="right")
     rows = [
         ("produced", doc["produced"]),
         ("acknowledged", doc["acknowledged"]),
@@ -149,13 +149,18 @@ def print_table(report: RehearsalReport) -> None:
     for name, value in rows:
         table.add_row(name, str(value))
     con.print(table)
-    steps = Table(title="steps")
-    for col in ("step", "took", "gates waited", "outcome"):
-        steps.add_column(col)
-    for step in report.steps:
-        waited = ", ".join(f"{g['rule']} {g['seconds']:.0f}s" for g in step["gates_waited"])
-        steps.add_row(step["id"], f"{step['duration_seconds']:.0f}s", escape(waited), step["outcome"])
-    con.print(steps)
+    steps = [
+        tables.StepRow(
+            component=step["component"],
+            kind=step["kind"],
+            members=step["members"],
+            took=f"{step['duration_seconds']:.0f}s",
+            outcome=step["outcome"],
+            waits=[(g["rule"], g["seconds"]) for g in step["gates_waited"]],
+        )
+        for step in report.steps
+    ]
+    con.print(tables.steps_table(steps, con.width, title="steps"))
     for note in report.notes:
         con.print(f"note: {escape(note)}")
     verdict = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"

@@ -42,7 +42,7 @@ from typing import Any
 from toolkit import catalog as catalog_mod
 from toolkit.config.environments import Environment, from_document
 from toolkit.engine.executor import Event, Executor, RunResult
-from toolkit.errors import UsageError
+from toolkit.errors import UsageError, require_extra
 from toolkit.model import UpgradeSettings
 from toolkit.rehearsal.report import RehearsalReport
 from toolkit.rehearsal.verdict import judge
@@ -256,6 +256,10 @@ def _rehearse_real(
         raise UsageError(
             "--inject is a sim fault injection: it is refused on local and kind (the faults there are real)"
         )
+    if env.kind == "local":
+        # real toolkit-worker processes against the single-node peer: both come with the local extra; checked
+        # before anything starts, so a missing part costs nothing
+        require_extra("local", f"a rehearsal on {env.name} (real workers and the single-node peer, noida-db)")
     run_id = new_run_id()
     run_env_name = run_id.lower()
     folder = env.state_dir() / "rehearsals" / run_id
@@ -374,7 +378,9 @@ def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.E
     try:
         peer = cleanup.enter_context(running_peer(folder / "peer"))
     except PeerUnavailable as exc:
-        raise UsageError(f"rehearsal on local needs the single-node peer: {exc}; pip install noida-db") from None
+        raise UsageError(
+            f"rehearsal on local needs the single-node peer: {exc}; pip install 'toolkit[local]'"
+        ) from None
     kafka = KafkaConnection(bootstrap=peer.kafka_bootstrap)
     config = liveload.LiveLoadConfig(
         run_tag=namespace,

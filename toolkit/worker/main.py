@@ -61,4 +61,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except ImportError as exc:  # an installation without the worker extra (pip install 'toolkit[worker]')
+        from toolkit.errors import missing_extra
+
+        missing = missing_extra(exc, f"toolkit-worker {' '.join(sys.argv[1:2])}".strip())
+        if missing is None:
+            raise
+        print(f"toolkit-worker: {missing}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

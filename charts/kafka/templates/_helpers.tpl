@@ -159,6 +159,18 @@ validateValues: collect every problem, then fail once with all of them (so a use
 {{- if not .Values.tls.existingSecret -}}
 {{- $errs = append $errs "tls.existingSecret is empty: name a Secret with tls.crt, tls.key and ca.crt (toolkit deploy creates kafka-tls; or one issued by cert-manager)" -}}
 {{- end -}}
+{{- $agent := .Values.metrics.jmxExporter.agent -}}
+{{- if .Values.metrics.jmxExporter.enabled -}}
+{{- if and (not $agent.image.repository) (not $agent.volume) -}}
+{{- $errs = append $errs "metrics.jmxExporter.enabled is true but neither metrics.jmxExporter.agent.image.repository nor metrics.jmxExporter.agent.volume is set: the chart does not ship the JMX exporter javaagent jar; give an image that holds it (and cp) or a volume that holds it" -}}
+{{- end -}}
+{{- if and $agent.image.repository $agent.volume -}}
+{{- $errs = append $errs "metrics.jmxExporter.agent.image.repository and metrics.jmxExporter.agent.volume are both set: give the jar one way" -}}
+{{- end -}}
+{{- if and $agent.image.repository (not $agent.image.tag) -}}
+{{- $errs = append $errs "metrics.jmxExporter.agent.image.tag is empty: pin the image that holds the agent jar" -}}
+{{- end -}}
+{{- end -}}
 {{- $scram := include "kafka.scram" . -}}
 {{- if and $scram (not .Values.admin.existingSecret) -}}
 {{- $errs = append $errs "clientAuthentication.type is scram-sha-512 but admin.existingSecret is empty: name the Secret holding the admin SCRAM password (passwords never go in values)" -}}
@@ -195,4 +207,36 @@ validateValues: collect every problem, then fail once with all of them (so a use
 {{- if $errs -}}
 {{- fail (printf "\n\nVALUES VALIDATION (kafka chart), %d problem(s):\n  - %s\n" (len $errs) (join "\n  - " $errs)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Metrics: what renders. The exporter is opt-in (its jar is supplied by the user). PodMonitor and PrometheusRule are
+`auto` by default: rendered when the exporter is on AND the cluster serves monitoring.coreos.com/v1 (Helm reads that
+from the cluster's discovery on install/upgrade, so a cluster without the Prometheus Operator never gets an object
+it cannot store); `true` renders them regardless (offline rendering does not see CRDs); `false` never.
+*/}}
+{{- define "kafka.metrics.exporter" -}}
+{{- if .Values.metrics.jmxExporter.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "kafka.metrics.operatorObject" -}}
+{{- $setting := toString (index . 0) -}}
+{{- $root := index . 1 -}}
+{{- if eq $setting "true" -}}true
+{{- else if and (eq $setting "auto") (include "kafka.metrics.exporter" $root) ($root.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.metrics.dashboard" -}}
+{{- $setting := toString .Values.metrics.dashboard.enabled -}}
+{{- if or (eq $setting "true") (and (eq $setting "auto") (include "kafka.metrics.exporter" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Label matchers selecting this release's Kafka pods (namespace and pod names, as a PodMonitor labels them). */}}
+{{- define "kafka.metrics.podSelector" -}}
+{{- printf "namespace=\"%s\", pod=~\"%s-(controller|broker|combined)-[0-9]+\"" .Release.Namespace (include "kafka.fullname" .) -}}
+{{- end -}}
+
+{{- define "kafka.metrics.voterSelector" -}}
+{{- printf "namespace=\"%s\", pod=~\"%s-%s-[0-9]+\"" .Release.Namespace (include "kafka.fullname" .) (include "kafka.voterPool" .) -}}
 {{- end -}}
