@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +102,26 @@ def known() -> list[str]:
     return sorted(names)
 
 
+# Who may send syslog when an environment file does not say (platform.workers.syslog_sources): the networks its kind
+# of cluster puts senders on. kind's nodes live on Docker's bridge networks and NodePort traffic keeps its source
+# (externalTrafficPolicy Local); the local cluster's pods are in 10.128.0.0/9 and this machine is on loopback. A
+# region defaults to its own address block (_from_region); a `kube` cluster has no default: its file must list them.
+SYSLOG_SOURCES_BY_KIND: dict[str, tuple[str, ...]] = {
+    "kind": ("172.16.0.0/12",),
+    "local": ("10.0.0.0/8", "127.0.0.0/8"),
+}
+
+
+def _with_default_sources(env: Environment) -> Environment:
+    workers = env.platform.workers
+    if workers.syslog_sources or env.kind not in SYSLOG_SOURCES_BY_KIND:
+        return env
+    workers = workers.model_copy(
+        update={"syslog_sources": tuple(ip_network(c) for c in SYSLOG_SOURCES_BY_KIND[env.kind])}
+    )
+    return env.model_copy(update={"platform": env.platform.model_copy(update={"workers": workers})})
+
+
 def _read(path: Path, name: str) -> Environment:
     try:
         data: Any = yaml.safe_load(path.read_text())
@@ -117,7 +138,7 @@ def _read(path: Path, name: str) -> Environment:
         raise EnvironmentError_(f"environment file {path} is invalid: {problems}") from None
     if env.name != name:
         raise EnvironmentError_(f"environment file {path} names itself {env.name!r}; rename the file or the name")
-    return env
+    return _with_default_sources(env)
 
 
 def resolve(name: str | None = None) -> Environment:

@@ -130,6 +130,15 @@ def _observe_workloads(environment: Environment) -> tuple[Workload, ...]:
         api.close()
 
 
+def _require_senders(environment: Environment) -> None:
+    if not environment.platform.workers.syslog_sources:
+        raise UsageError(
+            f"environment {environment.name} ({environment.source or 'its file'}): platform.workers.syslog_sources is "
+            "empty, and no syslog sender is trusted by default: list the CIDRs allowed to send syslog (e.g. "
+            "[10.20.0.0/16]); nothing was changed"
+        )
+
+
 def deploy_platform(environment: Environment, check: bool = False) -> DeployResult:
     """Deploy (or, with `check`, preview) the platform of `environment`; see the module docstring."""
     if environment.kind == "sim":
@@ -137,6 +146,7 @@ def deploy_platform(environment: Environment, check: bool = False) -> DeployResu
             f"environment {environment.name} is simulated (kind sim): there is nothing to deploy; the simulated "
             f"platform is created by `toolkit cluster up --env {environment.name}`"
         )
+    _require_senders(environment)
     helm.cluster_access(environment)  # fails early, with the file/context and the way out
     versions, notes = deploy_versions(environment, _observe_workloads(environment))
     started = time.monotonic()
@@ -221,6 +231,7 @@ def render_platform(environment: Environment, directory: Path, versions: dict[st
 
     if environment.kind == "sim":
         raise UsageError(f"environment {environment.name} is simulated (kind sim): it has no manifests to render")
+    _require_senders(environment)
     wanted = {c: environment.platform.version_of(c) for c in catalog.load().upgrade_order} | dict(versions or {})
     directory.mkdir(parents=True, exist_ok=True)
     out = Rendered(environment.name, str(directory), wanted)
