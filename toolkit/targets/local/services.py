@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,8 +226,19 @@ def _write_in_place(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def published_targets(state_dir: Path) -> Mapping[tuple[str, str, int], tuple[str, int]]:
-    """(namespace, service, port) -> target of every publication (for tests and `toolkit cluster status`)."""
-    return {
-        (ns, s.service, s.port): s.target for ns, record in read_records(state_dir).items() for s in record.services
-    }
+def namespace_hosts(state_dir: Path, namespace: str) -> Path:
+    """The file of cluster names as seen from `namespace`, kept current by the agent (see the module docstring)."""
+    return state_dir / "network" / "hosts" / namespace
+
+
+def cluster_names_argv(state_dir: Path, namespace: str, argv: Sequence[str]) -> list[str]:
+    """`argv` in the root network namespace, resolving the cluster's Service names as a pod of `namespace` does:
+    a private mount namespace with the agent's hosts file for that namespace bound over /etc/hosts."""
+    hosts = namespace_hosts(state_dir, namespace)
+    if not hosts.is_file():
+        raise FileNotFoundError(
+            f"no cluster names for namespace {namespace} at {hosts}: is the node agent of this cluster running, and "
+            "does the namespace have a Service?"
+        )
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, str(hosts), *argv]
