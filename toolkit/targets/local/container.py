@@ -14,8 +14,10 @@ State machine (`step(now)` advances it; the pod's thread calls it every tick):
   startup or liveness probe kill the container (SIGTERM to its process group, SIGKILL after the pod's grace
   period) and it restarts under the same rules; readiness decides `ready`. No readiness probe: ready while
   running and started.
-- `restartCount` counts every restart; `lastState.terminated` keeps the previous run's exit (code 128+signal
-  for a process killed by a signal, reason Completed for 0, Error otherwise).
+- `restartCount` counts restarts done (it grows when the new run starts, as the kubelet's does, so a container
+  waiting in CrashLoopBackOff shows the count of its last run); each run logs to `<restartCount>.log`;
+  `lastState.terminated` keeps the previous run's exit (code 128+signal for a process killed by a signal, reason
+  Completed for 0, Error otherwise).
 - `stop(grace)` (pod deletion): preStop hook (exec or httpGet) first, then SIGTERM, SIGKILL when `grace` runs
   out; `stopped` is True once the process is gone. Nothing restarts after `stop`.
 The container never touches the API: the pod's worker reads `status()` and patches the pod.
@@ -109,6 +111,7 @@ class ContainerRunner:
         self._backoff_delay: float | None = None
         self._backoff_updated = 0.0
         self._exited_at = 0.0
+        self._restart_pending = False
         self._probes: dict[str, ProbeSpec | None] = {}
         self._trackers: dict[str, ProbeTracker] = {}
         self.probe_log: list[str] = []
@@ -160,11 +163,14 @@ class ContainerRunner:
         try:
             kinds = ("startupProbe", "livenessProbe", "readinessProbe")
             self._probes = {kind: probe_spec(self.container.get(kind)) for kind in kinds}
-            self.process = self.launcher.start(self.container, self.restart_count)
+            count = self.restart_count + 1 if self._restart_pending else self.restart_count
+            self.process = self.launcher.start(self.container, count)
         except (ConfigError, StartFailure) as error:
             self.state = {"waiting": {"reason": error.reason, "message": str(error)}}
             self.retry_at = now + 2.0
             return
+        self.restart_count = count
+        self._restart_pending = False
         if self._exited_at:  # a restart: the back-off grows for the next one
             if self._backoff_delay is None:
                 self._backoff_delay = self.backoff.initial
@@ -264,7 +270,7 @@ class ContainerRunner:
             self.done = True
             return
         self.last_state = {"terminated": terminated}
-        self.restart_count += 1
+        self._restart_pending = True
         wait = 0.0 if self._backoff_delay is None else self._backoff_delay
         if self._backoff_delay is not None and now - self._backoff_updated > 2 * self.backoff.maximum:
             wait = 0.0

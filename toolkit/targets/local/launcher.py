@@ -10,6 +10,7 @@
 - files = the pod's volumes at their exact mountPath (volumes.mounts) plus the pod's hosts, resolv.conf and
   hostname under /etc (unless a volumeMount claims those paths);
 - identity = podspec.run_as (runAsUser/runAsGroup, groups with fsGroup, readOnlyRootFilesystem, no_new_privs);
+- a volume mounted over (an ancestor of) the image's own files is refused (CreateContainerError): it would hide them;
 - the image's own paths (its directory, the executable's symlink chain, the interpreter a script names and that
   interpreter's chain) must be reachable by that user: their ancestors that others cannot traverse (e.g. /root at
   mode 0700 holding a Python installation) are made traversable inside the pod's mount namespace only.
@@ -107,6 +108,21 @@ def untraversable_dirs(image_dir: Path, executable: Path | None) -> list[str]:
     return sorted(found)
 
 
+def _refuse_hidden_image(container: JsonDict, mounts: list[volumes.Mount], paths: list[Path]) -> None:
+    """A volume mounted over a directory that holds the image itself would hide the image (it lives on the host)."""
+    for mount in mounts:
+        target = Path(mount.target)
+        for path in paths:
+            for hop in _symlink_chain(path):
+                if hop == target or target in hop.parents:
+                    raise podspec.ConfigError(
+                        f"container {container['name']}: volumeMount at {mount.target} would hide {hop}, part of the "
+                        f"runnable image {container.get('image')} (its files live on this host); mount the volume "
+                        "elsewhere or map the image to a directory outside that path",
+                        "CreateContainerError",
+                    )
+
+
 @dataclass
 class PodFiles:
     """Where one pod's files live on the host."""
@@ -186,6 +202,7 @@ class ContainerLauncher:
         full_env.update(env)
         self._last_env[container["name"]] = full_env
         mounts = volumes.mounts(container, self._volumes())
+        _refuse_hidden_image(container, mounts, [image_dir, *([executable] if executable else [])])
         claimed = {m.target for m in mounts}
         for name in ETC_FILES:
             if f"/etc/{name}" not in claimed:

@@ -894,6 +894,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kubeconfig", type=Path, required=True, help="admin kubeconfig of the local cluster")
     parser.add_argument("--nodes", type=int, default=3, help="number of nodes (zones round robin; default 3)")
+    parser.add_argument("--node-prefix", default="local-node", help="node names: PREFIX-1, PREFIX-2, ...")
     parser.add_argument("--ready-delay", type=float, default=1.0, help="seconds from binding to Running/Ready")
     parser.add_argument("--delete-delay", type=float, default=0.5, help="seconds from deletion request to removal")
     parser.add_argument(
@@ -918,7 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime=RuntimeSettings(images=images),
     )
     network = network_of(arguments.kubeconfig.parent.resolve())
-    agent = NodeAgent(arguments.kubeconfig, default_nodes(arguments.nodes, network=network), settings)
+    nodes = default_nodes(arguments.nodes, arguments.node_prefix, network=network)
+    agent = NodeAgent(arguments.kubeconfig, nodes, settings)
 
     def request_stop(signum: int, _frame: object) -> None:
         LOG.info("signal %d: stopping", signum)
