@@ -264,7 +264,10 @@ class HostNetwork:
         try:
             _run(["ip", "netns", "add", probe], "probing network namespaces")
         except NetworkError as error:
-            return f"this host refuses network namespaces ({error}); the local pod runtime cannot run here"
+            return (
+                f"cannot create network namespaces ({error}): the node agent needs CAP_SYS_ADMIN and CAP_NET_ADMIN; "
+                "run it as root on the host, not in an unprivileged container"
+            )
         finally:
             _run(["ip", "netns", "delete", probe], "removing the probe namespace", check=False)
         return None
