@@ -1,6 +1,7 @@
 # Two commands set up a fresh machine and use it:
 #   make run    create .venv, install the toolkit, run a health-gated upgrade of the simulated platform
-#   make test   create .venv, install everything, build the local Kubernetes control plane (cached), run every tier
+#   make test   create .venv, install everything, build the local Kubernetes control plane (cached), install the
+#               local data plane's host tools (nftables, stunnel4), run every tier
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/local-control-plane.sh
+	bash scripts/local-data-plane.sh
 	$(BIN)/pytest -m "" --durations=15
 
 test-fast: $(STAMP)
