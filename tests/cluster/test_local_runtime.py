@@ -295,3 +295,35 @@ def test_a_crashing_container_restarts_with_growing_back_off(local_env, namespac
     assert any(m.startswith("back-off 2s restarting failed container=main") for m in seen_back_off)
     assert took >= 1 + 2 + 4 - 0.5, "back-off of 1, 2 and 4 s (the session's settings) before restarts 2, 3 and 4"
     assert "crashing with 3" in container_log(local_env.control_plane.state_dir, namespace, "crash", restart=3)
+
+
+IN_CLUSTER_CLIENT = """
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+config.load_incluster_config()
+api = client.ApiClient()
+print("version", client.VersionApi(api).get_code().git_version, flush=True)
+try:
+    client.CoreV1Api(api).list_namespaced_pod("kube-system")
+except ApiException as error:
+    print("list pods", error.status, error.reason, flush=True)
+"""
+
+
+def test_a_pod_reaches_the_apiserver_with_its_service_account_token(local_env, namespace, runnable_python):
+    """In-cluster clients use KUBERNETES_SERVICE_HOST:443, the mounted CA and token: the real apiserver answers, and
+    knows the pod as its service account (403 on what that account may not do)."""
+    core = client.CoreV1Api(local_env.api_client)
+    container = {"name": "main", "image": "toolkit-test-python:1", "command": ["python", "-c", IN_CLUSTER_CLIENT]}
+    spec = {"restartPolicy": "Never", "securityContext": {"runAsUser": 1500}, "containers": [container]}
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "in-cluster"}, "spec": spec})
+
+    def finished() -> object:
+        pod = core.read_namespaced_pod("in-cluster", namespace)
+        return pod if pod.status.phase in ("Succeeded", "Failed") else None
+
+    pod = wait_for(finished, 60, "pod in-cluster to finish")
+    log = container_log(local_env.control_plane.state_dir, namespace, "in-cluster")
+    assert pod.status.phase == "Succeeded", log
+    assert "version v1.20.2" in log
+    assert "list pods 403 Forbidden" in log, log

@@ -100,8 +100,9 @@ def service_rules(
     return sorted(rules, key=lambda r: (r.namespace, r.service, r.port, r.protocol))
 
 
-def render_ruleset(table: str, rules: Iterable[ServiceRule]) -> str:
-    """An nft script that replaces table `ip <table>` with the given rules, atomically."""
+def render_ruleset(table: str, rules: Iterable[ServiceRule], inbound: Iterable[str] = ()) -> str:
+    """An nft script that replaces table `ip <table>` with the given rules, atomically; `inbound` are extra
+    prerouting NAT rules (the root namespace's relay of the apiserver, see services.py)."""
     nat, reject = [], []
     for rule in rules:
         match = f"ip daddr {rule.cluster_ip} {rule.protocol.lower()} dport {rule.port}"
@@ -127,8 +128,12 @@ def render_ruleset(table: str, rules: Iterable[ServiceRule]) -> str:
         "    type filter hook output priority 0; policy accept;",
         *reject,
         "  }",
-        "}",
     ]
+    inbound = list(inbound)
+    if inbound:
+        lines += ["  chain inbound_nat {", "    type nat hook prerouting priority dstnat; policy accept;"]
+        lines += [f"    {rule}" for rule in inbound] + ["  }"]
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 

@@ -20,8 +20,10 @@ restarts; a claim whose state directory is gone (or records another index) is st
 
 Plumbing (`HostNetwork`, all through `ip`, `nft` and `nsenter`; root only)
 -------------------------------------------------------------------------
-- `ensure_bridge()`: bridge up with the gateway address, route of the service CIDR through it (idempotent; every
-  sandbox creation calls it, so whoever stops last may remove it).
+- `ensure_bridge()`: bridge up with the gateway address, route of the service CIDR through it, `route_localnet` on
+  the bridge alone (so the root namespace's table may forward what pods send to the gateway on to a loopback
+  listener: the apiserver, see services.py); idempotent; every sandbox creation calls it, so whoever stops last
+  may remove it.
 - `create_sandbox(name, ip)`: `ip netns add`, a veth pair whose pod end is renamed `eth0` inside, attached to the
   bridge; loopback and eth0 up; default route via the gateway. `delete_sandbox(name)` kills every process still in
   the namespace (`ip netns pids`), deletes the veth and the namespace. Both are idempotent.
@@ -286,6 +288,7 @@ class HostNetwork:
                 f"addressing bridge {net.bridge}",
             )
         _run(["ip", "link", "set", net.bridge, "up"], f"bringing bridge {net.bridge} up")
+        self.set_root_sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")
         _run(
             ["ip", "route", "replace", net.service_cidr, "dev", net.bridge, "src", net.gateway],
             f"routing the service CIDR {net.service_cidr} through {net.bridge}",
@@ -373,6 +376,14 @@ class HostNetwork:
     def delete_root_table(self) -> None:
         table = self.network.root_table
         _run(["nft", "delete", "table", "ip", table], f"deleting nft table {table}", check=False)
+
+    def set_root_sysctl(self, key: str, value: str) -> None:
+        """A sysctl of the root namespace; only ones scoped to this cluster's own interfaces are ever set."""
+        path = Path("/proc/sys/" + key.replace(".", "/"))
+        try:
+            path.write_text(value)
+        except OSError as error:
+            raise NetworkError(f"setting {key}={value}: {error}") from None
 
     def set_sysctl(self, netns: str, key: str, value: str) -> None:
         path = "/proc/sys/" + key.replace(".", "/")

@@ -62,6 +62,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -216,6 +217,7 @@ class NodeAgent:
             allocatable=NODE_RESOURCES,
             on_removed=self._finish_deletion,
             ips=self._ips,
+            apiserver=_apiserver_address(self._api_client.configuration.host),
         )
         self._threads: list[threading.Thread] = []
         self._watch_response: Any = None
@@ -828,6 +830,12 @@ def _host_ready(pod: JsonDict) -> bool | None:
             return bool(answer.status == 200)
     except (OSError, ValueError, KeyError):
         return False
+
+
+def _apiserver_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of the apiserver URL the agent uses (pods reach it through the `kubernetes` Service)."""
+    parsed = urllib.parse.urlparse(url)
+    return (parsed.hostname, parsed.port or 443) if parsed.hostname else None
 
 
 def _condition(kind: str, true: bool, now: str, reason: str = "", message: str = "") -> JsonDict:

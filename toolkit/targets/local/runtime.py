@@ -106,6 +106,7 @@ class PodRuntime:
         allocatable: Mapping[str, str],
         on_removed: Callable[[str, str, str], None],
         ips: IpAllocator | None = None,
+        apiserver: tuple[str, int] | None = None,
     ) -> None:
         self.network = network
         self.state_dir = state_dir
@@ -118,6 +119,7 @@ class PodRuntime:
         self._node_ips = dict(node_ips)
         self._allocatable = dict(allocatable)
         self._on_removed = on_removed
+        self._apiserver = apiserver
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         self.problem: str | None = None
@@ -134,7 +136,7 @@ class PodRuntime:
         if self.problem is None and self.host is not None:
             self._clean_leftovers(self.host)
             self.host.ensure_bridge()
-            self.proxy = ServiceProxy(self._core, self.host, self.state_dir)
+            self.proxy = ServiceProxy(self._core, self.host, self.state_dir, self._apiserver)
             self.proxy.start()
             if not self.proxy.wait_synced(30):
                 LOG.warning("Service and Endpoints lists did not arrive within 30 s; pods will wait for them")

@@ -10,6 +10,11 @@ Two reflectors (informer.py) keep Services and Endpoints of all namespaces; the 
 - per pod sandbox, the advertised-address listeners of its namespace's record: one TLS terminator per sandbox
   (stunnel.py, inside the pod's network namespace), restarted when its configuration changes, stopped when the
   record no longer names one.
+The `kubernetes` Service: its Endpoints name the apiserver's advertised address, which only exists on paper (the
+apiserver listens on 127.0.0.1). With `apiserver` given, the Service's port leads to the bridge gateway at the
+apiserver's port, and the root namespace's table forwards what arrives there from the bridge to 127.0.0.1
+(`route_localnet` on the bridge only): pods reach the real apiserver at KUBERNETES_SERVICE_HOST:443 with their
+service-account token, as in-cluster clients expect; nothing listens beyond loopback.
 `add_sandbox()` does all three for a new pod sandbox synchronously, after the reflectors' first list, so a
 container starts with its Services, names and listeners in place. `stop()` removes the root table and stops every
 listener.
@@ -35,6 +40,7 @@ LOG = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 POD_TABLE = "toolkit_local"
 RECORD_POLL_SECONDS = 0.5
+KUBERNETES_SERVICE = ("default", "kubernetes", 443)
 
 
 @dataclass
@@ -65,8 +71,9 @@ class Rendered:
 class ServiceProxy:
     """See the module docstring."""
 
-    def __init__(self, core: Any, host: HostNetwork, state_dir: Path) -> None:
+    def __init__(self, core: Any, host: HostNetwork, state_dir: Path, apiserver: tuple[str, int] | None = None) -> None:
         self._host = host
+        self._apiserver = apiserver if apiserver and apiserver[0] == "127.0.0.1" else None
         self._state_dir = state_dir
         self._stopping = threading.Event()
         self._changed = threading.Event()
@@ -138,13 +145,19 @@ class ServiceProxy:
             for namespace, record in publications.items()
             for s in record.services
         }
+        inbound: list[str] = []
+        if self._apiserver is not None:
+            gateway, port = self._host.network.gateway, self._apiserver[1]
+            published[KUBERNETES_SERVICE] = (gateway, port)
+            bridge = self._host.network.bridge
+            inbound.append(f'iifname "{bridge}" ip daddr {gateway} tcp dport {port} dnat to 127.0.0.1:{port}')
         rules = kubeproxy.service_rules(services, endpoints, published)
         namespaces = {str((s.get("metadata") or {}).get("namespace", "")) for s in services}
         with self._lock:
             namespaces |= {v.namespace for v in self._sandboxes.values()}
         return Rendered(
             rules=kubeproxy.render_ruleset(POD_TABLE, rules),
-            root_rules=kubeproxy.render_ruleset(self._host.network.root_table, rules),
+            root_rules=kubeproxy.render_ruleset(self._host.network.root_table, rules, inbound),
             records={ns: kubeproxy.dns_records(services, endpoints, ns) for ns in sorted(namespaces)},
             advertised={ns: record.advertised for ns, record in publications.items()},
         )
