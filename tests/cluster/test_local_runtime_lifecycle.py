@@ -34,6 +34,19 @@ def _core(state: Path) -> client.CoreV1Api:
     return client.CoreV1Api(config.new_client_from_config(config_file=str(state / "kubeconfig")))
 
 
+def _program_pids(network: ClusterNetwork, pod_ip: str) -> list[int]:
+    """The probe program's processes in the pod's sandbox (the agent also runs short-lived `nft` there)."""
+    pids = HostNetwork(network).sandbox_pids(network.sandbox_name(pod_ip))
+    found = []
+    for pid in pids:
+        try:
+            if b"probe_server.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def _cluster_objects(network: ClusterNetwork) -> list[str]:
     """Network namespaces and links of this cluster on the host, bridge included."""
     found = HostNetwork(network).leftover_sandboxes(include_peer=True)
@@ -68,7 +81,7 @@ def test_stopped_or_killed_agents_leave_nothing_of_the_cluster_network(local_env
         core = _core(state)
         pod = one_pod(core, ns, "app=keeper")
         sandbox = network.sandbox_name(pod.status.pod_ip)
-        old = wait_for(lambda: HostNetwork(network).sandbox_pids(sandbox), 30, f"the pod's process in {sandbox}")
+        old = wait_for(lambda: _program_pids(network, pod.status.pod_ip), 30, f"the pod's process in {sandbox}")
         os.kill(_agent_pid(state), signal.SIGKILL)  # a killed agent cleans nothing ...
         time.sleep(0.5)
         assert sandbox_on_host(sandbox) and all(process_alive(pid) for pid in old)
@@ -77,8 +90,7 @@ def test_stopped_or_killed_agents_leave_nothing_of_the_cluster_network(local_env
         core = _core(state)
         wait_for(lambda: not any(process_alive(pid) for pid in old), 30, f"the killed agent's processes {old} gone")
         pod = one_pod(core, ns, "app=keeper")
-        renewed = wait_for(lambda: HostNetwork(network).sandbox_pids(network.sandbox_name(pod.status.pod_ip)), 30,
-                           "the pod running again in a new sandbox")  # fmt: skip
+        renewed = wait_for(lambda: _program_pids(network, pod.status.pod_ip), 30, "the pod running in a new sandbox")
         assert not set(renewed) & set(old)
     finally:
         down(state, wipe=True)

@@ -12,6 +12,9 @@ Layout (cluster network N, see network.py)
     the advertised address 127.0.0.1:P: a TLS terminator listens there in the root namespace (this module) and in
         every pod sandbox of a namespace with a Kafka publication (the node agent starts it from the namespace's
         record, before the pod's containers), forwarding to the plaintext backend 10.(128+N).0.2:P.
+    loopback: every publication is also served on 127.0.0.1 in the root namespace (Kafka: the advertised address;
+        Elasticsearch: a port of its own), for in-process clients there that cannot resolve cluster names (the
+        rehearsal's load generators): `https://127.0.0.1:<port>`, verified against the IP SAN 127.0.0.1.
 So a Kafka client anywhere on the cluster bootstraps through the Service (TLS, the Service's DNS name or
 ClusterIP), learns the broker `127.0.0.1:P` and connects there (TLS again, IP 127.0.0.1), always with the
 platform's certificate: hostname verification stays on in the real clients (librdkafka's
@@ -154,6 +157,8 @@ class Publication:
     target: tuple[str, int]  # the terminator the ClusterIP port leads to
     mutual_tls: bool
     advertised: str | None  # Kafka: the broker address clients are sent to (also TLS)
+    loopback: str  # the same service on 127.0.0.1 in the root network namespace (TLS, same certificate)
+    log: Path  # the Service terminator's log (stunnel: each refused handshake and why)
 
 
 def _free_port() -> int:
@@ -190,6 +195,7 @@ class LocalDataPlane:
         self._publications: dict[tuple[str, str, int], Publication] = {}
         self._files: dict[tuple[str, str, int], tuple[Path, Path, Path | None]] = {}
         self._root_listener: Terminator | None = None
+        self._loopbacks: dict[tuple[str, str, int], Terminator] = {}
         self._kafka_identity: tuple[str, str] | None = None  # (certificate fingerprint, client CA digest)
         self._next_port = FIRST_TERMINATOR_PORT
 
@@ -307,9 +313,21 @@ class LocalDataPlane:
         self._files[key] = (cert, key_file, ca_file)
         if backend == "kafka":
             self._ensure_root_listener(cert, key_file, ca_file)
+            loopback = peer.kafka_advertised
+        else:
+            loopback_port = _free_port()
+            local = Terminator(
+                f"{namespace}-{service}-{port}-loopback",
+                folder,
+                [TlsService(f"{service}-{port}-loopback", ("127.0.0.1", loopback_port),
+                            (peer.address, peer.elasticsearch_port), cert, key_file, ca_file)],
+            )  # fmt: skip
+            self._start_root_terminator(local)
+            self._loopbacks[key] = local
+            loopback = f"127.0.0.1:{loopback_port}"
         publication = Publication(
             namespace, service, port, backend, target, ca_pem is not None,
-            peer.kafka_advertised if backend == "kafka" else None,
+            peer.kafka_advertised if backend == "kafka" else None, loopback, terminator.log,
         )  # fmt: skip
         self._publications[key] = publication
         self._write_record(namespace)
@@ -322,8 +340,9 @@ class LocalDataPlane:
         terminator = self._terminators.pop(key, None)
         publication = self._publications.pop(key, None)
         self._files.pop(key, None)
-        if terminator is not None:
-            terminator.stop()
+        for running in (terminator, self._loopbacks.pop(key, None)):
+            if running is not None:
+                running.stop()
         if publication is None:
             return
         self._write_record(namespace)
@@ -399,11 +418,16 @@ class LocalDataPlane:
             self.directory,
             [TlsService("kafka-advertised", ("127.0.0.1", peer.kafka_port), peer.kafka_backend, cert, key, ca)],
         )
-        listener.start()
+        self._start_root_terminator(listener)
         self._root_listener = listener
-        if listener.process is not None:
+
+    def _start_root_terminator(self, terminator: Terminator) -> None:
+        """Start a terminator of the root namespace, its pid recorded so a later data plane can remove it."""
+        terminator.start()
+        if terminator.process is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
             with open(self.directory / ROOT_LISTENER_PIDS, "a") as pids:
-                pids.write(f"{listener.process.pid}\n")
+                pids.write(f"{terminator.process.pid}\n")
 
     def _write_record(self, namespace: str) -> None:
         mine = [p for p in self._publications.values() if p.namespace == namespace]

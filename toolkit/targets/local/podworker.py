@@ -64,6 +64,7 @@ class PodContext:
     backoff: Backoff
     problem: str | None  # why this host cannot make sandboxes (None: it can)
     on_removed: Callable[[str, str, str], None]  # (namespace, name, uid): delete the pod object
+    on_finished: Callable[[str], None]  # (uid): the worker is done, its sandbox and address are gone
     tick_seconds: float = 0.1
 
 
@@ -110,8 +111,6 @@ class PodWorker:
         self._transitions: dict[str, tuple[str, str]] = {}
         self._network_released = False
         self._thread = threading.Thread(target=self._run, name=f"pod-{self.namespace}-{self.name}", daemon=True)
-        self.started_at = time.monotonic()
-        self.ready_at: float | None = None  # first time the pod was reported Ready (monotonic), for timings
 
     # -- control from the agent --------------------------------------------------------------------------
     def start(self) -> None:
@@ -157,6 +156,7 @@ class PodWorker:
             for runner in [*self._init_runners, *self._runners]:
                 runner.kill_now()
             self._teardown()
+            self.ctx.on_finished(self.uid)
         if removed:
             self.ctx.on_removed(self.namespace, self.name, self.uid)
 
@@ -430,8 +430,6 @@ class PodWorker:
         }
         if init_statuses:
             status["initContainerStatuses"] = list(init_statuses.values())
-        if ready and self.ready_at is None:
-            self.ready_at = time.monotonic()
         return status
 
     def _report(self, status: JsonDict) -> None:

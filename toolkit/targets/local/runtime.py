@@ -177,6 +177,7 @@ class PodRuntime:
         return self.images.runs_any(pod)
 
     def knows(self, uid: str) -> bool:
+        """True while a worker runs the pod or tears its sandbox down (its address is still held)."""
         with self._lock:
             return uid in self._workers
 
@@ -192,8 +193,9 @@ class PodRuntime:
             worker = self._workers.get(uid)
         if kind == "DELETED":
             if worker is not None:
-                worker.kill()
-                self._forget(uid, worker)
+                worker.kill()  # the worker leaves the table when its sandbox is gone (`_finished`)
+            else:
+                self.ips.release(uid)
             return
         if metadata.get("deletionTimestamp"):
             grace = metadata.get("deletionGracePeriodSeconds")
@@ -214,9 +216,8 @@ class PodRuntime:
         """After a re-list: kill the workers of pods that no longer exist."""
         with self._lock:
             gone = [(uid, w) for uid, w in self._workers.items() if uid not in present]
-        for uid, worker in gone:
+        for _uid, worker in gone:
             worker.kill()
-            self._forget(uid, worker)
 
     def _admit(self, pod: JsonDict, terminate_grace: float | None = None) -> PodWorker:
         context = PodContext(
@@ -231,7 +232,8 @@ class PodRuntime:
             state_dir=self.state_dir,
             backoff=Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds),
             problem=self.problem,
-            on_removed=self._removed,
+            on_removed=self._on_removed,
+            on_finished=self._finished,
         )
         worker = PodWorker(context, pod)
         if terminate_grace is not None:  # deleted before this agent ran it: remove it, start nothing
@@ -241,12 +243,6 @@ class PodRuntime:
         worker.start()
         return worker
 
-    def _removed(self, namespace: str, name: str, uid: str) -> None:
+    def _finished(self, uid: str) -> None:
         with self._lock:
             self._workers.pop(uid, None)
-        self._on_removed(namespace, name, uid)
-
-    def _forget(self, uid: str, worker: PodWorker) -> None:
-        with self._lock:
-            if self._workers.get(uid) is worker:
-                del self._workers[uid]
