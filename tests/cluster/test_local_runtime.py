@@ -7,6 +7,7 @@ and the sandbox gone after deletion.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -221,9 +222,11 @@ def test_readiness_gates_the_endpoints_and_liveness_restarts_the_container(local
     wait_for(lambda: endpoint_ips() == ([], [ip]), 20, "the running, unready pod listed as not ready")
     time.sleep(2.0)  # several readiness periods: it must stay out of the Endpoints while /ready says 503
     assert endpoint_ips() == ([], [ip]) and not ready(core.read_namespaced_pod(pod.metadata.name, ns))
+    svc_ip = core.read_namespaced_service("svc", ns).spec.cluster_ip
+    with pytest.raises(ConnectionRefusedError):  # no Ready endpoint: the ClusterIP rejects, as kube-proxy does
+        socket.create_connection((svc_ip, 80), timeout=2).close()
     control(ip, ready=1)
     wait_for(lambda: endpoint_ips() == ([ip], []), 20, "the pod in the Endpoints once /ready answers 200")
-    svc_ip = core.read_namespaced_service("svc", ns).spec.cluster_ip
     assert http_status(f"http://{svc_ip}/ready") == 200
     control(ip, ready=0)
     wait_for(lambda: endpoint_ips() == ([], [ip]), 20, "the pod out of the Endpoints again")

@@ -237,7 +237,11 @@ def test_rules_send_ready_endpoints_reject_empty_ports_and_honour_publications()
     assert f"ip daddr 10.9.0.10 tcp dport 80 {spread}" in text
     assert "ip daddr 10.9.0.11 tcp dport 9094 dnat to 10.128.0.2:30000" in text
     assert "ip daddr 10.9.0.10 udp dport 514 reject" in text
-    assert text.startswith("table ip t\ndelete table ip t\n")
+    assert text.startswith("table ip t\ndelete table ip t\n") and "prerouting" not in text
+    relay = 'iifname "tkl3" ip daddr 10.131.0.1 tcp dport 6443 dnat to 127.0.0.1:6443'
+    assert f"type nat hook prerouting priority dstnat; policy accept;\n    {relay}" in kubeproxy.render_ruleset(
+        "t", rules, [relay]
+    )
 
 
 def test_cluster_names_for_services_headless_pods_and_short_names() -> None:
