@@ -29,7 +29,7 @@ API
     peer = plane.start_peer()                         # -> Peer (idempotent)
     plane.publish("platform", "kafka-bootstrap", 9094, "kafka", TlsMaterial.from_secret(core, "platform/kafka-tls"),
                   client_ca=ca_pem)                   # -> Publication (waits until the ClusterIP answers)
-    plane.publish("platform", "elasticsearch-http", 9200, "elasticsearch", "platform/elasticsearch-tls")
+    plane.publish("platform", "elasticsearch-http", 9200, "elasticsearch", "platform/es-tls")  # .loopback, .log
     plane.unpublish("platform", "kafka-bootstrap", 9094); plane.stop()   # or `with LocalDataPlane(...) as plane:`
 Rule: one peer advertises one address, and the root namespace can serve one certificate there: every Kafka
 publication of a data plane uses the same server certificate and client CA (DataPlaneError otherwise).
