@@ -129,7 +129,13 @@ def test_the_container_gets_the_kubelets_env_files_identity_and_cluster_names(lo
     print(f"\nDeployment created -> pod Ready: {time.monotonic() - started:.2f} s")
     # the report comes through the Service's ClusterIP from the root network namespace (kube-proxy's job)
     url = f"http://{web.spec.cluster_ip}/report"
-    report = wait_for(lambda: get_json(url), 20, f"{url} through the Service")
+    headless = f"member.peers.{ns}.svc.cluster.local"  # names follow the Endpoints, which follow readiness
+
+    def report_with_names() -> dict:
+        answer = get_json(url)
+        return answer if answer["names"][headless] == [pod.status.pod_ip] else {}
+
+    report = wait_for(report_with_names, 20, f"{url} through the Service, with the headless names")
     env = report["env"]
     kubernetes_ip = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
 
@@ -227,7 +233,7 @@ def test_readiness_gates_the_endpoints_and_liveness_restarts_the_container(local
         socket.create_connection((svc_ip, 80), timeout=2).close()
     control(ip, ready=1)
     wait_for(lambda: endpoint_ips() == ([ip], []), 20, "the pod in the Endpoints once /ready answers 200")
-    assert http_status(f"http://{svc_ip}/ready") == 200
+    wait_for(lambda: http_status(f"http://{svc_ip}/ready") == 200, 10, "the Service to lead to the Ready pod")
     control(ip, ready=0)
     wait_for(lambda: endpoint_ips() == ([], [ip]), 20, "the pod out of the Endpoints again")
 
