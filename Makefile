@@ -2,7 +2,8 @@
 #   make run    create .venv, install the toolkit (the orchestrator only: no extra), run a health-gated upgrade of the
 #               simulated platform
 #   make test   create .venv, install everything (the dev extra), install the test tools (promtool, the
-#               Elasticsearch exporter), build the local Kubernetes control plane (cached), run every tier
+#               Elasticsearch exporter) and the local data plane's host tools (nftables, stunnel4), build the local
+#               Kubernetes control plane (cached), run every tier
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,6 +32,7 @@ run: $(RUN_STAMP)
 test: $(STAMP)
 	bash scripts/test-tools.sh
 	bash scripts/local-control-plane.sh
+	bash scripts/local-data-plane.sh
 	$(BIN)/pytest -m "" --durations=15
 
 test-fast: $(STAMP)

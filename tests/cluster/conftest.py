@@ -1,20 +1,26 @@
 """The `cluster` tier: one real Kubernetes v1.20.2 control plane + one in-process node agent per test session.
 
-The control plane is started in a fresh temporary state directory (its own certificates, etcd data and free
-loopback ports), so the tier never touches a developer's `cluster up` environment. Each test works in its own
-namespace. When the binaries are missing the whole tier skips, naming them and scripts/local-control-plane.sh.
+The control plane is started in a fresh temporary state directory (its own certificates, etcd data, free
+loopback ports and its own pod and service network), so the tier never touches a developer's `cluster up`
+environment. Each test works in its own namespace. When the binaries are missing the whole tier skips, naming them
+and scripts/local-control-plane.sh.
+
+The agent's pod runtime starts with no runnable image: a test that wants real processes maps an image for its own
+duration (`runnable_python`: the image `toolkit-test-python` runs this virtualenv's Python), so other tests keep
+the simulated pods they were written for.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from local_cluster_helpers import nodes_schedulable, wait_for
+from local_cluster_helpers import TEST_PYTHON_IMAGE, make_namespace, nodes_schedulable, wait_for
 
 from toolkit.targets.local.controlplane import SETUP_SCRIPT, ControlPlane, LocalCluster, missing_binaries
 
@@ -37,13 +43,15 @@ def local_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnviron
     from kubernetes import client, config
 
     from toolkit.targets.local.nodeagent import AgentSettings, NodeAgent
+    from toolkit.targets.local.runtime import RuntimeSettings
 
     control_plane = ControlPlane(tmp_path_factory.mktemp("local-cluster"))
     started = time.monotonic()
     cluster = control_plane.start()
     TIMINGS["control plane start (all four healthy)"] = time.monotonic() - started
     TIMINGS["kube-apiserver start to /readyz"] = cluster.apiserver_ready_seconds
-    settings = AgentSettings(ready_delay_seconds=0.5, delete_delay_seconds=0.3, heartbeat_seconds=5.0)
+    runtime = RuntimeSettings(backoff_initial_seconds=1.0, backoff_max_seconds=8.0, stop_seconds=2.0)
+    settings = AgentSettings(ready_delay_seconds=0.5, delete_delay_seconds=0.3, heartbeat_seconds=5.0, runtime=runtime)
     agent = NodeAgent(cluster.kubeconfig, settings=settings)
     api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     try:
@@ -58,18 +66,24 @@ def local_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnviron
 
 
 @pytest.fixture
+def runnable_python(local_env: LocalEnvironment) -> Iterator[str]:
+    """The image repository `toolkit-test-python`, run by the agent as this virtualenv's executables (python, ...)
+    while the test runs; skips naming what is missing when this host cannot run pods."""
+    problem = local_env.agent.runtime.problem
+    if problem is not None:
+        pytest.skip(f"the local pod runtime cannot run here: {problem}")
+    local_env.agent.set_runnable_image(TEST_PYTHON_IMAGE, Path(sys.executable).parent)
+    yield TEST_PYTHON_IMAGE
+    local_env.agent.remove_runnable_image(TEST_PYTHON_IMAGE)
+
+
+@pytest.fixture
 def namespace(local_env: LocalEnvironment) -> Iterator[str]:
     """A fresh namespace whose default service account (with its token) exists, deleted afterwards."""
     from kubernetes import client
 
     core = client.CoreV1Api(local_env.api_client)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-
-    def default_account_ready() -> bool:
-        return bool(core.read_namespaced_service_account("default", name).secrets)
-
-    wait_for(default_account_ready, 60, f"service account {name}/default with a token")
+    name = make_namespace(core)
     yield name
     core.delete_namespace(name)
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
+
+TEST_PYTHON_IMAGE = "toolkit-test-python"  # run by the agent as this virtualenv's executables (runnable_python)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -67,3 +70,15 @@ FAST_DATA_PLANE = {
     "worker_start_seconds": 0.5,
     "worker_stop_seconds": 0.5,
 }
+
+
+def make_namespace(core: Any, prefix: str = "t") -> str:
+    """A fresh namespace whose default service account (with its token) exists."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+
+    def default_account_ready() -> bool:
+        return bool(core.read_namespaced_service_account("default", name).secrets)
+
+    wait_for(default_account_ready, 60, f"service account {name}/default with a token")
+    return name

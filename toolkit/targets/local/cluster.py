@@ -4,9 +4,11 @@
   scripts/local-control-plane.sh, with nothing started), starts the control plane (`ControlPlane.start`), then
   the node agent as its own process (`python -m toolkit.targets.local.nodeagent`, pid file run/nodeagent.pid,
   log logs/nodeagent.log) and waits until the agent's nodes are registered and Ready. Calling it again on a
-  running cluster starts nothing.
+  running cluster starts nothing. The agent runs the catalog's worker image (`toolkit-worker`) as host processes
+  from the directory of this installation's `toolkit-worker` executable (`run_images` overrides), so the worker
+  pods the chart renders really run.
 - `down(state_dir)` stops the agent, then the control plane, by recorded process ids; `wipe=True` also
-  removes the state directory (etcd data, certificates, kubeconfig).
+  removes the state directory (etcd data, certificates, kubeconfig) and gives back the cluster's network.
 - `status(state_dir)` reports each process and whether the apiserver answers /readyz; it starts nothing.
 """
 
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +37,10 @@ from toolkit.targets.local.controlplane import (
     default_state_dir,
     find_binaries,
 )
+from toolkit.targets.local.network import release_network
 
 NODE_AGENT = "nodeagent"
+WORKER_EXECUTABLE = "toolkit-worker"
 NODE_AGENT_MODULE = "toolkit.targets.local.nodeagent"
 
 
@@ -51,13 +56,29 @@ class EnvironmentStatus:
         return self.control_plane.running and self.node_agent.running
 
 
-def up(state_dir: Path | None = None, node_count: int = 3, timeout: float = 240.0) -> LocalCluster:
+def default_run_images() -> dict[str, Path]:
+    """The catalog's worker image -> the directory of this installation's `toolkit-worker` (when it has one)."""
+    from toolkit.catalog import load
+
+    directory = Path(sys.executable).parent
+    if not (directory / WORKER_EXECUTABLE).exists():
+        return {}
+    return {load().component("workers").image: directory}
+
+
+def up(
+    state_dir: Path | None = None,
+    node_count: int = 3,
+    timeout: float = 240.0,
+    run_images: Mapping[str, Path] | None = None,
+) -> LocalCluster:
     """Start (or find running) the control plane and the node agent; return how to reach the cluster."""
     find_binaries()
     control_plane = ControlPlane(state_dir)
     cluster = control_plane.start(timeout=timeout)
     if _agent_pid(control_plane) is None:
-        _start_agent(control_plane, node_count)
+        images = default_run_images() if run_images is None else dict(run_images)
+        _start_agent(control_plane, node_count, images)
     _wait_nodes_ready(control_plane, node_count, time.monotonic() + 90.0)
     return cluster
 
@@ -78,6 +99,7 @@ def down(state_dir: Path | None = None, wipe: bool = False) -> None:
     control_plane.pid_file(NODE_AGENT).unlink(missing_ok=True)
     control_plane.stop()
     if wipe and control_plane.state_dir.exists():
+        release_network(control_plane.state_dir)
         shutil.rmtree(control_plane.state_dir)
 
 
@@ -113,13 +135,15 @@ def _agent_pid(control_plane: ControlPlane) -> int | None:
     return pid if command_line == [b""] or NODE_AGENT_MODULE.encode() in command_line else None
 
 
-def _start_agent(control_plane: ControlPlane, node_count: int) -> None:
+def _start_agent(control_plane: ControlPlane, node_count: int, images: Mapping[str, Path]) -> None:
     control_plane.log_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable, "-m", NODE_AGENT_MODULE,
         "--kubeconfig", str(control_plane.kubeconfig),
         "--nodes", str(node_count),
     ]  # fmt: skip
+    for image, directory in sorted(images.items()):
+        argv += ["--run-image", f"{image}={directory}"]
     with open(control_plane.log_file(NODE_AGENT), "ab") as log:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

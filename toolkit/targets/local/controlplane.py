@@ -7,7 +7,8 @@ How it works
     etcd/              etcd's data (kept across restarts; `down(..., wipe=True)` removes it)
     run/<name>.pid     one pid file per process; logs/<name>.log its stdout and stderr
     kubeconfig         admin kubeconfig for clients (kubectl, the kubernetes Python client, the node agent)
-    cluster.json       the loopback ports in use
+    cluster.json       the loopback ports in use and the cluster's network (network.py: index N, pod and service
+                       CIDRs, unique on this host and kept across restarts)
 
 `start()` checks the binaries (etcd from apt's etcd-server, the three Kubernetes binaries from the cache
 that scripts/local-control-plane.sh fills), generates what is missing under pki/, picks free loopback ports
@@ -20,6 +21,8 @@ run in their own session, so they outlive the Python process that started them (
 Guarantees
 ----------
 - Nothing listens beyond 127.0.0.1; no port is fixed (two clusters can run side by side in two state dirs).
+- Each cluster has its own service CIDR (10.(192+N).0.0/16) from the host-wide network registry, so two
+  clusters' ClusterIPs never collide in the routes and rules of their node agents.
 - A process is identified by its pid file AND its executable name in /proc, so a reused pid is never
   signalled.
 - `start()` on a running, ready cluster starts nothing and returns it (`reused=True`).
@@ -46,14 +49,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from toolkit.targets.local.network import ClusterNetwork, allocate_network, network_of
 from toolkit.targets.local.pki import ClusterPki, ensure_pki, write_kubeconfig
 
 KUBE_VERSION = "1.20.2"
 SETUP_SCRIPT = "scripts/local-control-plane.sh"
 ETCD_APT_PACKAGE = "etcd-server"
 COMPONENTS: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-SERVICE_CIDR = "10.96.0.0/16"
-KUBERNETES_SERVICE_IP = "10.96.0.1"
 # Published in the `kubernetes` Endpoints: must not be loopback (rejected there); nobody dials it.
 ADVERTISE_ADDRESS = "10.240.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -192,6 +194,7 @@ class ControlPlane:
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._ports: Ports | None = None
         self._pki: ClusterPki | None = None
+        self._network: ClusterNetwork | None = None
 
     # -- paths -------------------------------------------------------------------------------------------
     @property
@@ -234,6 +237,13 @@ class ControlPlane:
         return self._ports
 
     @property
+    def network(self) -> ClusterNetwork:
+        """The cluster's network: the one cluster.json records, else a newly allocated one."""
+        if self._network is None:
+            self._network = network_of(self.state_dir) or allocate_network(self.state_dir)
+        return self._network
+
+    @property
     def server(self) -> str:
         return f"https://{LOOPBACK}:{self.ports.apiserver}"
 
@@ -250,9 +260,12 @@ class ControlPlane:
         self.stop()
         for directory in (self.run_dir, self.log_dir, self.etcd_data_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self._pki = ensure_pki(self.pki_dir, KUBERNETES_SERVICE_IP)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._network = allocate_network(self.state_dir)
+        self._pki = ensure_pki(self.pki_dir, self._network.kubernetes_service_ip)
         self._ports = self._choose_ports()
-        self.state_file.write_text(json.dumps({"ports": asdict(self._ports)}, indent=2) + "\n")
+        record = {"ports": asdict(self._ports), "network": self._network.as_record()}
+        self.state_file.write_text(json.dumps(record, indent=2) + "\n")
         write_kubeconfig(self.kubeconfig, self.server, self._pki.ca, self._pki.admin, "admin")
         write_kubeconfig(
             self._component_kubeconfig("kube-controller-manager"),
@@ -283,7 +296,7 @@ class ControlPlane:
         if self._binaries is None:
             self._binaries = find_binaries()
         if self._pki is None:
-            self._pki = ensure_pki(self.pki_dir, KUBERNETES_SERVICE_IP)
+            self._pki = ensure_pki(self.pki_dir, self.network.kubernetes_service_ip)
         argv = [str(self._binaries.for_component(name)), *self._arguments(name)]
         log: IO[bytes]
         with open(self.log_file(name), "ab") as log:
@@ -389,7 +402,7 @@ class ControlPlane:
                 f"--secure-port={ports.apiserver}",
                 "--insecure-port=0",
                 f"--advertise-address={ADVERTISE_ADDRESS}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--service-cluster-ip-range={self.network.service_cidr}",
                 f"--tls-cert-file={pki.apiserver.cert}",
                 f"--tls-private-key-file={pki.apiserver.key}",
                 f"--client-ca-file={pki.ca.cert}",

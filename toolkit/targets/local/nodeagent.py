@@ -16,10 +16,18 @@ What it does
       ImagePullBackOff; a pod annotated `toolkit.io/never-ready: "true"` runs but is never Ready;
     * a pod with a deletionTimestamp (graceful deletion) is removed after `delete_delay_seconds` with grace 0
       AND a UID precondition, so a re-created pod of the same name (StatefulSet) is never removed by mistake;
-    * optional hook: a pod annotated `toolkit.io/host-command` gets that command run as a host process (own
-      session; env POD_NAME, POD_NAMESPACE, POD_UID, NODE_NAME, POD_IP and the first container's literal
-      env) once it is reported Running; the process is stopped (SIGTERM, then SIGKILL) when the pod is
-      deleted; if it exits on its own, the pod's containers are reported terminated and not Ready.
+    * a *runnable* pod (an image the agent is told to run as host processes, `AgentSettings.runtime.images`,
+      repository -> directory) is not simulated: the pod runtime (runtime.py) runs it as a kubelet + CNI +
+      kube-proxy would: its own network namespace on the cluster bridge, Service ClusterIPs and cluster names,
+      the container's command, env and volumes exactly as the spec says, probes, restarts with back-off,
+      graceful termination; see runtime.py and the modules it names;
+    * legacy hook, kept until the local rehearsal runs the chart's pods through the runtime: a pod annotated
+      `toolkit.io/host-command` gets that command run as a host process (own session; env POD_NAME,
+      POD_NAMESPACE, POD_UID, NODE_NAME, POD_IP and the first container's literal env) once it is reported
+      Running; the process is stopped (SIGTERM, then SIGKILL) when the pod is deleted; if it exits on its own,
+      the pod's containers are reported terminated and not Ready. Such a pod is never runnable.
+- Pod IPs come from the cluster's pod network (network.py: node k hands out 10.(128+N).k.x), the same for
+  simulated and runnable pods, never one that is held.
 - Status writes are strategic-merge patches of the status subresource that carry `metadata.uid`: the
   apiserver rejects them (uid is immutable) when the name now belongs to another pod, like the kubelet's.
 
@@ -33,7 +41,10 @@ decision is derived from the pod object itself (already reported started? being 
 an agent restart repeats no effect. `stats` counts relists and reconnects for tests and the log.
 
 It runs in-process (`NodeAgent(...).start()`, threads, for tests) or as its own process:
-`python -m toolkit.targets.local.nodeagent --kubeconfig PATH [--nodes 3] [--ready-delay 1.0]`.
+`python -m toolkit.targets.local.nodeagent --kubeconfig PATH [--nodes 3] [--ready-delay 1.0]
+[--run-image REPOSITORY=DIRECTORY ...]`. Its state (pod files, container logs under logs/pods/, the network's
+hosts files and publication records under network/) lives in the directory of the kubeconfig, where the control
+plane's cluster.json names the cluster's network.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +73,9 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+
+from toolkit.targets.local.network import ClusterNetwork, network_of
+from toolkit.targets.local.runtime import IpAllocator, PodRuntime, RuntimeSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -82,6 +97,7 @@ LEASE_DURATION_SECONDS = 40
 KUBELET_VERSION = "v1.20.2"
 BOUND_PODS_SELECTOR = "spec.nodeName!="
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+NODE_RESOURCES = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "200Gi"}
 
 JsonDict = dict[str, Any]
 
@@ -100,12 +116,19 @@ class NodeSpec:
     pod_subnet_prefix: str  # first three octets of the node's /24 pod subnet, e.g. "10.244.1"
 
 
-def default_nodes(count: int = 3, name_prefix: str = "local-node") -> tuple[NodeSpec, ...]:
-    """`count` nodes spread round robin over zone-a, zone-b, zone-c."""
+def default_nodes(
+    count: int = 3, name_prefix: str = "local-node", network: ClusterNetwork | None = None
+) -> tuple[NodeSpec, ...]:
+    """`count` nodes spread round robin over zone-a, zone-b, zone-c; pod subnets from `network` (else 10.244.k)."""
     if not 1 <= count <= 250:
         raise ValueError(f"node agent: node count {count} is out of range; use 1..250")
     return tuple(
-        NodeSpec(f"{name_prefix}-{i}", ZONES[(i - 1) % len(ZONES)], f"10.240.1.{i}", f"10.244.{i}")
+        NodeSpec(
+            f"{name_prefix}-{i}",
+            ZONES[(i - 1) % len(ZONES)],
+            f"10.240.1.{i}",
+            network.node_subnet_prefix(i) if network is not None else f"10.244.{i}",
+        )
         for i in range(1, count + 1)
     )
 
@@ -121,6 +144,8 @@ class AgentSettings:
     reconnect_backoff_seconds: float = 0.5
     host_command_stop_seconds: float = 5.0
     host_command_log_dir: Path | None = None
+    state_dir: Path | None = None  # default: the kubeconfig's directory (the control plane's state dir)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
 
 @dataclass
@@ -131,6 +156,7 @@ class AgentStats:
     watch_reconnects: int = 0
     watch_expired: int = 0
     pods_started: int = 0
+    pods_run: int = 0  # handed to the pod runtime
     pods_deleted: int = 0
     delete_conflicts: int = 0
 
@@ -160,8 +186,10 @@ class NodeAgent:
         settings: AgentSettings | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
-        self.nodes = tuple(nodes or default_nodes())
         self.settings = settings or AgentSettings()
+        self.state_dir = (self.settings.state_dir or Path(kubeconfig).parent).resolve()
+        self.network = network_of(self.state_dir)
+        self.nodes = tuple(nodes or default_nodes(network=self.network))
         self.stats = AgentStats()
         self._node_by_name = {node.name: node for node in self.nodes}
         self._api_client = config.new_client_from_config(config_file=str(kubeconfig))
@@ -178,8 +206,19 @@ class NodeAgent:
         self._pending_delete: set[str] = set()  # pod uids with a final delete scheduled
         self._host_processes: dict[str, _HostProcess] = {}
         self._host_starting: set[str] = set()  # claimed under the lock: the watch and timer threads race
-        self._pod_ips: dict[str, str] = {}
-        self._next_ip_suffix = dict.fromkeys(self._node_by_name, 2)
+        self._ips = IpAllocator({node.name: node.pod_subnet_prefix for node in self.nodes})
+        self.runtime = PodRuntime(
+            self._core,
+            self.network,
+            self.state_dir,
+            self.settings.runtime,
+            node_ips={node.name: node.internal_ip for node in self.nodes},
+            node_prefixes={node.name: node.pod_subnet_prefix for node in self.nodes},
+            allocatable=NODE_RESOURCES,
+            on_removed=self._finish_deletion,
+            ips=self._ips,
+            apiserver=_apiserver_address(self._api_client.configuration.host),
+        )
         self._threads: list[threading.Thread] = []
         self._watch_response: Any = None
         self._started_at = _now_seconds()
@@ -194,6 +233,7 @@ class NodeAgent:
         for node in self.nodes:
             self._ensure_node(node)
             self._renew_lease(node)
+        self.runtime.start()
         for target, name in (
             (self._heartbeat_loop, "heartbeat"),
             (self._watch_loop, "pod-watch"),
@@ -219,6 +259,15 @@ class NodeAgent:
         self._threads.clear()
         for uid in list(self._host_processes):
             self._stop_host_process(uid)
+        self.runtime.stop()
+
+    def set_runnable_image(self, image: str, directory: Path) -> None:
+        """Run pods of `image` (a repository, or repository:tag) as host processes from `directory` from now on."""
+        self.runtime.images.set(image, directory)
+
+    def remove_runnable_image(self, image: str) -> None:
+        """Stop treating `image` as runnable for new pods (pods already running keep running)."""
+        self.runtime.images.remove(image)
 
     def request_stop(self) -> None:
         """Ask `wait()` to return (safe from a signal handler); call `stop()` afterwards."""
@@ -251,10 +300,9 @@ class NodeAgent:
         ]
 
     def _node_status(self, node: NodeSpec) -> JsonDict:
-        resources = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "200Gi"}
         return {
-            "capacity": resources,
-            "allocatable": resources,
+            "capacity": NODE_RESOURCES,
+            "allocatable": NODE_RESOURCES,
             "conditions": self._node_conditions(),
             "addresses": [
                 {"type": "InternalIP", "address": node.internal_ip},
@@ -356,10 +404,19 @@ class NodeAgent:
             field_selector=BOUND_PODS_SELECTOR, _preload_content=False, _request_timeout=(5, 30)
         )
         listing = json.loads(response.data)
-        seen = set()
-        for pod in listing.get("items", []):
-            seen.add(pod["metadata"]["uid"])
+        items = [pod for pod in listing.get("items", []) if pod.get("spec", {}).get("nodeName") in self._node_by_name]
+        seen = {pod["metadata"]["uid"] for pod in items}
+        for pod in items:  # addresses pods already report stay theirs, before any new pod gets one
+            address = pod.get("status", {}).get("podIP")
+            if address:
+                with contextlib.suppress(Exception):
+                    self._ips.claim(pod["metadata"]["uid"], pod["spec"]["nodeName"], address)
+        for pod in items:
             self._on_pod_event("SYNC", pod)
+        self.runtime.forget_missing(seen)
+        for uid in set(self._ips.held()) - seen:
+            if not self.runtime.knows(uid):
+                self._ips.release(uid)
         with self._lock:
             vanished = [uid for uid in self._host_processes if uid not in seen]
             self._pending_delete &= seen
@@ -449,11 +506,16 @@ class NodeAgent:
         if spec.get("nodeName") not in self._node_by_name:
             return
         uid, namespace, name = metadata["uid"], metadata["namespace"], metadata["name"]
+        if self.runtime.knows(uid) or self.runtime.claims(pod):
+            if not self.runtime.knows(uid) and kind != "DELETED":
+                self.stats.pods_run += 1
+            self.runtime.on_pod(kind, pod)
+            return
         if kind == "DELETED":
             with self._lock:
                 self._pending_start.discard(uid)
                 self._pending_delete.discard(uid)
-                self._pod_ips.pop(uid, None)
+            self._ips.release(uid)
             self._stop_host_process(uid)
             return
         if metadata.get("deletionTimestamp"):
@@ -542,18 +604,8 @@ class NodeAgent:
             self._pending_delete.discard(uid)
 
     def _assign_ip(self, pod: JsonDict) -> str:
-        uid = pod["metadata"]["uid"]
-        with self._lock:
-            known = self._pod_ips.get(uid) or pod.get("status", {}).get("podIP")
-            if known:
-                self._pod_ips[uid] = known
-                return str(known)
-            node = self._node_by_name[pod["spec"]["nodeName"]]
-            suffix = self._next_ip_suffix[node.name]
-            self._next_ip_suffix[node.name] = 2 if suffix >= 254 else suffix + 1
-            address = f"{node.pod_subnet_prefix}.{suffix}"
-            self._pod_ips[uid] = address
-            return address
+        preferred = pod.get("status", {}).get("podIP")
+        return self._ips.claim(pod["metadata"]["uid"], pod["spec"]["nodeName"], preferred)
 
     def _started_status(self, pod: JsonDict) -> JsonDict:
         uid = pod["metadata"]["uid"]
@@ -780,6 +832,12 @@ def _host_ready(pod: JsonDict) -> bool | None:
         return False
 
 
+def _apiserver_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of the apiserver URL the agent uses (pods reach it through the `kubernetes` Service)."""
+    parsed = urllib.parse.urlparse(url)
+    return (parsed.hostname, parsed.port or 443) if parsed.hostname else None
+
+
 def _condition(kind: str, true: bool, now: str, reason: str = "", message: str = "") -> JsonDict:
     condition: JsonDict = {"type": kind, "status": "True" if true else "False", "lastTransitionTime": now}
     if not true:
@@ -844,13 +902,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kubeconfig", type=Path, required=True, help="admin kubeconfig of the local cluster")
     parser.add_argument("--nodes", type=int, default=3, help="number of nodes (zones round robin; default 3)")
+    parser.add_argument("--node-prefix", default="local-node", help="node names: PREFIX-1, PREFIX-2, ...")
     parser.add_argument("--ready-delay", type=float, default=1.0, help="seconds from binding to Running/Ready")
     parser.add_argument("--delete-delay", type=float, default=0.5, help="seconds from deletion request to removal")
+    parser.add_argument(
+        "--run-image",
+        action="append",
+        default=[],
+        metavar="REPOSITORY=DIRECTORY",
+        help="run pods of this image repository (or repository:tag) as host processes from DIRECTORY (repeatable)",
+    )
     parser.add_argument("--log-level", default="INFO")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = AgentSettings(ready_delay_seconds=arguments.ready_delay, delete_delay_seconds=arguments.delete_delay)
-    agent = NodeAgent(arguments.kubeconfig, default_nodes(arguments.nodes), settings)
+    images = {}
+    for item in arguments.run_image:
+        image, separator, directory = item.partition("=")
+        if not separator or not image or not directory:
+            parser.error(f"--run-image {item!r}: expected REPOSITORY=DIRECTORY, e.g. toolkit-worker=/opt/venv/bin")
+        images[image] = Path(directory)
+    settings = AgentSettings(
+        ready_delay_seconds=arguments.ready_delay,
+        delete_delay_seconds=arguments.delete_delay,
+        runtime=RuntimeSettings(images=images),
+    )
+    network = network_of(arguments.kubeconfig.parent.resolve())
+    nodes = default_nodes(arguments.nodes, arguments.node_prefix, network=network)
+    agent = NodeAgent(arguments.kubeconfig, nodes, settings)
 
     def request_stop(signum: int, _frame: object) -> None:
         LOG.info("signal %d: stopping", signum)
