@@ -353,7 +353,7 @@ def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_en
 def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_env, namespace):
     """The RBAC of the orchestrator Job as `toolkit upgrade job` renders it, applied to this namespace: the adapter,
     impersonating the ServiceAccount, observes, patches, restarts, takes the lease and writes the audit trail; an
-    eviction and reading Secrets are refused."""
+    eviction, reading Secrets and exec into a pod are refused."""
     from kubernetes.client.rest import ApiException
 
     from toolkit.model import Lease
@@ -411,6 +411,13 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
         with pytest.raises(ApiException) as secrets:
             client.CoreV1Api(as_orchestrator).list_namespaced_secret(namespace)
         assert secrets.value.status == 403
+        # no exec into any pod (a broker's would reach its super-user certificate): the apiserver authorizes before
+        # it asks for the protocol upgrade, so a plain request shows the verdict (403, not 400 "Upgrade required")
+        with pytest.raises(ApiException) as exec_refused:
+            client.CoreV1Api(as_orchestrator).connect_post_namespaced_pod_exec(
+                "kafka-1", namespace, command=["id"], stdout=True
+            )
+        assert exec_refused.value.status == 403
     finally:
         as_orchestrator.close()
         for doc in docs:

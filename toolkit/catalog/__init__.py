@@ -33,6 +33,9 @@ class _Frozen(BaseModel):
 
 class VersionInfo(_Frozen):
     metadata_version: str | None = None
+    # Kafka's feature level of that metadata.version (MetadataVersion.featureLevel: what UpdateFeatures and
+    # ApiVersions carry on the wire; the release string is what people and kafka-features.sh say)
+    metadata_level: int | None = None
     kraft: bool = True
 
 
@@ -85,6 +88,14 @@ class Catalog(_Frozen):
                 f"unknown component {name!r}: the catalog knows {known} (toolkit/catalog/catalog.yaml)"
             ) from None
 
+    def metadata_levels(self) -> dict[str, int]:
+        """Kafka's metadata.version releases the catalog knows -> their feature levels."""
+        return {
+            info.metadata_version: info.metadata_level
+            for info in self.component("kafka").versions.values()
+            if info.metadata_version and info.metadata_level is not None
+        }
+
     def has_version(self, component: str, version: str) -> bool:
         return version in self.component(component).versions
 
@@ -103,4 +114,10 @@ def load(path: Path = CATALOG_FILE) -> Catalog:
     for name, spec in catalog.components.items():
         if spec.default not in spec.versions:
             raise ValueError(f"catalog {path}: {name}.default {spec.default} is not one of its versions")
+        for version, info in spec.versions.items():
+            if info.kraft and info.metadata_version and info.metadata_level is None:
+                raise ValueError(
+                    f"catalog {path}: {name} {version} names metadata.version {info.metadata_version} without its "
+                    "metadata_level (Kafka's MetadataVersion feature level, which the wire carries)"
+                )
     return catalog

@@ -39,7 +39,6 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["statefulsets/status"], "verbs": ["get"]},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},

@@ -5,13 +5,13 @@ Where each observation comes from (see /work/shared/reference/upgrade-gates.md)
   broker is listed; controllers answer when they are voters of the quorum.
 - topics, partitions, replicas, ISR, leader: Metadata (`list_topics`); min.insync.replicas and
   unclean.leader.election.enable: DescribeConfigs per topic.
-- active controller and voters' lag: DescribeQuorum. confluent-kafka (librdkafka) does not implement it, so the
-  Kafka tool `kafka-metadata-quorum.sh ... describe --status` and `... describe --replication` runs INSIDE a broker
-  pod through the Kubernetes exec API, and its output is parsed (`parse_quorum_status`, `parse_quorum_replication`;
-  both the 3.3-3.8 format and the 3.9+ format with DirectoryId columns). A voter is caught up when its Lag is at
-  most `VOTER_CAUGHT_UP_LAG` records.
-- metadata.version: `kafka-features.sh ... describe` (FinalizedVersionLevel of `metadata.version`), raised with
-  `kafka-features.sh ... upgrade --metadata X` (UpdateFeatures, also missing from librdkafka), same exec path.
+- active controller and voters' lag: DescribeQuorum, and metadata.version: the finalized feature level ApiVersions
+  reports, raised with UpdateFeatures. confluent-kafka (librdkafka) implements none of the three, so they go through
+  kafka-python's admin client (`KafkaQuorum`), with the SAME connection and identity (the orchestrator's own
+  principal: Describe and Alter on the cluster), never through a broker pod: exec into a broker would reach its
+  super-user certificate. A voter's lag is the leader's log end offset minus its own (as kafka-metadata-quorum.sh
+  computes it); it is caught up at most `VOTER_CAUGHT_UP_LAG` records behind. The wire carries metadata.version as a
+  feature level; the catalog maps levels to releases (`metadata_level`).
 - BrokerState: the broker's metrics, not the admin API. The JMX MBean
   `kafka.server:type=KafkaServer,name=BrokerState` (0 NOT_RUNNING, 1 STARTING, 2 RECOVERY, 3 RUNNING,
   6 PENDING_CONTROLLED_SHUTDOWN, 7 SHUTTING_DOWN) exported in Prometheus text by the JMX exporter
@@ -29,11 +29,9 @@ read from a file. `client_config` is the one place librdkafka settings are built
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -113,7 +111,7 @@ def client_config(connection: KafkaConnection, timeout_ms: int = 10_000, client_
     return conf
 
 
-# ---------------------------------------------------------------------------------------------- tool output parsing
+# ---------------------------------------------------------------------------------------------- quorum and features
 
 
 @dataclass(frozen=True)
@@ -125,93 +123,128 @@ class QuorumStatus:
     observers: tuple[int, ...]
 
 
-def _ids(text: str) -> tuple[int, ...]:
-    """`[3000,3001]` (3.3-3.8) or `[{"id": 1, "directoryId": "..", "endpoints": [..]}, ...]` (3.9+)."""
-    text = text.strip()
-    if "{" in text:
-        try:
-            return tuple(int(item["id"]) for item in json.loads(text))
-        except (ValueError, KeyError, TypeError):
-            return tuple(int(m) for m in re.findall(r'"id":\s*(-?\d+)', text))
-    return tuple(int(x) for x in re.findall(r"-?\d+", text))
-
-
-def parse_quorum_status(output: str) -> QuorumStatus:
-    """Parse `kafka-metadata-quorum.sh describe --status`: lines `Key:   value`."""
-    fields: dict[str, str] = {}
-    for line in output.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() and " " not in key.strip():
-            fields[key.strip()] = value.strip()
+def quorum_from_response(answer: dict[str, Any]) -> tuple[QuorumStatus, tuple[Voter, ...]]:
+    """DescribeQuorum's answer for `__cluster_metadata` partition 0 (kafka-python's `describe_metadata_quorum()`:
+    the response as a dict) -> the quorum status and each voter's lag behind the leader."""
     try:
-        return QuorumStatus(
-            leader_id=int(fields["LeaderId"]),
-            leader_epoch=int(fields.get("LeaderEpoch", "0")),
-            high_watermark=int(fields.get("HighWatermark", "0")),
-            voters=_ids(fields.get("CurrentVoters", "[]")),
-            observers=_ids(fields.get("CurrentObservers", "[]")),
-        )
+        (partition,) = [p for t in answer["topics"] for p in t["partitions"] if p["partition_index"] == 0]
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"kafka-metadata-quorum.sh --status output not understood ({exc}): {output[:300]!r}") from None
-
-
-@dataclass(frozen=True)
-class ReplicaRow:
-    node_id: int
-    log_end_offset: int
-    lag: int
-    last_caught_up_ms: int
-    status: str  # Leader | Follower | Observer
-
-
-def parse_quorum_replication(output: str) -> list[ReplicaRow]:
-    """Parse `kafka-metadata-quorum.sh describe --replication`: a whitespace-aligned table whose header names the
-    columns (NodeId, [DirectoryId,] LogEndOffset, Lag, LastFetchTimestamp, LastCaughtUpTimestamp, Status)."""
-    lines = [line for line in output.splitlines() if line.strip()]
-    header_at = next(
-        (i for i, line in enumerate(lines) if line.split() and line.split()[0] in ("NodeId", "ReplicaId")), None
+        raise ValueError(f"DescribeQuorum answer without __cluster_metadata partition 0 ({exc!r})") from None
+    if partition.get("error"):
+        raise ValueError(f"DescribeQuorum: {partition['error']}")
+    voters = partition.get("current_voters") or []
+    observers = partition.get("observers") or []
+    leader = int(partition["leader_id"])
+    ends = {int(v["replica_id"]): int(v["log_end_offset"]) for v in voters}
+    leader_end = ends.get(leader, int(partition["high_watermark"]))
+    status = QuorumStatus(
+        leader_id=leader,
+        leader_epoch=int(partition["leader_epoch"]),
+        high_watermark=int(partition["high_watermark"]),
+        voters=tuple(ends),
+        observers=tuple(int(o["replica_id"]) for o in observers),
     )
-    if header_at is None:
-        raise ValueError(f"kafka-metadata-quorum.sh --replication output has no NodeId header: {output[:300]!r}")
-    header = ["NodeId" if h == "ReplicaId" else h for h in lines[header_at].split()]
-    col = {name: i for i, name in enumerate(header)}
-    caught_up_column = next((c for c in ("LastCaughtUpTimestamp", "LastCaughtUpTimeMs") if c in col), None)
-    rows = []
-    for line in lines[header_at + 1 :]:
-        cells = line.split()
-        if len(cells) != len(header):
-            continue
-        rows.append(
-            ReplicaRow(
-                node_id=int(cells[col["NodeId"]]),
-                log_end_offset=int(cells[col["LogEndOffset"]]),
-                lag=int(cells[col["Lag"]]),
-                last_caught_up_ms=int(cells[col[caught_up_column]]) if caught_up_column else -1,
-                status=cells[col["Status"]],
-            )
-        )
-    return rows
-
-
-def voters_from(status: QuorumStatus, rows: list[ReplicaRow]) -> tuple[Voter, ...]:
-    by_id = {r.node_id: r for r in rows}
     out = []
-    for vid in status.voters:
-        row = by_id.get(vid)
-        lag = row.lag if row is not None else 1 << 31
-        out.append(Voter(id=vid, lag=lag, caught_up=row is not None and lag <= VOTER_CAUGHT_UP_LAG))
-    return tuple(out)
+    for vid, end in ends.items():
+        lag = max(0, leader_end - end) if end >= 0 else 1 << 31  # -1: the leader has not heard from it
+        out.append(Voter(id=vid, lag=lag, caught_up=end >= 0 and lag <= VOTER_CAUGHT_UP_LAG))
+    return status, tuple(out)
 
 
-def parse_finalized_metadata_version(output: str) -> str:
-    """From `kafka-features.sh describe`: the FinalizedVersionLevel of `metadata.version` ("" when absent)."""
-    for line in output.splitlines():
-        fields = dict(
-            (k.strip(), v.strip()) for k, _, v in (part.partition(":") for part in line.split("\t")) if k.strip()
+def metadata_release(level: int, levels: dict[str, int]) -> str:
+    """The metadata.version release of a feature level ("" for 0: none finalized; `level N` when the catalog does
+    not name it, which no target equals, so the engine finalizes rather than assumes)."""
+    if level <= 0:
+        return ""
+    named = {v: k for k, v in levels.items()}
+    return named.get(level, f"level {level}")
+
+
+def kafka_python_config(connection: KafkaConnection, timeout_ms: int = 10_000) -> dict[str, Any]:
+    """kafka-python settings for `connection`: the same endpoint, CA, certificate and password as `client_config`
+    (hostname verification on whenever TLS is)."""
+    base = client_config(connection, timeout_ms)  # validates files and pairs once, for both clients
+    conf: dict[str, Any] = {
+        "bootstrap_servers": connection.bootstrap.split(","),
+        "client_id": "toolkit-orchestrator",
+        "request_timeout_ms": timeout_ms,
+        "security_protocol": connection.security_protocol.upper(),
+    }
+    if connection.tls:
+        conf.update(
+            {
+                "ssl_check_hostname": True,
+                "ssl_cafile": base.get("ssl.ca.location"),
+                "ssl_certfile": base.get("ssl.certificate.location"),
+                "ssl_keyfile": base.get("ssl.key.location"),
+            }
         )
-        if fields.get("Feature") == "metadata.version":
-            return fields.get("FinalizedVersionLevel", "")
-    return ""
+    if connection.sasl_mechanism:
+        conf.update(
+            {
+                "sasl_mechanism": connection.sasl_mechanism,
+                "sasl_plain_username": base["sasl.username"],
+                "sasl_plain_password": base["sasl.password"],
+            }
+        )
+    return conf
+
+
+class KafkaQuorum:
+    """DescribeQuorum, the finalized metadata.version and UpdateFeatures, through kafka-python's admin client with the
+    orchestrator's own identity. The client is made on first use and kept."""
+
+    def __init__(self, config: dict[str, Any], levels: dict[str, int]) -> None:
+        self.config = config
+        self.levels = levels
+        self._admin: Any = None
+
+    def _client(self) -> Any:
+        if self._admin is None:
+            from kafka.admin import KafkaAdminClient
+            from kafka.errors import KafkaError as PythonKafkaError
+
+            try:
+                self._admin = KafkaAdminClient(**self.config)
+            except PythonKafkaError as exc:
+                raise ActionError(f"kafka: the quorum client cannot connect: {exc}") from None
+        return self._admin
+
+    def _call(self, what: str, call: Callable[[Any], Any]) -> Any:
+        from kafka.errors import KafkaError as PythonKafkaError
+
+        try:
+            return call(self._client())
+        except PythonKafkaError as exc:
+            raise ActionError(f"kafka: {what} failed: {type(exc).__name__}: {exc}") from None
+
+    def describe(self) -> tuple[QuorumStatus, tuple[Voter, ...]]:
+        return quorum_from_response(self._call("DescribeQuorum", lambda admin: admin.describe_metadata_quorum()))
+
+    def metadata_version(self) -> str:
+        features = self._call("ApiVersions (features)", lambda admin: admin.describe_features())
+        finalized = (features.get("metadata.version") or {}).get("finalized")
+        return metadata_release(int(finalized[1]) if finalized else 0, self.levels)
+
+    def finalize(self, release: str) -> None:
+        level = self.levels.get(release)
+        if level is None:
+            raise ActionError(
+                f"metadata.version {release} has no feature level in the catalog (toolkit/catalog/catalog.yaml, "
+                "kafka versions' metadata_level): add it before finalizing"
+            )
+        answer = self._call(
+            f"UpdateFeatures metadata.version={release} (level {level})",
+            lambda admin: admin.update_features({"metadata.version": level}),
+        )
+        outcome = answer.get("metadata.version", "OK")
+        if outcome != "OK":
+            raise ActionError(f"kafka: UpdateFeatures metadata.version={release} (level {level}) refused: {outcome}")
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
 
 
 def parse_broker_state(metrics_text: str) -> BrokerState | None:
@@ -225,34 +258,13 @@ def parse_broker_state(metrics_text: str) -> BrokerState | None:
         return BrokerState.UNKNOWN
 
 
-# ---------------------------------------------------------------------------------------------- in-pod tools
+# ---------------------------------------------------------------------------------------------- broker metrics
 
 
 class PodAccess(Protocol):
-    """What the adapter needs from Kubernetes: run a command in a pod, read a pod's metrics through the proxy."""
-
-    def exec_in_pod(self, pod: str, command: list[str], container: str | None = None, timeout: float = 60.0) -> str: ...
+    """What the adapter needs from Kubernetes: a pod's metrics through the apiserver's proxy (nothing else)."""
 
     def pod_metrics(self, pod: str, port: int) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class KafkaTools:
-    """How the Kafka command-line tools are run inside a broker pod (defaults match charts/kafka)."""
-
-    bin_dir: str = "/opt/kafka/bin"
-    container: str = "kafka"
-    bootstrap: str = "${POD_NAME}.${HEADLESS_SERVICE}.${POD_NAMESPACE}.svc.${CLUSTER_DOMAIN}:9092"
-    command_config: str = "/opt/toolkit/config/internal-client.properties"
-
-    def command(self, tool: str, *args: str) -> list[str]:
-        config = f" --command-config {shlex.quote(self.command_config)}" if self.command_config else ""
-        line = (
-            'export KAFKA_HEAP_OPTS="-Xmx128m" KAFKA_OPTS="" JMX_PORT=""; '
-            f'exec {self.bin_dir}/{tool} --bootstrap-server "{self.bootstrap}"{config} '
-            + " ".join(shlex.quote(a) for a in args)
-        )
-        return ["bash", "-c", line]
 
 
 # ---------------------------------------------------------------------------------------------- the adapter
@@ -265,18 +277,17 @@ class KafkaAdmin:
         self,
         admin: AdminClient,
         pods: PodAccess | None = None,
-        tools: KafkaTools = KafkaTools(),
+        quorum: KafkaQuorum | None = None,
         metrics_port: int | None = DEFAULT_METRICS_PORT,
         consumer_group: str = DEFAULT_CONSUMER_GROUP,
         timeout: float = 10.0,
     ) -> None:
         self.admin = admin
         self.pods = pods
-        self.tools = tools
+        self.quorum = quorum
         self.metrics_port = metrics_port
         self.consumer_group = consumer_group
         self.timeout = timeout
-        self._tool_pods: list[str] = []
         self.errors = RecentErrors()
         self.where = "the bootstrap servers"
         self._answered = False  # has the cluster answered this adapter at least once?
@@ -293,13 +304,18 @@ class KafkaAdmin:
         # librdkafka's own log lines go to a quiet logger: the errors that matter reach `errors` and, from there, the
         # refusal or wait that names them
         config = {**client_config(connection, client_id="toolkit-orchestrator"), "error_cb": errors, "logger": QUIET}
-        admin = cls(AdminClient(config), pods, metrics_port=metrics_port, consumer_group=consumer_group)
+        from toolkit import catalog
+
+        quorum = KafkaQuorum(kafka_python_config(connection), catalog.load().metadata_levels())
+        admin = cls(AdminClient(config), pods, quorum, metrics_port=metrics_port, consumer_group=consumer_group)
         admin.errors = errors
         admin.where = connection.bootstrap
         return admin
 
     def close(self) -> None:
-        """AdminClient has no close; dropping the reference ends its threads."""
+        """AdminClient has no close (dropping the reference ends its threads); the quorum client's socket closes."""
+        if self.quorum is not None:
+            self.quorum.close()
 
     # ------------------------------------------------------------------ raw calls
 
@@ -362,31 +378,21 @@ class KafkaAdmin:
             out[resource.name] = {k: str(v.value) for k, v in entries.items() if v.value is not None}
         return out
 
-    # ------------------------------------------------------------------ tools in a broker pod
+    # ------------------------------------------------------------------ quorum and features (kafka-python)
 
-    def _run_tool(self, tool: str, *args: str) -> str:
-        if self.pods is None or not self._tool_pods:
-            raise ActionError(f"{tool} needs a running broker pod to exec into, and none is known")
-        errors = []
-        for pod in self._tool_pods:
-            try:
-                return self.pods.exec_in_pod(pod, self.tools.command(tool, *args), self.tools.container)
-            except ActionError as exc:
-                errors.append(f"{pod}: {exc}")
-        raise ActionError(f"{tool} {' '.join(args)} failed in every broker pod tried: {'; '.join(errors)}")
+    def _quorum(self) -> KafkaQuorum:
+        if self.quorum is None:
+            raise ActionError("kafka: no quorum client (DescribeQuorum/UpdateFeatures) was configured")
+        return self.quorum
 
     def describe_quorum(self) -> tuple[QuorumStatus, tuple[Voter, ...]]:
-        status = parse_quorum_status(self._run_tool("kafka-metadata-quorum.sh", "describe", "--status"))
-        rows = parse_quorum_replication(self._run_tool("kafka-metadata-quorum.sh", "describe", "--replication"))
-        return status, voters_from(status, rows)
+        return self._quorum().describe()
 
     def metadata_version(self) -> str:
-        return parse_finalized_metadata_version(self._run_tool("kafka-features.sh", "describe"))
+        return self._quorum().metadata_version()
 
     def finalize_metadata_version(self, metadata_version: str) -> None:
-        out = self._run_tool("kafka-features.sh", "upgrade", "--metadata", metadata_version)
-        if "was upgraded" not in out:
-            raise ActionError(f"kafka-features.sh upgrade --metadata {metadata_version}: {out.strip()[-400:]}")
+        self._quorum().finalize(metadata_version)
 
     def broker_state(self, pod: str) -> BrokerState | None:
         if self.pods is None or self.metrics_port is None:
@@ -415,7 +421,6 @@ class KafkaAdmin:
                 )
             return KafkaState(nodes=tuple(_silent(n) for n in members))
         self._answered = True
-        self._tool_pods = [n.pod for n in members if n.is_broker and n.id in answering]
         active: int | None = None
         voters: tuple[Voter, ...] = ()
         metadata_version = ""
@@ -424,7 +429,7 @@ class KafkaAdmin:
             active = status.leader_id if status.leader_id >= 0 else None
             metadata_version = self.metadata_version()
         except (ActionError, ValueError):
-            pass  # no pod to exec into, or no tools: the quorum gates then wait (no voter is known caught up)
+            pass  # the quorum is not observable now: the quorum gates then wait (no voter is known caught up)
         caught_up = {v.id for v in voters if v.caught_up}
         nodes = []
         for n in members:

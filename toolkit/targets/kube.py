@@ -585,45 +585,6 @@ class KubeWorkloads:
             return None
         return str(text)
 
-    def exec_in_pod(self, pod: str, command: list[str], container: str | None = None, timeout: float = 60.0) -> str:
-        """Run `command` in a pod through the exec API; return its stdout. Raises ActionError on a non-zero exit."""
-        from kubernetes.stream import stream
-
-        kwargs: dict[str, Any] = {"stderr": True, "stdin": False, "stdout": True, "tty": False}
-        if container:
-            kwargs["container"] = container
-        try:
-            resp = stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                self.namespace,
-                command=command,
-                _preload_content=False,
-                **kwargs,
-            )
-        except ApiException as exc:
-            raise ActionError(f"kubernetes: exec in pod {self.namespace}/{pod} failed: {_describe(exc)}") from None
-        out: list[str] = []
-        err: list[str] = []
-        deadline = time.monotonic() + timeout
-        while resp.is_open() and time.monotonic() < deadline:
-            resp.update(timeout=1)
-            if resp.peek_stdout():
-                out.append(resp.read_stdout())
-            if resp.peek_stderr():
-                err.append(resp.read_stderr())
-        if resp.is_open():
-            resp.close()
-            raise ActionError(f"{' '.join(command)} in pod {pod} did not finish within {timeout:.0f} s")
-        code = resp.returncode
-        resp.close()
-        if code not in (0, None):
-            raise ActionError(f"{' '.join(command)} in pod {pod} exited {code}: {''.join(err).strip()[-500:]}")
-        return "".join(out)
-
-
-# ---------------------------------------------------------------------------------------------- lease
-
 
 def _rfc3339_micro(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
