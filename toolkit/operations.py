@@ -67,41 +67,72 @@ def sim_store(env: Environment) -> Any:
     return store_for(env)
 
 
+def _refuse_while_running(env: Environment, store: Any, what: str) -> None:
+    """Refuse to change a stored simulated platform while a live orchestrator holds its lease (call under the
+    store's lock)."""
+    if not store.exists():
+        return
+    lease = store.live_lease(store.load().now)
+    if lease is not None:
+        raise RefusedError(
+            Verdict.refuse(
+                "lease.single-holder",
+                f"{lease.holder} is running an upgrade on {env.name}: {what} would change the platform under it; "
+                f"wait for it to finish, or stop it (`toolkit upgrade abort --env {env.name}`)",
+            )
+        )
+
+
 def reset_sim(env: Environment, versions: dict[str, str] | None = None, injections: list[str] | None = None) -> None:
     """(Re)create the simulated platform of a sim environment, optionally on other versions."""
-    from toolkit.targets.sim import InjectionError, build_world, params_for, parse_injections
+    from toolkit.targets.sim import build_world, params_for, parse_injections
 
     if env.kind != "sim":
         raise UsageError(f"environment {env.name} is of kind {env.kind}; only a sim environment can be reset")
-    try:
-        faults = parse_injections(list(injections or []))
-    except InjectionError as exc:
-        raise UsageError(str(exc)) from None
-    world = build_world(env.name, env.platform, params_for(env), faults, versions=dict(versions or {}))
-    sim_store(env).save(world)
+    faults = parse_injections(list(injections or []))
+    store = sim_store(env)
+    with store.locked():
+        _refuse_while_running(env, store, "recreating it")
+        world = build_world(env.name, env.platform, params_for(env), faults, versions=dict(versions or {}))
+        store.delete()
+        store.save(world)
+
+
+def delete_sim(env: Environment) -> bool:
+    """Remove the simulated platform of a sim environment (with its lease, requests and audit trail)."""
+    store = sim_store(env)
+    with store.locked():
+        _refuse_while_running(env, store, "removing it")
+        return bool(store.delete())
 
 
 @contextlib.contextmanager
 def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Target]:
-    """Open the environment's target; for sim, the simulated platform is saved back when the block ends, even
-    when the orchestrator 'crashes' inside it (the platform outlives the orchestrator)."""
+    """Open the environment's target. A simulated platform is created on first use; faults given with `--inject`
+    are applied to it now (also to one that has been running) or refused with why, never ignored; the platform is
+    written back by the process that holds its lease (after each action and before releasing it), also when the
+    orchestrator 'crashes' inside the block (the platform outlives the orchestrator)."""
     injections = list(injections or [])
     if env.kind == "sim":
-        from toolkit.targets.sim import InjectionError, SimTarget, build_world, params_for, parse_injections
+        from toolkit.targets.sim import SimTarget, build_world, params_for, parse_injections
 
+        faults = parse_injections(injections)
         store = sim_store(env)
-        try:
+        with store.locked():
             if store.exists():
                 world = store.load()
-                world.faults = parse_injections(injections, world.faults)
+                if injections:
+                    _refuse_while_running(env, store, f"--inject {' '.join(injections)}")
+                    world.apply_faults(faults)
+                    store.save(world)
             else:
-                world = build_world(env.name, env.platform, params_for(env), parse_injections(injections))
-        except InjectionError as exc:
-            raise UsageError(str(exc)) from None
+                world = build_world(env.name, env.platform, params_for(env), faults)
+                store.save(world)
+        target = SimTarget(world, store=store)
         try:
-            yield SimTarget(world)
+            yield target
         finally:
-            store.save(world)
+            target.control.flush()
         return
     if injections:
         raise UsageError(f"--inject works only on a sim environment; {env.name} is of kind {env.kind}")

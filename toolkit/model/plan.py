@@ -92,6 +92,8 @@ class UpgradeSettings:
     max_batch: int = 0  # 0 = no cap for --parallel auto
     finalize: bool = False  # Kafka: raise metadata.version once every node runs the new version
     es_max_unavailable: int = 1
+    accept_unavailable_indices: tuple[str, ...] = ()  # Elasticsearch indices with 0 replicas the user accepts
+    # being unavailable while the node holding each shard restarts (otherwise the plan refuses them)
     lag_bound: int = 50_000
     poll_interval: float = 5.0  # how often state is observed while waiting
     confirm_seconds: float = 10.0  # a recovered member must stay healthy this long before the next step
@@ -124,4 +126,8 @@ class UpgradeSettings:
             out.append(("max_batch", "needs {parallel} auto"))
         if self.lag_bound < 0:
             out.append(("lag_bound", f"{self.lag_bound} must be >= 0"))
+        if self.es_max_unavailable < 1:
+            out.append(("es_max_unavailable", f"{self.es_max_unavailable} must be >= 1"))
+        if self.action_retries < 0:
+            out.append(("action_retries", f"{self.action_retries} must be >= 0"))
         return out
