@@ -22,7 +22,7 @@ from toolkit.engine.executor import Event, Executor, RunResult
 from toolkit.engine.ports import Target
 from toolkit.errors import RefusedError, UsageError
 from toolkit.indices import IndexLayout
-from toolkit.model import Plan, PlatformState, UpgradeSettings, Verdict
+from toolkit.model import Plan, PlatformState, RunRequest, UpgradeSettings, Verdict
 from toolkit.model import schema as state_schema
 
 
@@ -56,6 +56,14 @@ def parse_component_versions(items: list[str], option: str = "--to") -> dict[str
 def _require_targets(targets: dict[str, str]) -> None:
     if not targets:
         raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
+
+
+def check_settings(settings: UpgradeSettings) -> None:
+    """Refuse settings that cannot work (a NaN, infinite, zero or negative duration...) before anything opens."""
+    problems = settings.problems()
+    if problems:
+        named = {f: f for f in UpgradeSettings.__dataclass_fields__}
+        raise UsageError("; ".join(f"{f} {why.format(**named)}" for f, why in problems))
 
 
 # ---------------------------------------------------------------------------------------------- targets
@@ -168,6 +176,7 @@ def plan_upgrade(
 ) -> Plan:
     """The plan from a saved state (`state_file`) or from the environment's live state. Changes nothing."""
     _require_targets(targets)
+    check_settings(settings)
     if state_file is not None:
         return make_plan(load_state_file(state_file), targets, settings)
     if env is None:
@@ -184,8 +193,10 @@ def run_upgrade(
     on_event: Callable[[Event], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     holder: str | None = None,
+    stop_now: Callable[[], bool] = lambda: False,
 ) -> RunResult:
     _require_targets(targets)
+    check_settings(settings)
     if settings.skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
@@ -200,6 +211,7 @@ def run_upgrade(
             holder=holder,
             on_event=on_event,
             stop_requested=stop_requested,
+            stop_now=stop_now,
         )
         return executor.run()
 
@@ -232,7 +244,9 @@ def run_rollback(
     on_event: Callable[[Event], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     dry_run: bool = False,
+    stop_now: Callable[[], bool] = lambda: False,
 ) -> tuple[dict[str, str], RunResult | Plan]:
+    check_settings(settings)
     settings = replace(settings, rollback=True)
     with open_target(env) as target:
         state = target.observe()
@@ -240,7 +254,13 @@ def run_rollback(
         if dry_run:
             return targets, make_plan(state, targets, settings)
         executor = Executor(
-            target, catalog_mod.load(), targets, settings, on_event=on_event, stop_requested=stop_requested
+            target,
+            catalog_mod.load(),
+            targets,
+            settings,
+            on_event=on_event,
+            stop_requested=stop_requested,
+            stop_now=stop_now,
         )
         return targets, executor.run()
 
@@ -267,6 +287,7 @@ class Status:
     es_health: str
     es_allocation: str | None
     audit_tail: list[dict[str, Any]]
+    request: RunRequest | None = None  # a pause or abort waiting for the run
 
     @property
     def in_progress(self) -> bool:
@@ -303,6 +324,7 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         lease = target.control.read_lease()
         now = target.clock.now()
         trail = target.control.audit_trail()
+        request = target.control.read_request()
     comps = [s for c in catalog_mod.load().upgrade_order if (s := component_status(state, c)) is not None]
     live_lease = lease if lease is not None and not lease.expired(now) else None
     return Status(
@@ -316,7 +338,74 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         es_health=state.elasticsearch.health.value,
         es_allocation=state.elasticsearch.allocation_enable,
         audit_tail=trail[-audit_lines:] if audit_lines else trail,
+        request=request,
     )
+
+
+@dataclass
+class RequestOutcome:
+    environment: str
+    action: str  # pause | resume | abort
+    changed: bool
+    message: str
+    request: RunRequest | None
+
+
+def _live_holder(target: Target) -> str | None:
+    lease = target.control.read_lease()
+    if lease is None or lease.expired(target.clock.now()) or not target.control.holder_alive(lease.holder):
+        return None
+    return lease.holder
+
+
+def request_run(env: Environment, action: str, reason: str = "", by: str | None = None) -> RequestOutcome:
+    """`toolkit upgrade pause|resume|abort`: store a request with the platform (kubectl rollout pause/resume, Argo
+    Rollouts abort). A pause holds the run at its next step boundary, also a run started later, until resumed; an
+    abort stops the run in progress at once, leaving the platform safe (refused when no run is in progress)."""
+    import datetime as dt
+
+    from toolkit.engine.executor import default_holder
+
+    if action not in ("pause", "resume", "abort"):
+        raise UsageError(f"unknown request {action!r}: use pause, resume or abort")
+    with open_target(env) as target:
+        control = target.control
+        current = control.read_request()
+        holder = _live_holder(target)
+        run = f"the run of {holder}" if holder else "the next run"
+        if action == "resume":
+            if current is None or current.action != "pause":
+                return RequestOutcome(env.name, action, False, f"{env.name} is not paused: nothing to resume", current)
+            control.write_request(None)
+            control.audit({"what": "resume", "who": by or default_holder(), "why": reason, "result": "requested"})
+            return RequestOutcome(env.name, action, True, f"resumed: {run} on {env.name} continues", None)
+        if action == "abort" and holder is None:
+            raise RefusedError(
+                Verdict.refuse(
+                    "run.abort",
+                    f"no upgrade is running on {env.name} (no live lease holder): nothing to abort"
+                    + (
+                        f"; a {current.action} request is pending (`toolkit upgrade resume` withdraws it)"
+                        if current
+                        else ""
+                    ),
+                )
+            )
+        if current is not None and current.action == action:
+            return RequestOutcome(env.name, action, False, f"already requested: {current.describe()}", current)
+        request = RunRequest(
+            action=action,
+            by=by or default_holder(),
+            at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            reason=reason,
+        )
+        control.write_request(request)
+        control.audit({"what": action, "who": request.by, "why": reason, "result": "requested"})
+        if action == "pause":
+            message = f"pause requested: {run} on {env.name} holds at its next step boundary (`toolkit upgrade resume`)"
+        else:
+            message = f"abort requested: {run} on {env.name} stops within one observation interval, leaving it safe"
+        return RequestOutcome(env.name, action, True, message, request)
 
 
 def apply_index_templates(

@@ -164,13 +164,21 @@ def test_preferred_leaders_misplaced() -> None:
 
 
 def test_the_index_is_built_once_per_state_and_files_partitions_by_broker() -> None:
-    state = kafka(HEALTHY + [("events", 2, [1, 2, 3], [1, 2])])
+    state = kafka([*HEALTHY, ("events", 2, [1, 2, 3], [1, 2])])
     idx = gates.index(state)
     assert gates.index(state) is idx
-    assert [p.name for p in idx.by_broker[3]] == ["events-0", "events-1", "events-2"]
+    assert [p.name for p in idx.of_broker(3)] == ["events-0", "events-1", "events-2"]
+    assert idx.in_isr_of[3] == [0, 1]
     assert [p.name for p in idx.under_replicated] == ["events-2"]
+    assert [p.name for p in idx.at_min[1]] == ["events-2"]  # ISR [1,2] at min 2 with RF 3: both are at risk
     other = replace(state, topics=(Topic("events", 3, 2),))
     assert gates.index(other) is not idx  # another state object, another index
-    assert gates.index(replace(state, partitions=(Partition("x", 0, (1,), (1,), 1),))).by_broker == {
-        1: (Partition("x", 0, (1,), (1,), 1),)
-    }
+    single = gates.index(replace(state, partitions=(Partition("x", 0, (1,), (1,), 1),)))
+    assert single.of_broker(1) == [Partition("x", 0, (1,), (1,), 1)] and single.of_broker(2) == []
+
+
+def test_shared_isr_finds_partitions_with_two_batch_members_in_sync() -> None:
+    state = kafka([("a", 0, [1, 2, 3], [1, 2, 3]), ("a", 1, [1, 2, 3], [1, 3]), ("a", 2, [2, 3, 1], [2, 3])])
+    idx = gates.index(state)
+    assert [p.name for p in idx.shared_isr(frozenset({1, 2}))] == ["a-0"]
+    assert [p.name for p in idx.shared_isr(frozenset({1, 3}))] == ["a-0", "a-1"]

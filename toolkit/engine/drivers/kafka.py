@@ -287,18 +287,31 @@ class KafkaDriver:
 
 def broker_batches(state: PlatformState, brokers: list[KafkaNode], cap: int) -> list[list[KafkaNode]]:
     """Rack first: the brokers of one rack form one batch when no two of them share a partition (always, on Kafka's
-    rack-aware placement with RF <= racks); otherwise the rack is split greedily into batches that pairwise share
-    no partition. Brokers without a rack are batched the same way among themselves. `cap` (> 0) bounds a batch.
-    Racks in name order, brokers by id."""
-    by_broker = gates.index(state.kafka).by_broker
-    held_by = {n.id: {id(p) for p in by_broker.get(n.id, ())} for n in brokers}
+    rack-aware placement with RF <= racks), cut into chunks of `cap` (> 0) if given; otherwise the rack is split
+    greedily into batches that pairwise share no partition. Brokers without a rack are batched the same way among
+    themselves. Racks in name order, brokers by id. Cost: one pass over the partitions, plus the greedy split of a
+    rack that needs one."""
     racks: dict[str, list[KafkaNode]] = {}
     for n in brokers:
         racks.setdefault(n.rack, []).append(n)
+    replica_of = gates.index(state.kafka).replica_of
+    crowded = {  # racks where two brokers replicate one partition ("": brokers without a rack, always checked)
+        rack
+        for rack, members in racks.items()
+        if not rack
+        or sum(len(replica_of.get(n.id, ())) for n in members)
+        > len(set().union(*(replica_of.get(n.id, ()) for n in members)))
+    }
     batches: list[list[KafkaNode]] = []
     for rack in sorted(racks):
+        members = racks[rack]
+        if rack not in crowded:
+            step = cap or len(members)
+            batches.extend(members[i : i + step] for i in range(0, len(members), step))
+            continue
+        held_by = {n.id: set(replica_of.get(n.id, ())) for n in members}
         rack_batches: list[tuple[list[KafkaNode], set[int]]] = []
-        for n in racks[rack]:
+        for n in members:
             home = next(
                 (b for b in rack_batches if not (cap and len(b[0]) >= cap) and not (held_by[n.id] & b[1])),
                 None,

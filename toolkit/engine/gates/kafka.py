@@ -33,7 +33,7 @@ identity), so planning N brokers x P partitions costs O(P * RF) once plus O(P * 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from toolkit.model import BrokerState, KafkaNode, KafkaState, Partition, Verdict
 
@@ -47,51 +47,86 @@ def ids(values: Iterable[int]) -> str:
 
 @dataclass(frozen=True)
 class KafkaIndex:
-    """What every gate of one observed state needs, computed once."""
+    """What every gate of one observed state needs, computed once. Partitions are referred to by their position in
+    `state.partitions`."""
 
+    partitions: tuple[Partition, ...]
     limits: dict[str, tuple[int, int]]  # topic -> (replication factor, min.insync.replicas)
-    by_broker: dict[int, tuple[Partition, ...]]  # broker id -> partitions it replicates
-    offline: tuple[Partition, ...]
-    under_min: tuple[Partition, ...]  # ISR below min.insync.replicas where RF >= min.insync.replicas
-    under_replicated: tuple[Partition, ...]
-    unknown_replicas: tuple[tuple[Partition, int], ...]  # a replica on a broker id the cluster does not have
+    replica_of: dict[int, list[int]]  # broker id -> partitions it replicates
+    in_isr_of: dict[int, list[int]]  # broker id -> partitions whose ISR it is in
+    at_min: dict[int, list[Partition]]  # broker id -> partitions (RF > minISR) it is in the ISR of, at or below min
+    offline: list[Partition]
+    under_min: list[Partition]  # ISR below min.insync.replicas where RF >= min.insync.replicas
+    under_replicated: list[Partition]
+    unknown_replicas: list[tuple[Partition, int]]  # a replica on a broker id the cluster does not have
+    batches: dict[frozenset[int], list[Partition]] = field(default_factory=dict)  # see `shared_isr`
 
     def min_isr(self, p: Partition) -> int:
         return self.limits.get(p.topic, (len(p.replicas), 1))[1]
+
+    def of_broker(self, broker: int) -> list[Partition]:
+        return [self.partitions[i] for i in self.replica_of.get(broker, ())]
+
+    def shared_isr(self, batch: frozenset[int]) -> list[Partition]:
+        """Partitions with two or more members of `batch` in their ISR (set operations, once per batch)."""
+        found = self.batches.get(batch)
+        if found is None:
+            seen: set[int] = set()
+            twice: set[int] = set()
+            for b in batch:
+                mine = set(self.in_isr_of.get(b, ()))
+                twice |= mine & seen
+                seen |= mine
+            found = self.batches[batch] = [self.partitions[i] for i in sorted(twice)]
+        return found
 
 
 _MEMO: list[tuple[KafkaState, KafkaIndex]] = []
 
 
 def index(state: KafkaState) -> KafkaIndex:
-    """The index of `state`, built once per state object (a pure function, memoised by identity)."""
+    """The index of `state`, built once per state object (a pure function, memoised by identity: the planner asks
+    for it once per step, with the same observed state). One pass over the partitions."""
     for known, built in _MEMO:
         if known is state:
             return built
     limits = {t.name: (t.replication_factor, t.min_insync_replicas) for t in state.topics}
     node_ids = {n.id for n in state.nodes}
-    by_broker: dict[int, list[Partition]] = {}
-    offline, under_min, urp, unknown = [], [], [], []
-    for p in state.partitions:
-        for b in p.replicas:
-            by_broker.setdefault(b, []).append(p)
-            if node_ids and b not in node_ids:
-                unknown.append((p, b))
-        min_isr = limits.get(p.topic, (len(p.replicas), 1))[1]
-        if p.leader is None or not p.isr:
-            offline.append(p)
-        elif len(p.isr) < min_isr <= len(p.replicas):
-            under_min.append(p)
-        if len(p.isr) < len(p.replicas):
+    replica_of: dict[int, list[int]] = {b: [] for b in node_ids}
+    in_isr_of: dict[int, list[int]] = {b: [] for b in node_ids}
+    at_min: dict[int, list[Partition]] = {}
+    offline: list[Partition] = []
+    under_min: list[Partition] = []
+    urp: list[Partition] = []
+    unknown: list[tuple[Partition, int]] = []
+    min_of = {topic: m for topic, (_rf, m) in limits.items()}.get
+    replicas_get, isr_get = replica_of.get, in_isr_of.get
+    for i, p in enumerate(state.partitions):
+        replicas, isr = p.replicas, p.isr
+        for b in replicas:
+            held = replicas_get(b)
+            if held is None:
+                held = replica_of[b] = []
+                if node_ids:
+                    unknown.append((p, b))
+            held.append(i)
+        for b in isr:
+            synced = isr_get(b)
+            if synced is None:
+                synced = in_isr_of[b] = []
+            synced.append(i)
+        min_isr = min_of(p.topic, 1)
+        n_isr, n_replicas = len(isr), len(replicas)
+        if n_isr < n_replicas:
             urp.append(p)
-    built = KafkaIndex(
-        limits=limits,
-        by_broker={b: tuple(ps) for b, ps in by_broker.items()},
-        offline=tuple(offline),
-        under_min=tuple(under_min),
-        under_replicated=tuple(urp),
-        unknown_replicas=tuple(unknown),
-    )
+            if p.leader is None or not isr:
+                offline.append(p)
+            elif n_isr < min_isr <= n_replicas:
+                under_min.append(p)
+        if n_isr <= min_isr < n_replicas:
+            for b in isr:
+                at_min.setdefault(b, []).append(p)
+    built = KafkaIndex(state.partitions, limits, replica_of, in_isr_of, at_min, offline, under_min, urp, unknown)
     _MEMO[:] = [*_MEMO[-1:], (state, built)]
     return built
 
@@ -247,7 +282,8 @@ def preflight(state: KafkaState) -> list[Verdict]:
 
 
 def shares_partition(state: KafkaState, a: int, b: int) -> bool:
-    return any(b in p.replicas for p in index(state).by_broker.get(a, ()))
+    idx = index(state)
+    return not set(idx.replica_of.get(a, ())).isdisjoint(idx.replica_of.get(b, ()))
 
 
 def can_restart(state: KafkaState, node_id: int, restarting: Iterable[int] = ()) -> Verdict:
@@ -274,21 +310,25 @@ def can_restart(state: KafkaState, node_id: int, restarting: Iterable[int] = ())
 
 
 def _availability_allows(state: KafkaState, node_id: int, others: set[int]) -> Verdict:
+    """Strimzi's rule for one node: only partitions already at min.insync.replicas, or sharing their ISR with other
+    members of the batch, can drop below it; both are found in the index (no scan of the node's partitions)."""
     idx = index(state)
-    for p in idx.by_broker.get(node_id, ()):
+    candidates = list(idx.at_min.get(node_id, ()))
+    if others:
+        candidates += [p for p in idx.shared_isr(frozenset(others | {node_id})) if node_id in p.isr]
+    for p in candidates:
         min_isr = idx.min_isr(p)
         if len(p.replicas) <= min_isr:
             continue  # no order keeps it writable for acks=all; the plan warned (kafka.topic-rf-equals-min-isr)
-        if node_id not in p.isr:
-            continue  # not in sync: taking it down removes nothing from the ISR
-        effective = [b for b in p.isr if b not in others]
-        if len(effective) - 1 >= min_isr:
+        going = [b for b in p.isr if b in others]
+        if len(p.isr) - len(going) - 1 >= min_isr:
             continue
+        effective = [b for b in p.isr if b not in others]
         missing = [b for b in p.replicas if b not in p.isr]
-        if others & set(p.isr):
+        if going:
             return Verdict.wait(
                 "kafka.effective-isr",
-                f"{p.name}: ISR {ids(p.isr)} minus restarting {ids(sorted(others & set(p.isr)))} leaves "
+                f"{p.name}: ISR {ids(p.isr)} minus restarting {ids(sorted(going))} leaves "
                 f"{ids(effective)} at min.insync.replicas={min_isr}; restarting {node_id} too would leave "
                 f"{len(effective) - 1} in sync (acks=all producers would fail)",
             )
@@ -346,7 +386,7 @@ def recovered(state: KafkaState, node_id: int, version: str) -> Verdict:
     if node.state is not BrokerState.RUNNING:
         return Verdict.wait(rule, f"kafka node {node_id} broker state is {node.state}, not running")
     if node.is_broker:
-        missing = [p for p in index(state).by_broker.get(node_id, ()) if node_id not in p.isr]
+        missing = [p for p in index(state).of_broker(node_id) if node_id not in p.isr]
         if missing:
             p = missing[0]
             lag = dict(p.follower_lag).get(node_id)
