@@ -49,6 +49,7 @@ from toolkit.model import (
     StepKind,
     UpgradeSettings,
     Verdict,
+    first_blocking,
 )
 
 
@@ -349,7 +350,11 @@ class Executor:
                 fresh = False
             if not fresh:
                 self._renew_lease()
-                state = self.target.observe()
+                observed = self.target.observe()
+                while observed is state:  # nothing observed since the last plan: wait for the next observation
+                    self._poll()
+                    observed = self.target.observe()
+                state = observed
                 plan = self.plan(state)
             fresh = False
             if plan.refused:
@@ -424,7 +429,10 @@ class Executor:
             self._stop_if_requested(f"while waiting to start {head_id}")
             if self._hold_while_paused(f"while waiting to start {head_id}"):
                 waited_since = self.clock.now()  # a pause is not a gate that failed to clear
-            state = self.target.observe()
+            observed = self.target.observe()
+            if observed is state:
+                continue  # the same observation: the same plan (a target may return before new data arrives)
+            state = observed
             plan = self.plan(state)
             if plan.refused:
                 raise Halt(plan.refusals[0])
@@ -503,7 +511,9 @@ class Executor:
         self.emit("recovered", record.message or "done", step=step.id)
         return record
 
-    def _restart(self, pod: str, step: Step, record: StepRecord) -> None:
+    def _restart(self, pod: str, step: Step, record: StepRecord, recheck: bool = True) -> None:
+        if recheck:
+            self._recheck_gates(step, record)
         control = self.target.control
         used = control.restarts_spent(pod, step.version)
         if used >= self.settings.restart_budget:
@@ -519,6 +529,36 @@ class Executor:
         control.spend_restart(pod, step.version)
         record.restarts += 1
         self._act(f"restart {pod}", lambda: self.target.workloads.restart_pod(pod), step)
+
+    def _recheck_gates(self, step: Step, record: StepRecord) -> None:
+        """Right before a member goes down, its step's gates again on a fresh observation: a step may have spent
+        time preparing (Elasticsearch's shutdown record) while another member went down or NotReady. Waits while
+        blocked, up to `gate_timeout`; a stop request ends the wait (nothing went down yet)."""
+        started = self.clock.now()
+        last_reason = ""
+        while True:
+            state = self.target.observe()
+            verdict = first_blocking(planner.step_gates(state, step, self.settings, self.drivers))
+            if verdict is None:
+                return
+            if verdict.fatal:
+                raise Halt(verdict)
+            if verdict.reason != last_reason:
+                self.emit("gate-wait", f"before going down: {verdict.reason}", step=step.id, rule=verdict.rule)
+                self.audit("gate-wait", verdict.reason, "waiting before going down", step=step.id)
+                last_reason = verdict.reason
+            if self.clock.now() - started >= self.settings.gate_timeout:
+                raise Halt(
+                    Verdict.refuse(
+                        verdict.rule,
+                        f"gave up after {self.clock.now() - started:.0f} s waiting to take {step.id} down: "
+                        f"{verdict.reason}. Its preparation was undone; fix the cause and run the same command",
+                    )
+                )
+            before = self.clock.now()
+            self._poll()
+            record.waited(verdict, self.clock.now() - before)
+            self._stop_if_requested(f"before taking {step.id} down")
 
     # ------------------------------------------------------------------ waiting
 
@@ -567,7 +607,7 @@ class Executor:
                                 "restarting again",
                                 step=step.id,
                             )
-                            self._restart(m, step, record)
+                            self._restart(m, step, record, recheck=False)
                         started = self.clock.now()
                         continue
                     budget = f"; restart budget {self.settings.restart_budget} spent" if unready else ""
