@@ -610,7 +610,14 @@ class Executor:
                             self._restart(m, step, record, recheck=False)
                         started = self.clock.now()
                         continue
-                    budget = f"; restart budget {self.settings.restart_budget} spent" if unready else ""
+                    budget = ""
+                    if unready:
+                        used = max(spent(m, step.version) for m in unready)
+                        budget = (
+                            f"; restart budget {self.settings.restart_budget} spent ({used} restarts towards "
+                            f"{step.version} recorded with the platform, kept across resumed runs; --restart-budget "
+                            f"{used + 1} allows one more)"
+                        )
                     raise Halt(
                         Verdict.refuse(
                             verdict.rule,

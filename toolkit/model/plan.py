@@ -45,6 +45,8 @@ class StepKind(StrEnum):
     REPAIR = "repair"  # undo what an interrupted step left behind (allocation disabled, a shutdown record)
     APPLY_SPEC = "apply-spec"  # change the workloads' spec to the target version; pods do not restart yet
     RESTART = "restart"  # restart exactly these members (one, or a batch that shares nothing)
+    RECOVER = "recover"  # a member already on the new revision that is not Ready: wait for it (restarting it again
+    # within its budget) before anything else moves
     ROLL = "roll"  # let a Deployment roll through its own strategy, gated on readiness and lag
     FINALIZE = "finalize"  # Kafka: raise metadata.version once every node runs the new version
 

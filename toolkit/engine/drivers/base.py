@@ -151,6 +151,30 @@ def stale_pods(workloads: tuple[Workload, ...], version: str) -> list[tuple[Work
     return out
 
 
+def recover_steps(component: str, workloads: tuple[Workload, ...], version: str) -> list[Step]:
+    """Members that already run `version` on their workload's current revision but are not Ready (a restart whose
+    recovery a crashed or halted run did not see through, or a member that failed since): the roll waits for each
+    before touching anything else (Strimzi: a restarted broker that stays unready stops the roll), restarting it
+    again only within its restart budget, which is kept with the platform."""
+    out = []
+    for w in workloads:
+        if w.target_version != version:
+            continue
+        for p in w.pods:
+            if p.version == version and p.revision == w.update_revision and not p.ready and not p.terminating:
+                out.append(
+                    Step(
+                        StepKind.RECOVER,
+                        component,
+                        (p.name,),
+                        version,
+                        f"pod {p.name} runs {version} but is not Ready: it must recover (restarted again only within "
+                        "its restart budget) before anything else moves",
+                    )
+                )
+    return out
+
+
 def apply_spec_step(component: str, workloads: tuple[Workload, ...], version: str) -> Step | None:
     """The step that makes OnDelete StatefulSets ask for `version` (nothing restarts until the engine restarts
     each pod), or None when they all ask for it already."""

@@ -32,6 +32,7 @@ from toolkit.engine.drivers.base import (
     StepContext,
     apply_spec_step,
     perform_apply_spec,
+    recover_steps,
     restart_unsafe,
     spec_applied,
     stale_pods,
@@ -69,6 +70,7 @@ class ElasticsearchDriver:
         warning = gates.snapshot_warning(state.elasticsearch)
         if warning is not None and running and parse_version(running[0])[:2] != parse_version(version)[:2]:
             out.warnings.append(warning)
+        out.steps.extend(recover_steps(NAME, state.workloads_of(NAME), version))
         apply = apply_spec_step(NAME, state.workloads_of(NAME), version)
         if apply is not None:
             out.steps.append(apply)
@@ -234,6 +236,8 @@ class ElasticsearchDriver:
                 node = step.detail.split(":", 1)[1]
                 ctx.act(f"remove shutdown record {node}", lambda: port.remove_shutdown(node))
             ctx.wait_done(confirm=False)
+        elif step.kind == StepKind.RECOVER:
+            ctx.wait_done(confirm=True, retry_members=True)
         elif ctx.settings.skip_gates:
             restart_unsafe(step, ctx, list(step.members))
         else:

@@ -35,6 +35,7 @@ from toolkit.engine.drivers.base import (
     StepContext,
     apply_spec_step,
     perform_apply_spec,
+    recover_steps,
     restart_unsafe,
     spec_applied,
     stale_pods,
@@ -72,6 +73,7 @@ class KafkaDriver:
     def plan(self, state: PlatformState, version: str, settings: UpgradeSettings, catalog: Catalog) -> ComponentPlan:
         out = ComponentPlan(warnings=gates.warnings(state.kafka))
         workloads = state.workloads_of(NAME)
+        out.steps.extend(recover_steps(NAME, workloads, version))
         apply = apply_spec_step(NAME, workloads, version)
         if apply is not None:
             out.steps.append(apply)
@@ -232,6 +234,8 @@ class KafkaDriver:
         elif step.kind == StepKind.FINALIZE:
             ctx.act(f"raise metadata.version to {step.detail}", lambda: port.finalize_metadata_version(step.detail))
             ctx.wait_done(confirm=False)
+        elif step.kind == StepKind.RECOVER:
+            ctx.wait_done(confirm=True, retry_members=True)
         elif ctx.settings.skip_gates:
             restart_unsafe(step, ctx, list(step.members))
         else:
