@@ -36,7 +36,7 @@ def main() -> int:
     )
     with open_real_target(env) as target:
         if args.kill_after_restarts:
-            restart = target.restart_pod
+            restart = target.workloads.restart_pod
             issued = [0]
 
             def restart_then_maybe_die(pod: str) -> None:
@@ -46,7 +46,7 @@ def main() -> int:
                     print(json.dumps({"killed_after": pod}), flush=True)
                     os.kill(os.getpid(), signal.SIGKILL)
 
-            target.restart_pod = restart_then_maybe_die  # type: ignore[method-assign]
+            target.workloads.restart_pod = restart_then_maybe_die  # type: ignore[method-assign]
         result = Executor(target, load(), parse_component_versions(args.to), settings).run()
     print(
         json.dumps(
