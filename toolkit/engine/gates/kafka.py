@@ -33,7 +33,7 @@ identity), so planning N brokers x P partitions costs O(P * RF) once plus O(P * 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 
 from toolkit.model import BrokerState, KafkaNode, KafkaState, Partition, Verdict
 
@@ -45,31 +45,75 @@ def ids(values: Iterable[int]) -> str:
     return "[" + ",".join(str(v) for v in values) + "]"
 
 
-@dataclass(frozen=True)
 class KafkaIndex:
-    """What every gate of one observed state needs, computed once. Partitions are referred to by their position in
-    `state.partitions`."""
+    """What every gate of one observed state needs, computed once (one pass over the partitions); what only
+    `--parallel auto` and recovery checks need (partitions filed by broker) on first use. Partitions are referred to
+    by their position in `state.partitions`."""
 
-    partitions: tuple[Partition, ...]
-    limits: dict[str, tuple[int, int]]  # topic -> (replication factor, min.insync.replicas)
-    replica_of: dict[int, list[int]]  # broker id -> partitions it replicates
-    in_isr_of: dict[int, list[int]]  # broker id -> partitions whose ISR it is in
-    at_min: dict[int, list[Partition]]  # broker id -> partitions (RF > minISR) it is in the ISR of, at or below min
-    offline: list[Partition]
-    under_min: list[Partition]  # ISR below min.insync.replicas where RF >= min.insync.replicas
-    under_replicated: list[Partition]
-    unknown_replicas: list[tuple[Partition, int]]  # a replica on a broker id the cluster does not have
-    batches: dict[frozenset[int], list[Partition]] = field(default_factory=dict)  # see `shared_isr`
+    def __init__(self, state: KafkaState) -> None:
+        self.partitions = state.partitions
+        self.limits = {t.name: (t.replication_factor, t.min_insync_replicas) for t in state.topics}
+        self.node_ids = frozenset(n.id for n in state.nodes)
+        self.at_min: dict[int, list[Partition]] = {}  # broker -> partitions (RF > minISR) at or below min, in ISR
+        self.offline: list[Partition] = []
+        self.under_min: list[Partition] = []  # ISR below min.insync.replicas where RF >= min.insync.replicas
+        self.under_replicated: list[Partition] = []
+        self.unknown_replicas: list[tuple[Partition, int]] = []  # a replica on a broker the cluster does not have
+        self._batches: dict[frozenset[int], list[Partition]] = {}
+        min_of = {topic: m for topic, (_rf, m) in self.limits.items()}.get
+        known = self.node_ids.issuperset
+        check_known = bool(self.node_ids)
+        for p in self.partitions:
+            replicas, isr = p.replicas, p.isr
+            n_isr, n_replicas = len(isr), len(replicas)
+            min_isr = min_of(p.topic, 1)
+            if n_isr < n_replicas:
+                self.under_replicated.append(p)
+                if p.leader is None or not isr:
+                    self.offline.append(p)
+                elif n_isr < min_isr <= n_replicas:
+                    self.under_min.append(p)
+            if n_isr <= min_isr < n_replicas:
+                for b in isr:
+                    self.at_min.setdefault(b, []).append(p)
+            if check_known and not known(replicas):
+                self.unknown_replicas.extend((p, b) for b in replicas if b not in self.node_ids)
 
     def min_isr(self, p: Partition) -> int:
         return self.limits.get(p.topic, (len(p.replicas), 1))[1]
+
+    @cached_property
+    def replica_of(self) -> dict[int, list[int]]:
+        """Broker id -> positions of the partitions it replicates."""
+        out: dict[int, list[int]] = {b: [] for b in self.node_ids}
+        get = out.get
+        for i, p in enumerate(self.partitions):
+            for b in p.replicas:
+                held = get(b)
+                if held is None:
+                    held = out[b] = []
+                held.append(i)
+        return out
+
+    @cached_property
+    def in_isr_of(self) -> dict[int, list[int]]:
+        """Broker id -> positions of the partitions whose ISR it is in."""
+        out: dict[int, list[int]] = {b: [] for b in self.node_ids}
+        get = out.get
+        for i, p in enumerate(self.partitions):
+            for b in p.isr:
+                synced = get(b)
+                if synced is None:
+                    synced = out[b] = []
+                synced.append(i)
+        return out
 
     def of_broker(self, broker: int) -> list[Partition]:
         return [self.partitions[i] for i in self.replica_of.get(broker, ())]
 
     def shared_isr(self, batch: frozenset[int]) -> list[Partition]:
         """Partitions with two or more members of `batch` in their ISR (set operations, once per batch)."""
-        found = self.batches.get(batch)
+        found = self._batches.get(batch)
         if found is None:
             seen: set[int] = set()
             twice: set[int] = set()
@@ -77,7 +121,7 @@ class KafkaIndex:
                 mine = set(self.in_isr_of.get(b, ()))
                 twice |= mine & seen
                 seen |= mine
-            found = self.batches[batch] = [self.partitions[i] for i in sorted(twice)]
+            found = self._batches[batch] = [self.partitions[i] for i in sorted(twice)]
         return found
 
 
@@ -86,47 +130,11 @@ _MEMO: list[tuple[KafkaState, KafkaIndex]] = []
 
 def index(state: KafkaState) -> KafkaIndex:
     """The index of `state`, built once per state object (a pure function, memoised by identity: the planner asks
-    for it once per step, with the same observed state). One pass over the partitions."""
+    for it once per step, with the same observed state)."""
     for known, built in _MEMO:
         if known is state:
             return built
-    limits = {t.name: (t.replication_factor, t.min_insync_replicas) for t in state.topics}
-    node_ids = {n.id for n in state.nodes}
-    replica_of: dict[int, list[int]] = {b: [] for b in node_ids}
-    in_isr_of: dict[int, list[int]] = {b: [] for b in node_ids}
-    at_min: dict[int, list[Partition]] = {}
-    offline: list[Partition] = []
-    under_min: list[Partition] = []
-    urp: list[Partition] = []
-    unknown: list[tuple[Partition, int]] = []
-    min_of = {topic: m for topic, (_rf, m) in limits.items()}.get
-    replicas_get, isr_get = replica_of.get, in_isr_of.get
-    for i, p in enumerate(state.partitions):
-        replicas, isr = p.replicas, p.isr
-        for b in replicas:
-            held = replicas_get(b)
-            if held is None:
-                held = replica_of[b] = []
-                if node_ids:
-                    unknown.append((p, b))
-            held.append(i)
-        for b in isr:
-            synced = isr_get(b)
-            if synced is None:
-                synced = in_isr_of[b] = []
-            synced.append(i)
-        min_isr = min_of(p.topic, 1)
-        n_isr, n_replicas = len(isr), len(replicas)
-        if n_isr < n_replicas:
-            urp.append(p)
-            if p.leader is None or not isr:
-                offline.append(p)
-            elif n_isr < min_isr <= n_replicas:
-                under_min.append(p)
-        if n_isr <= min_isr < n_replicas:
-            for b in isr:
-                at_min.setdefault(b, []).append(p)
-    built = KafkaIndex(state.partitions, limits, replica_of, in_isr_of, at_min, offline, under_min, urp, unknown)
+    built = KafkaIndex(state)
     _MEMO[:] = [*_MEMO[-1:], (state, built)]
     return built
 
