@@ -197,7 +197,8 @@ def startup() -> None:
     help_times, typer_times = interleaved(timed([exe, "--help"]), timed([sys.executable, "-c", "import typer"]))
     h, t = statistics.median(help_times), statistics.median(typer_times)
     print(
-        f"\n`toolkit --help` {h * 1000:.0f} ms / `python -c 'import typer'` {t * 1000:.0f} ms = {h / t:.2f} (target <= 1.5)"
+        f"\n`toolkit --help` {h * 1000:.0f} ms / `python -c 'import typer'` {t * 1000:.0f} ms = {h / t:.2f} "
+        "(target <= 1.5)"
     )
 
 
