@@ -104,8 +104,8 @@ def plan(
         notes.extend(part.notes)
         steps.extend(part.steps)
     steps = _annotate_blocks(state, steps, settings, registry)
-    for step in steps:
-        if step.blocked is not None and step.blocked.fatal and step.blocked not in refusals:
+    for step in steps:  # one refusal per rule: a driver's own refusal already names every object involved
+        if step.blocked is not None and step.blocked.fatal and step.blocked.rule not in {r.rule for r in refusals}:
             refusals.append(step.blocked)
     return Plan(
         environment=state.environment,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, fields
+from difflib import get_close_matches
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -391,10 +392,15 @@ class World:
         named += [("recovering", n) for n in faults.recovering]
         named += [("terminating", n) for n in faults.terminating]
         named += [("readiness-fails", n) for n in faults.readiness_fails]
-        unknown = [f"{fault}={name}" for fault, name in named if name not in self.pods]
+        unknown = [(fault, name) for fault, name in named if name not in self.pods]
         if unknown:
-            known = ", ".join(sorted(self.pods))
-            problems.append(f"--inject {', '.join(unknown)}: no such pod in {self.environment} (its pods: {known})")
+            guesses = [get_close_matches(name, list(self.pods), n=1) for _fault, name in unknown]
+            hint = "; ".join(f"did you mean {g[0]}?" for g in guesses if g)
+            problems.append(
+                f"--inject {', '.join(f'{f}={n}' for f, n in unknown)}: no such pod in {self.environment}"
+                + (f" ({hint})" if hint else "")
+                + f"; its pods: {', '.join(sorted(self.pods))}"
+            )
         for name in faults.recovering:
             if name in self.pods and self.kafka_node_of_pod(name) is None:
                 problems.append(f"--inject recovering={name}: log recovery applies to Kafka nodes, {name} is not one")
