@@ -15,7 +15,7 @@ import threading
 
 _wake = threading.Event()
 _listeners: set[threading.Event] = set()
-_listeners_lock = threading.Lock()
+_listeners_lock = threading.RLock()  # re-entrant: `wake` may run in a signal handler on the thread holding it
 
 
 def holder_alive(holder: str, host: str | None = None) -> bool:
