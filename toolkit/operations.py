@@ -22,7 +22,7 @@ from toolkit.engine.executor import Event, Executor, RunResult
 from toolkit.engine.ports import Target
 from toolkit.errors import RefusedError, UsageError
 from toolkit.indices import IndexLayout
-from toolkit.model import Plan, PlatformState, UpgradeSettings, Verdict
+from toolkit.model import Plan, PlatformState, RunRequest, UpgradeSettings, Verdict
 from toolkit.model import schema as state_schema
 
 
@@ -58,6 +58,14 @@ def _require_targets(targets: dict[str, str]) -> None:
         raise UsageError("nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
 
 
+def check_settings(settings: UpgradeSettings) -> None:
+    """Refuse settings that cannot work (a NaN, infinite, zero or negative duration...) before anything opens."""
+    problems = settings.problems()
+    if problems:
+        named = {f: f for f in UpgradeSettings.__dataclass_fields__}
+        raise UsageError("; ".join(f"{f} {why.format(**named)}" for f, why in problems))
+
+
 # ---------------------------------------------------------------------------------------------- targets
 
 
@@ -67,41 +75,72 @@ def sim_store(env: Environment) -> Any:
     return store_for(env)
 
 
+def _refuse_while_running(env: Environment, store: Any, what: str) -> None:
+    """Refuse to change a stored simulated platform while a live orchestrator holds its lease (call under the
+    store's lock)."""
+    if not store.exists():
+        return
+    lease = store.live_lease(store.load().now)
+    if lease is not None:
+        raise RefusedError(
+            Verdict.refuse(
+                "lease.single-holder",
+                f"{lease.holder} is running an upgrade on {env.name}: {what} would change the platform under it; "
+                f"wait for it to finish, or stop it (`toolkit upgrade abort --env {env.name}`)",
+            )
+        )
+
+
 def reset_sim(env: Environment, versions: dict[str, str] | None = None, injections: list[str] | None = None) -> None:
     """(Re)create the simulated platform of a sim environment, optionally on other versions."""
-    from toolkit.targets.sim import InjectionError, build_world, params_for, parse_injections
+    from toolkit.targets.sim import build_world, params_for, parse_injections
 
     if env.kind != "sim":
         raise UsageError(f"environment {env.name} is of kind {env.kind}; only a sim environment can be reset")
-    try:
-        faults = parse_injections(list(injections or []))
-    except InjectionError as exc:
-        raise UsageError(str(exc)) from None
-    world = build_world(env.name, env.platform, params_for(env), faults, versions=dict(versions or {}))
-    sim_store(env).save(world)
+    faults = parse_injections(list(injections or []))
+    store = sim_store(env)
+    with store.locked():
+        _refuse_while_running(env, store, "recreating it")
+        world = build_world(env.name, env.platform, params_for(env), faults, versions=dict(versions or {}))
+        store.delete()
+        store.save(world)
+
+
+def delete_sim(env: Environment) -> bool:
+    """Remove the simulated platform of a sim environment (with its lease, requests and audit trail)."""
+    store = sim_store(env)
+    with store.locked():
+        _refuse_while_running(env, store, "removing it")
+        return bool(store.delete())
 
 
 @contextlib.contextmanager
 def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Target]:
-    """Open the environment's target; for sim, the simulated platform is saved back when the block ends, even
-    when the orchestrator 'crashes' inside it (the platform outlives the orchestrator)."""
+    """Open the environment's target. A simulated platform is created on first use; faults given with `--inject`
+    are applied to it now (also to one that has been running) or refused with why, never ignored; the platform is
+    written back by the process that holds its lease (after each action and before releasing it), also when the
+    orchestrator 'crashes' inside the block (the platform outlives the orchestrator)."""
     injections = list(injections or [])
     if env.kind == "sim":
-        from toolkit.targets.sim import InjectionError, SimTarget, build_world, params_for, parse_injections
+        from toolkit.targets.sim import SimTarget, build_world, params_for, parse_injections
 
+        faults = parse_injections(injections)
         store = sim_store(env)
-        try:
+        with store.locked():
             if store.exists():
                 world = store.load()
-                world.faults = parse_injections(injections, world.faults)
+                if injections:
+                    _refuse_while_running(env, store, f"--inject {' '.join(injections)}")
+                    world.apply_faults(faults)
+                    store.save(world)
             else:
-                world = build_world(env.name, env.platform, params_for(env), parse_injections(injections))
-        except InjectionError as exc:
-            raise UsageError(str(exc)) from None
+                world = build_world(env.name, env.platform, params_for(env), faults)
+                store.save(world)
+        target = SimTarget(world, store=store)
         try:
-            yield SimTarget(world)
+            yield target
         finally:
-            store.save(world)
+            target.control.flush()
         return
     if injections:
         raise UsageError(f"--inject works only on a sim environment; {env.name} is of kind {env.kind}")
@@ -137,6 +176,7 @@ def plan_upgrade(
 ) -> Plan:
     """The plan from a saved state (`state_file`) or from the environment's live state. Changes nothing."""
     _require_targets(targets)
+    check_settings(settings)
     if state_file is not None:
         return make_plan(load_state_file(state_file), targets, settings)
     if env is None:
@@ -153,8 +193,10 @@ def run_upgrade(
     on_event: Callable[[Event], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     holder: str | None = None,
+    stop_now: Callable[[], bool] = lambda: False,
 ) -> RunResult:
     _require_targets(targets)
+    check_settings(settings)
     if settings.skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
@@ -169,6 +211,7 @@ def run_upgrade(
             holder=holder,
             on_event=on_event,
             stop_requested=stop_requested,
+            stop_now=stop_now,
         )
         return executor.run()
 
@@ -201,7 +244,9 @@ def run_rollback(
     on_event: Callable[[Event], None] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     dry_run: bool = False,
+    stop_now: Callable[[], bool] = lambda: False,
 ) -> tuple[dict[str, str], RunResult | Plan]:
+    check_settings(settings)
     settings = replace(settings, rollback=True)
     with open_target(env) as target:
         state = target.observe()
@@ -209,7 +254,13 @@ def run_rollback(
         if dry_run:
             return targets, make_plan(state, targets, settings)
         executor = Executor(
-            target, catalog_mod.load(), targets, settings, on_event=on_event, stop_requested=stop_requested
+            target,
+            catalog_mod.load(),
+            targets,
+            settings,
+            on_event=on_event,
+            stop_requested=stop_requested,
+            stop_now=stop_now,
         )
         return targets, executor.run()
 
@@ -236,6 +287,7 @@ class Status:
     es_health: str
     es_allocation: str | None
     audit_tail: list[dict[str, Any]]
+    request: RunRequest | None = None  # a pause or abort waiting for the run
 
     @property
     def in_progress(self) -> bool:
@@ -272,6 +324,7 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         lease = target.control.read_lease()
         now = target.clock.now()
         trail = target.control.audit_trail()
+        request = target.control.read_request()
     comps = [s for c in catalog_mod.load().upgrade_order if (s := component_status(state, c)) is not None]
     live_lease = lease if lease is not None and not lease.expired(now) else None
     return Status(
@@ -285,7 +338,74 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         es_health=state.elasticsearch.health.value,
         es_allocation=state.elasticsearch.allocation_enable,
         audit_tail=trail[-audit_lines:] if audit_lines else trail,
+        request=request,
     )
+
+
+@dataclass
+class RequestOutcome:
+    environment: str
+    action: str  # pause | resume | abort
+    changed: bool
+    message: str
+    request: RunRequest | None
+
+
+def _live_holder(target: Target) -> str | None:
+    lease = target.control.read_lease()
+    if lease is None or lease.expired(target.clock.now()) or not target.control.holder_alive(lease.holder):
+        return None
+    return lease.holder
+
+
+def request_run(env: Environment, action: str, reason: str = "", by: str | None = None) -> RequestOutcome:
+    """`toolkit upgrade pause|resume|abort`: store a request with the platform (kubectl rollout pause/resume, Argo
+    Rollouts abort). A pause holds the run at its next step boundary, also a run started later, until resumed; an
+    abort stops the run in progress at once, leaving the platform safe (refused when no run is in progress)."""
+    import datetime as dt
+
+    from toolkit.engine.executor import default_holder
+
+    if action not in ("pause", "resume", "abort"):
+        raise UsageError(f"unknown request {action!r}: use pause, resume or abort")
+    with open_target(env) as target:
+        control = target.control
+        current = control.read_request()
+        holder = _live_holder(target)
+        run = f"the run of {holder}" if holder else "the next run"
+        if action == "resume":
+            if current is None or current.action != "pause":
+                return RequestOutcome(env.name, action, False, f"{env.name} is not paused: nothing to resume", current)
+            control.write_request(None)
+            control.audit({"what": "resume", "who": by or default_holder(), "why": reason, "result": "requested"})
+            return RequestOutcome(env.name, action, True, f"resumed: {run} on {env.name} continues", None)
+        if action == "abort" and holder is None:
+            raise RefusedError(
+                Verdict.refuse(
+                    "run.abort",
+                    f"no upgrade is running on {env.name} (no live lease holder): nothing to abort"
+                    + (
+                        f"; a {current.action} request is pending (`toolkit upgrade resume` withdraws it)"
+                        if current
+                        else ""
+                    ),
+                )
+            )
+        if current is not None and current.action == action:
+            return RequestOutcome(env.name, action, False, f"already requested: {current.describe()}", current)
+        request = RunRequest(
+            action=action,
+            by=by or default_holder(),
+            at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            reason=reason,
+        )
+        control.write_request(request)
+        control.audit({"what": action, "who": request.by, "why": reason, "result": "requested"})
+        if action == "pause":
+            message = f"pause requested: {run} on {env.name} holds at its next step boundary (`toolkit upgrade resume`)"
+        else:
+            message = f"abort requested: {run} on {env.name} stops within one observation interval, leaving it safe"
+        return RequestOutcome(env.name, action, True, message, request)
 
 
 def apply_index_templates(

@@ -173,3 +173,86 @@ def test_cluster_up_from_versions_and_down() -> None:
     plan = json.loads(invoke("upgrade", "plan", "--env", "sim", "--to", "kafka=4.1.0", "-o", "json")[1])
     assert not plan["refused"]
     assert invoke("cluster", "down", "--env", "sim")[1].strip().endswith("removed")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["upgrade", "run", "--env", "sim", "--to", "kafka=4.1.0", "--poll", "nan"],
+        ["upgrade", "run", "--env", "sim", "--to", "kafka=4.1.0", "--gate-timeout", "inf"],
+        ["upgrade", "run", "--env", "sim", "--to", "kafka=4.1.0", "--poll", "0"],
+        ["upgrade", "run", "--env", "sim", "--to", "kafka=4.1.0", "--step-timeout", "-5"],
+        ["upgrade", "rollback", "--env", "sim", "--poll", "nan"],
+        ["upgrade", "rollback", "--env", "sim", "--confirm", "-1"],
+        ["rehearse", "--env", "sim", "--to", "kafka=4.1.0", "--step-timeout", "nan"],
+    ],
+)
+def test_durations_that_cannot_work_are_refused_on_every_path(args: list[str]) -> None:
+    code, out, err = invoke(*args)
+    assert code == 2 and ("not a finite number of seconds" in err or "must be" in err), (out, err)
+    assert "not created yet" in invoke("cluster", "status", "--env", "sim")[1]  # nothing was opened
+
+
+def zero_replica_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    (envs / "norep.yaml").write_text("kind: sim\nplatform:\n  elasticsearch:\n    version: '8.18.3'\n    replicas: 0\n")
+    monkeypatch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
+    return "norep"
+
+
+def test_indices_with_zero_replicas_are_refused_with_exit_3_unless_accepted_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = zero_replica_environment(tmp_path, monkeypatch)
+    code, out, _ = invoke("upgrade", "plan", "--env", env, "--to", "elasticsearch=8.19.3", "-o", "json")
+    plan = json.loads(out)
+    assert code == 3 and plan["refusals"][0]["rule"] == "elasticsearch.zero-replicas"
+    names = ["events-hot-0000", "events-warm-0001", "events-hot-0002", "events-warm-0003"]
+    assert all(n in plan["refusals"][0]["reason"] for n in names)
+    code, out, _ = invoke(
+        "upgrade", "plan", "--env", env, "--to", "elasticsearch=8.19.3", "-o", "json",
+        "--accept-unavailable-index", ",".join(names[:2]),
+    )  # fmt: skip
+    assert code == 3 and names[0] not in json.loads(out)["refusals"][0]["reason"]
+    accept = ["--accept-unavailable-index", ",".join(names[:2]), "--accept-unavailable-index", ",".join(names[2:])]
+    code, out, _ = invoke("upgrade", "run", "--env", env, "--to", "elasticsearch=8.19.3", "-o", "json", *accept)
+    assert code == 0, out
+
+
+def test_a_typo_in_a_fault_is_an_error_naming_the_known_pods_on_every_path() -> None:
+    assert invoke("cluster", "up", "--env", "sim")[0] == 0
+    before = invoke("state", "dump", "--env", "sim")[1]
+    code, _, err = invoke(
+        "upgrade", "run", "--env", "sim", "--to", "kafka=4.1.0", "--inject", "never-ready=kafka-brokr-2"
+    )
+    assert code == 2 and "never-ready=kafka-brokr-2: no such pod in sim" in err and "kafka-broker-2" in err
+    assert invoke("state", "dump", "--env", "sim")[1] == before
+    code, _, err = invoke("rehearse", "--env", "sim", "--to", "kafka=4.1.0", "--inject", "unready=kafka-brokr-2")
+    assert code == 2 and "no such pod" in err  # not a passing rehearsal
+    code, _, err = invoke("cluster", "up", "--env", "sim", "--inject", "recovering=es-hot-0:30")
+    assert code == 2 and "log recovery applies to Kafka nodes" in err
+
+
+def test_a_fault_injected_into_an_existing_platform_is_applied() -> None:
+    assert invoke("cluster", "up", "--env", "sim")[0] == 0
+    assert invoke("upgrade", "run", "--env", "sim", "--to", "workers=0.2.0", "-o", "json")[0] == 0  # time passes
+    code, out, _ = invoke(
+        "upgrade", "run", "--env", "sim", "--to", "kafka=4.1.0", "--inject", "unready=kafka-broker-4", "-o", "json"
+    )
+    assert code == 0, out
+    restarts = [s["members"] for s in json.loads(out)["steps"] if s["kind"] == "restart"]
+    assert restarts[0] == ["kafka-broker-4"]  # applied now: the unready broker restarts first
+
+
+def test_pause_and_resume_are_stored_with_the_platform_and_shown_by_status() -> None:
+    code, out, _ = invoke("upgrade", "pause", "--env", "sim", "--reason", "freeze", "-o", "json")
+    assert code == 0 and json.loads(out)["request"]["action"] == "pause"
+    assert json.loads(invoke("upgrade", "status", "--env", "sim", "-o", "json")[1])["request"]["reason"] == "freeze"
+    assert "already requested" in invoke("upgrade", "pause", "--env", "sim")[1]
+    code, out, _ = invoke("upgrade", "resume", "--env", "sim")
+    assert code == 0 and out.startswith("resumed")
+    assert json.loads(invoke("upgrade", "status", "--env", "sim", "-o", "json")[1])["request"] is None
+    assert "nothing to resume" in invoke("upgrade", "resume", "--env", "sim")[1]
+    trail = [e["what"] for e in json.loads(invoke("upgrade", "audit", "--env", "sim", "-o", "json")[1])]
+    assert trail == ["pause", "resume"]

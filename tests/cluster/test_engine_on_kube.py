@@ -356,8 +356,8 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
     eviction, reading Secrets and exec into a pod are refused."""
     from kubernetes.client.rest import ApiException
 
-    from toolkit.model import Lease
-    from toolkit.targets.kube import KubeAuditLog, KubeLeaseStore, KubeWorkloads, api_client_for
+    from toolkit.model import Lease, RunRequest
+    from toolkit.targets.kube import KubeAuditLog, KubeControlStore, KubeLeaseStore, KubeWorkloads, api_client_for
 
     api = local_env.api_client
     create_platform(api, namespace)
@@ -403,6 +403,9 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
         audit = KubeAuditLog(as_orchestrator, namespace)
         audit.append({"what": "rbac-check"})
         assert audit.records()[-1]["what"] == "rbac-check"
+        control = KubeControlStore(as_orchestrator, namespace)  # requests and budgets: the same ConfigMap verbs
+        control.write_request(RunRequest("pause", "job@pod/1", "2026-01-01T00:00:00+00:00"))
+        assert control.spend_restart("kafka-0@4.1.0") == 1 and control.read_request() is not None
         with pytest.raises(ApiException) as refused:
             client.CoreV1Api(as_orchestrator).create_namespaced_pod_eviction(
                 "kafka-1", namespace, {"metadata": {"name": "kafka-1", "namespace": namespace}}
@@ -425,3 +428,81 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
                 rbac.delete_cluster_role_binding(doc["metadata"]["name"])
             elif doc["kind"] == "ClusterRole":
                 rbac.delete_cluster_role(doc["metadata"]["name"])
+
+
+def test_requests_and_restart_budgets_are_kept_in_the_namespace(local_env, namespace):
+    """The control port's ConfigMap on the real apiserver: a request written by one process is read by another; a
+    write that races another writer is retried on the 409 and neither change is lost; counts survive new clients."""
+    from toolkit.model import RunRequest
+    from toolkit.targets.kube import CONTROL_NAME, CONTROL_RESTARTS_KEY, KubeControlStore
+
+    api = local_env.api_client
+    first, second = KubeControlStore(api, namespace), KubeControlStore(api, namespace)
+    assert first.read_request() is None and first.restarts() == {}
+    pause = RunRequest("pause", "ops@host-a/1", "2026-01-01T00:00:00+00:00", "change freeze")
+    first.write_request(pause)
+    assert second.read_request() == pause
+    assert second.spend_restart("kafka-0@4.1.0") == 1
+
+    raced = [False]
+
+    def add_one_while_another_writer_gets_in_first(data: dict[str, str]) -> dict[str, str]:
+        if not raced[0]:
+            raced[0] = True
+            second.spend_restart("kafka-1@4.1.0")  # lands between this writer's read and its write: 409 for it
+        given = json.loads(data.get(CONTROL_RESTARTS_KEY) or "{}")
+        given["kafka-0@4.1.0"] = given.get("kafka-0@4.1.0", 0) + 1
+        data[CONTROL_RESTARTS_KEY] = json.dumps(given)
+        return data
+
+    first.update(add_one_while_another_writer_gets_in_first)
+    assert KubeControlStore(api, namespace).restarts() == {"kafka-0@4.1.0": 2, "kafka-1@4.1.0": 1}
+    assert second.read_request() == pause  # the request written before was not lost either
+    cm = client.CoreV1Api(api).read_namespaced_config_map(CONTROL_NAME, namespace)
+    assert cm.metadata.labels["app.kubernetes.io/managed-by"] == "toolkit"
+    first.write_request(None)
+    second.clear_restarts()
+    assert second.read_request() is None and first.restarts() == {}
+
+
+def test_pause_resume_and_abort_a_run_on_the_real_control_plane(local_env, namespace, environment):
+    """`toolkit upgrade pause|resume|abort` from other processes against a `toolkit upgrade run` process: the
+    request lives in the namespace (toolkit-upgrade-control), the run holds, continues, then stops at once."""
+    api = local_env.api_client
+    core = client.CoreV1Api(api)
+    create_platform(api, namespace)
+    toolkit = str(Path(sys.executable).with_name("toolkit"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([toolkit, *args], capture_output=True, text=True, timeout=120)
+
+    assert cli("upgrade", "pause", "--env", environment, "--reason", "window closed").returncode == 0
+    before = {n: p.metadata.uid for n, p in kafka_pods(core, namespace).items()}
+    args = ["upgrade", "run", "--env", environment, "--to", f"kafka={KAFKA_TO}", "--output", "jsonl"]
+    run = subprocess.Popen(
+        [toolkit, *args, "--poll", "0.5", "--confirm", "1", "--step-timeout", "30", "--gate-timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        events = (json.loads(line) for line in run.stdout)
+        held = next(e for e in events if e["event"] == "paused")
+        assert "window closed" in held["message"]
+        status = json.loads(cli("upgrade", "status", "--env", environment, "--output", "json").stdout)
+        assert status["request"]["action"] == "pause" and status["lease_holder"]
+        time.sleep(2)  # held: nothing restarts while paused
+        assert {n: p.metadata.uid for n, p in kafka_pods(core, namespace).items()} == before
+        assert cli("upgrade", "resume", "--env", environment).returncode == 0
+        next(e for e in events if e["event"] == "resumed")
+        next(e for e in events if e["event"] == "act" and e["message"].startswith("restart "))
+        assert cli("upgrade", "abort", "--env", environment, "--reason", "enough").returncode == 0
+        result = [e for e in events][-1]
+        assert run.wait(timeout=60) == 4
+        assert result["rule"] == "run.aborted" and "enough" in result["reason"]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    after = json.loads(cli("upgrade", "status", "--env", environment, "--output", "json").stdout)
+    assert after["request"] is None and after["lease_holder"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolkit.catalog import load
@@ -23,13 +24,20 @@ class Scenario:
         settings: UpgradeSettings | None = None,
         holder: str = "sre@host-a/1",
         stop_after_steps: int = 0,
+        hook: Callable[[Event], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
+        stop_now: Callable[[], bool] = lambda: False,
     ) -> RunResult:
+        """Run the engine; `hook` sees every event as it happens (to change the platform mid-run, or to ask the
+        run to stop through `stop_requested` / `stop_now`, as the CLI's signal handler does)."""
         done = [0]
 
         def on_event(e: Event) -> None:
             self.events.append(e)
             if e.kind == "recovered":
                 done[0] += 1
+            if hook is not None:
+                hook(e)
 
         executor = Executor(
             self.target,
@@ -38,9 +46,14 @@ class Scenario:
             settings or UpgradeSettings(),
             holder=holder,
             on_event=on_event,
-            stop_requested=lambda: bool(stop_after_steps) and done[0] >= stop_after_steps,
+            stop_requested=stop_requested or (lambda: bool(stop_after_steps) and done[0] >= stop_after_steps),
+            stop_now=stop_now,
         )
         return executor.run()
+
+    def acts(self, prefix: str = "") -> list[tuple[float, str]]:
+        """(virtual time, action) of every action taken, optionally only those starting with `prefix`."""
+        return [(e.at, e.message) for e in self.events if e.kind == "act" and e.message.startswith(prefix)]
 
     def restart_order(self) -> list[str]:
         return [

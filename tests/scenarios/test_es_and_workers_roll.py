@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from tests.scenarios.harness import make
+from toolkit.catalog import load
 from toolkit.config.platform import ElasticsearchSpec, NodeSetSpec, WorkersSpec
+from toolkit.engine import planner
 from toolkit.model import Component, UpgradeSettings
 from toolkit.targets.sim import Faults, SimParams
 
@@ -62,19 +64,48 @@ def test_worker_roll_never_drops_below_desired_ready() -> None:
     assert versions == {"0.2.0"}
 
 
+class BurstWhenANewIndexerIsReady:
+    """Steady load, plus a burst of `extra` events the moment the first indexer of `version` becomes Ready."""
+
+    def __init__(self, version: str, extra: float) -> None:
+        self.version, self.extra, self.fired_at = version, extra, -1.0
+
+    def tick(self, world, dt: float) -> None:  # type: ignore[no-untyped-def]
+        world._lag_tick(dt)
+        ready_new = [
+            p for p in world.pods.values() if p.workload == "workers-indexer" and p.ready and p.version == self.version
+        ]
+        if ready_new and self.fired_at < 0:
+            world.lag += self.extra
+            self.fired_at = world.now
+
+
 def test_worker_lag_gate_pauses_the_roll_until_lag_drains() -> None:
-    params = SimParams(events_per_second=4000, indexer_capacity=1500)  # 3 indexers barely keep up
-    sc = make(workers=WorkersSpec(version="0.1.0", indexers=3), params=params)
-    sc.world.lag = 200_000  # a backlog that the indexers drain at 500 events/s
+    sc = make(workers=WorkersSpec(version="0.1.0", indexers=3))
+    burst = BurstWhenANewIndexerIsReady("0.2.0", 200_000)
+    sc.world.traffic = burst
     result = sc.run({Component.WORKERS: "0.2.0"}, UpgradeSettings(lag_bound=20_000, step_timeout=3600))
     assert result.outcome == "completed", result.reason
+    assert burst.fired_at > 0
     acts = [e.message for e in sc.events if e.kind == "act"]
     paused = [a for a in acts if a.endswith("(lag gate)")]
-    assert paused, acts
-    name = paused[0].split()[2]
-    assert f"resume deployment {name}" in acts
-    assert acts.index(f"resume deployment {name}") > acts.index(paused[0])
+    assert paused == ["pause deployment workers-indexer (lag gate)"], acts
+    assert acts.index("resume deployment workers-indexer") > acts.index(paused[0])
     assert sc.world.lag <= 20_000
+
+
+def test_worker_lag_gate_shows_in_the_plan_and_holds_the_roll_until_lag_is_under_the_bound() -> None:
+    sc = make(workers=WorkersSpec(version="0.1.0", indexers=3))
+    sc.world.lag = 120_000  # a backlog the 3 indexers drain at 2,500 events/s
+    plan = planner.plan(sc.target.observe(), {"workers": "0.2.0"}, UpgradeSettings(lag_bound=20_000), load())
+    blocked = [s.blocked for s in plan.steps if s.kind == "roll"]
+    assert blocked[0] is not None and blocked[0].rule == "workers.lag-bound"
+    assert "lag 120000 > bound 20000" in blocked[0].reason
+    result = sc.run({Component.WORKERS: "0.2.0"}, UpgradeSettings(lag_bound=20_000))
+    assert result.ok, result.reason
+    first = result.steps[0]
+    assert first.gates_waited[0].rule == "workers.lag-bound" and first.gates_waited[0].seconds >= 35
+    assert first.started_at >= 40  # (120,000 - 20,000) / 2,500 per second: the roll waited for the backlog
 
 
 def test_whole_platform_upgrade_in_catalog_order() -> None:

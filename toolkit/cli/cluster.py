@@ -49,7 +49,7 @@ def down(env: EnvOption = None) -> None:
 
     resolved = environment(env)
     if resolved.kind == "sim":
-        removed = operations.sim_store(resolved).delete()
+        removed = guarded(lambda: operations.delete_sim(resolved))
         print(f"simulated platform {resolved.name} {'removed' if removed else 'was not there'}")
         return
     from toolkit.targets import clusters

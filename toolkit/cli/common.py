@@ -5,7 +5,8 @@ Exit codes
   1  the run halted: a gate did not clear in time or a member did not recover (the platform is left safe)
   2  bad input: unknown environment, component or version, malformed option, unreadable state file
   3  refused by a safety rule before anything changed: version path, rollback, lease held by another orchestrator
-  4  stopped on request (Ctrl-C / SIGTERM) after a step; run the same command to resume
+  4  stopped on request (Ctrl-C / SIGTERM: at once while waiting for gates or paused, else after the current step;
+     a second signal or `toolkit upgrade abort`: at once), the platform left safe; run the same command to resume
   70 the orchestrator crashed (a simulated crash injected with --inject crash-after-step=K)
 """
 

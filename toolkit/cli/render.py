@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from toolkit.engine.executor import Event, RunResult
-    from toolkit.model import Plan, Step
-    from toolkit.operations import Status
+    from toolkit.model import Plan, RunRequest, Step
+    from toolkit.operations import RequestOutcome, Status
 
 SIM_BANNER = (
     "SIMULATED: the Kafka/Elasticsearch data plane behind these figures is simulated (the sim environment, or the "
@@ -184,7 +184,18 @@ class LiveView:
             return
         if self._live is not None:
             self._live.update(self._render())
-        elif event.kind in ("step", "gate-wait", "requeue", "halt", "done", "stop", "lease"):
+        elif event.kind in (
+            "step",
+            "gate-wait",
+            "requeue",
+            "halt",
+            "done",
+            "stop",
+            "lease",
+            "paused",
+            "resumed",
+            "stop-requested",
+        ):
             if event.kind == "gate-wait":
                 if (event.step, event.rule) == self._last_wait:
                     return  # plain output: one line per gate, not one per changed figure
@@ -219,6 +230,23 @@ def status_dict(status: Status) -> dict[str, Any]:
             for c in status.components
         ],
         "audit_tail": status.audit_tail,
+        "request": _request_dict(status.request),
+    }
+
+
+def _request_dict(request: RunRequest | None) -> dict[str, Any] | None:
+    if request is None:
+        return None
+    return {"action": request.action, "by": request.by, "at": request.at, "reason": request.reason}
+
+
+def request_dict(outcome: RequestOutcome) -> dict[str, Any]:
+    return {
+        "environment": outcome.environment,
+        "action": outcome.action,
+        "changed": outcome.changed,
+        "message": outcome.message,
+        "request": _request_dict(outcome.request),
     }
 
 
@@ -233,6 +261,9 @@ def print_status(status: Status, output: str) -> None:
         con.print(f"[bold yellow]{SIM_BANNER}[/]")
     state = "an upgrade is in progress" if status.in_progress else "every member runs its spec"
     con.print(f"Environment [bold]{status.environment}[/]: {state}")
+    if status.request is not None:
+        label = "PAUSED" if status.request.action == "pause" else "ABORT REQUESTED"
+        con.print(f"[bold yellow]{label}[/]: {_esc(status.request.describe())}")
     table = tables.table()
     for col in ("component", "spec", "previous"):
         tables.identifier_column(table, col)

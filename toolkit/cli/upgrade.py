@@ -1,4 +1,4 @@
-"""`toolkit upgrade plan|run|status|rollback|audit`."""
+"""`toolkit upgrade plan|run|status|rollback|audit|pause|resume|abort`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from toolkit.cli.common import (
 from toolkit.model.plan import UpgradeSettings
 
 if TYPE_CHECKING:
-    from toolkit.engine.executor import RunResult
+    from toolkit.engine.executor import Event, RunResult
 
 app = typer.Typer(help="Plan, run, watch and roll back health-gated rolling upgrades.", no_args_is_help=True)
 app.command("job")(job.command)
@@ -56,8 +56,21 @@ InjectOption = Annotated[
     list[str] | None,
     typer.Option(
         "--inject",
-        help="sim only, repeatable: never-ready=POD, unready=POD, slow-catchup=FACTOR, red-cluster, crash-after-step=K",
+        help="sim only, repeatable: never-ready=POD, unready=POD, slow-catchup=FACTOR, recovering=POD:SECONDS, "
+        "terminating=POD:SECONDS, readiness-fails=POD:SECONDS, red-cluster, crash-after-step=K (applied now, also "
+        "to a platform that has been running, or refused)",
     ),
+]
+AcceptOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--accept-unavailable-index",
+        help="INDEX[,INDEX...]: Elasticsearch indices with 0 replicas you accept being unavailable while the node "
+        "holding each shard restarts (otherwise the plan refuses them)",
+    ),
+]
+RunOutputOption = Annotated[
+    str, typer.Option("--output", "-o", help="table, json (one document at the end) or jsonl (one event per line)")
 ]
 OPTION_OF = {
     "parallel": "--parallel",
@@ -69,7 +82,18 @@ OPTION_OF = {
     "poll_interval": "--poll",
     "restart_budget": "--restart-budget",
     "lag_bound": "--lag-bound",
+    "accept_unavailable_indices": "--accept-unavailable-index",
 }
+RUN_OUTPUTS = ("table", "json", "jsonl")
+
+
+def check_run_output(output: str) -> None:
+    if output not in RUN_OUTPUTS:
+        die(EXIT_USAGE, f"error: --output {output!r} is not supported: use {', '.join(RUN_OUTPUTS)}")
+
+
+def accepted_indices(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(sorted({name.strip() for v in values or [] for name in v.split(",") if name.strip()}))
 
 
 def settings_from(**given: Any) -> UpgradeSettings:
@@ -91,6 +115,7 @@ def plan(
     parallel: ParallelOption = DEFAULTS.parallel,
     max_batch: MaxBatchOption = DEFAULTS.max_batch,
     finalize: FinalizeOption = DEFAULTS.finalize,
+    accept_unavailable_index: AcceptOption = None,
 ) -> None:
     """Print the ordered steps of an upgrade, each with why it comes now and what blocks it. Changes nothing."""
     check_output(output)
@@ -99,7 +124,12 @@ def plan(
             EXIT_USAGE,
             "error: --state and --env conflict: a state file already says which environment it shows; give one of them",
         )
-    settings = settings_from(parallel=parallel, max_batch=max_batch, finalize=finalize)
+    settings = settings_from(
+        parallel=parallel,
+        max_batch=max_batch,
+        finalize=finalize,
+        accept_unavailable_indices=accepted_indices(accept_unavailable_index),
+    )
     from toolkit import operations
     from toolkit.cli import render
 
@@ -111,27 +141,52 @@ def plan(
 
 
 class _StopFlag:
+    """Ctrl-C / SIGTERM: the first asks the run to stop at its next safe point (at once while it waits for gates or
+    is paused, after the current step otherwise); the second to stop at once, leaving the platform safe. Each wakes
+    the run's wait so it notices immediately. The handler only sets flags: the run reports what it does."""
+
     def __init__(self) -> None:
         self.requested = False
+        self.now = False
 
     def __call__(self) -> bool:
         return self.requested
 
+    def at_once(self) -> bool:
+        return self.now
+
     def install(self) -> None:
-        def handler(signum: int, _frame: Any) -> None:
+        from toolkit.targets.process import wake
+
+        def handler(_signum: int, _frame: Any) -> None:
             if self.requested:
-                raise KeyboardInterrupt
+                self.now = True
             self.requested = True
-            err(f"{signal.Signals(signum).name}: stopping after the current step (send it again to abort now)")
+            wake()
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
 
 
+class _JsonLines:
+    """`--output jsonl`: one JSON object per event on stdout, as the run goes (flushed), then the result."""
+
+    def __call__(self, event: Event) -> None:
+        import json
+
+        line = {"event": event.kind, "at": round(event.at, 3), "step": event.step, "rule": event.rule}
+        print(json.dumps({**line, "message": event.message}), flush=True)
+
+
 def _finish(result: RunResult, output: str) -> None:
     from toolkit.cli import render
 
-    render.print_result(result, output)
+    if output == "jsonl":
+        import json
+
+        print(json.dumps({"event": "result", **render.result_dict(result)}), flush=True)
+    else:
+        render.print_result(result, output)
     code = {
         "completed": EXIT_OK,
         "halted": EXIT_HALTED,
@@ -145,7 +200,7 @@ def _finish(result: RunResult, output: str) -> None:
 def run(
     env: EnvOption = None,
     to: ToOption = None,
-    output: OutputOption = "table",
+    output: RunOutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan from live state; change nothing")] = False,
     parallel: ParallelOption = DEFAULTS.parallel,
     max_batch: MaxBatchOption = DEFAULTS.max_batch,
@@ -158,14 +213,15 @@ def run(
     restart_budget: BudgetOption = DEFAULTS.restart_budget,
     lag_bound: LagOption = DEFAULTS.lag_bound,
     inject: InjectOption = None,
+    accept_unavailable_index: AcceptOption = None,
     unsafe_skip_gates: Annotated[
         bool,
         typer.Option("--unsafe-skip-gates", help="NEGATIVE CONTROL ONLY (sim, local): restart without any gate"),
     ] = False,
 ) -> None:
     """Run an upgrade: re-check the gates on live state before every step, act, wait, and resume from observed
-    state when run again."""
-    check_output(output)
+    state when run again. Ctrl-C/SIGTERM stops at the next safe point, a second one at once (exit 4)."""
+    check_run_output(output)
     if dry_run and inject:
         die(
             EXIT_USAGE,
@@ -183,6 +239,7 @@ def run(
         restart_budget=restart_budget,
         lag_bound=lag_bound,
         skip_gates=unsafe_skip_gates,
+        accept_unavailable_indices=accepted_indices(accept_unavailable_index),
     )
     from toolkit import operations
     from toolkit.cli import render
@@ -191,7 +248,7 @@ def run(
     resolved = environment(env)
     if dry_run:
         result_plan = guarded(lambda: operations.plan_upgrade(resolved, targets, settings))
-        render.print_plan(result_plan, output)
+        render.print_plan(result_plan, "json" if output == "jsonl" else output)
         raise typer.Exit(EXIT_REFUSED if result_plan.refused else EXIT_OK)
     if unsafe_skip_gates:
         err("WARNING: --unsafe-skip-gates: every health gate is OFF; this run exists to prove the harness sees loss")
@@ -200,6 +257,7 @@ def run(
     stop = _StopFlag()
     stop.install()
     view = render.LiveView(resolved.simulated, enabled=output == "table")
+    on_event = _JsonLines() if output == "jsonl" else view
     try:
         with view:
             result = guarded(
@@ -208,8 +266,9 @@ def run(
                     targets,
                     settings,
                     list(inject or []),
-                    on_event=view,
+                    on_event=on_event,
                     stop_requested=stop,
+                    stop_now=stop.at_once,
                 )
             )
     except OrchestratorCrash as crash:
@@ -240,18 +299,23 @@ def rollback(
         list[str] | None,
         typer.Option("--component", "-c", help="component to roll back (default: all recorded)"),
     ] = None,
-    output: OutputOption = "table",
+    output: RunOutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the rollback plan; change nothing")] = False,
     step_timeout: StepTimeoutOption = DEFAULTS.step_timeout,
     gate_timeout: GateTimeoutOption = DEFAULTS.gate_timeout,
     poll: PollOption = DEFAULTS.poll_interval,
     confirm: ConfirmOption = DEFAULTS.confirm_seconds,
+    accept_unavailable_index: AcceptOption = None,
 ) -> None:
     """Return components to their previous version where that is still safe, through the same gates; refuse with
     the reason where it is not (Kafka after metadata.version was raised, Elasticsearch after a newer node joined)."""
-    check_output(output)
+    check_run_output(output)
     settings = settings_from(
-        gate_timeout=gate_timeout, step_timeout=step_timeout, confirm_seconds=confirm, poll_interval=poll
+        gate_timeout=gate_timeout,
+        step_timeout=step_timeout,
+        confirm_seconds=confirm,
+        poll_interval=poll,
+        accept_unavailable_indices=accepted_indices(accept_unavailable_index),
     )
     from toolkit import catalog, operations
     from toolkit.cli import render
@@ -268,11 +332,19 @@ def rollback(
     stop = _StopFlag()
     stop.install()
     targets, outcome = guarded(
-        lambda: operations.run_rollback(resolved, names, settings, stop_requested=stop, dry_run=dry_run)
+        lambda: operations.run_rollback(
+            resolved,
+            names,
+            settings,
+            on_event=_JsonLines() if output == "jsonl" else None,
+            stop_requested=stop,
+            dry_run=dry_run,
+            stop_now=stop.at_once,
+        )
     )
     err("rolling back to " + ", ".join(f"{c}={v}" for c, v in targets.items()))
     if isinstance(outcome, Plan):
-        render.print_plan(outcome, output)
+        render.print_plan(outcome, "json" if output == "jsonl" else output)
         raise typer.Exit(EXIT_REFUSED if outcome.refused else EXIT_OK)
     _finish(outcome, output)
 
@@ -294,3 +366,41 @@ def audit(env: EnvOption = None, output: OutputOption = "table") -> None:
         return
     for entry in trail:
         print(render.format_audit(entry))
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="why, recorded with the request and in the audit trail")]
+
+
+def _request(env: str | None, action: str, reason: str, output: str) -> None:
+    check_output(output)
+    import json
+
+    from toolkit import operations
+    from toolkit.cli import render
+
+    resolved = environment(env)
+    outcome = guarded(lambda: operations.request_run(resolved, action, reason))
+    if output == "json":
+        print(json.dumps(render.request_dict(outcome), indent=2))
+    else:
+        print(outcome.message)
+
+
+@app.command()
+def pause(env: EnvOption = None, reason: ReasonOption = "", output: OutputOption = "table") -> None:
+    """Hold the upgrade of ENV at its next step boundary (kubectl rollout pause): the step in progress finishes,
+    nothing else starts until `resume`. Stored with the platform, so it also holds a run started later."""
+    _request(env, "pause", reason, output)
+
+
+@app.command()
+def resume(env: EnvOption = None, reason: ReasonOption = "", output: OutputOption = "table") -> None:
+    """Withdraw a pause: the held run continues where it stands."""
+    _request(env, "resume", reason, output)
+
+
+@app.command()
+def abort(env: EnvOption = None, reason: ReasonOption = "", output: OutputOption = "table") -> None:
+    """Stop the run in progress at once (Argo Rollouts abort): within one observation interval, undoing what the
+    current step prepared and releasing the lease; the platform is left safe and the same `run` resumes it."""
+    _request(env, "abort", reason, output)

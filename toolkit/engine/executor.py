@@ -1,22 +1,29 @@
 """The executor: observe -> plan -> gate -> act -> wait, one step at a time, on the target's clock.
 
 Algorithm
-1. Observe and plan. A refused plan changes nothing. Otherwise take the environment's lease (one orchestrator per
-   platform) and keep renewing it.
-2. Each round: observe again and re-plan from the observed state (so a re-run after a crash resumes where the platform
-   stands). Pick the first step; if its gates say "wait", another step of the same component and phase whose gates
-   pass is taken instead (the blocked one is re-checked next round, never skipped). If none can go, wait one
-   observation interval and re-check, up to `gate_timeout`; past it the run halts naming the gate and its reason.
-   A fatal verdict halts at once.
-3. Act through the target (retrying failed actions up to `action_retries`), then wait for the state the step
-   promised. A member that does not recover within `step_timeout` is restarted again while its restart budget lasts;
+1. Refuse settings that cannot work (a NaN, infinite, zero or negative duration) before anything else. Observe and
+   plan. A refused plan changes nothing. Otherwise take the environment's lease (one orchestrator per platform,
+   compare-and-swap through the control port) and keep renewing it.
+2. Each round: observe and plan ONCE from that observation (so a re-run after a crash resumes where the platform
+   stands). The plan carries every step's verdict on this state (`Step.blocked`, the driver's gates evaluated once):
+   take the first step if nothing blocks it; else another step of the same component and phase that nothing blocks
+   (the blocked one is re-checked next round, never skipped: Strimzi's re-queue). If none can go, wait one
+   observation interval and observe again, up to `gate_timeout`; past it the run halts naming the gate and reason.
+3. Act through the target (each action audited before it is taken and after, failed actions retried up to
+   `action_retries`), then wait for the state the step promised. A member that does not recover within
+   `step_timeout` is restarted again while its restart budget lasts (the budget is kept with the platform by the
+   control port, so a resumed run does not start it over; a member already terminating is never restarted again);
    then the run halts before touching any other member. A recovered member must stay healthy for `confirm_seconds`
-   (consecutive observations) before the next step: the wait is as long as the member needs, plus that window,
-   plus at most one observation interval — never a fixed count of checks.
-4. Between steps: an optional pace, and a stop request (Ctrl-C, SIGTERM) ends the run there, with the platform in a
-   safe state. Every decision and action is written to the audit trail kept with the platform.
+   before the next step: as long as the member needs, plus that window, plus at most one observation interval.
+4. Stopping. A first stop request (Ctrl-C, SIGTERM) ends the run at the next safe point: at once while it waits for
+   gates or is paused (within one observation interval), after the current step while a step is being performed.
+   A second request, or `toolkit upgrade abort` (a request stored with the platform), stops at once: the step being
+   performed undoes what it prepared (drivers catch `Stop`), the lease is released, the outcome is "stopped".
+   `toolkit upgrade pause` holds the run at its next step boundary (gate timeouts do not run while paused) until
+   `resume` withdraws the request. Every decision, action, wait, request and outcome is audited with the platform.
 
-The executor never sleeps by itself: all waiting goes through the target's clock, which is virtual in tests.
+The executor never sleeps by itself: all waiting goes through the target's clock, which is virtual in tests; a clock
+may return early from a wait (a change, a signal), and the executor checks what it waits for after every wait.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 from toolkit.catalog import Catalog
 from toolkit.engine import lease as lease_rules
 from toolkit.engine import planner
-from toolkit.engine.drivers import ComponentDriver, Halt, default_drivers
+from toolkit.engine.drivers import ComponentDriver, Halt, Stop, default_drivers
 from toolkit.engine.ports import ActionError, Clock, LeaseHeldError, Target
 from toolkit.model import (
     Lease,
@@ -124,7 +131,9 @@ class RunResult:
 @dataclass(frozen=True)
 class Event:
     at: float
-    kind: str  # plan | lease | step | gate-wait | act | recovered | halt | done | stop
+    # plan | lease | step | gate-wait | requeue | act | recovered | pace | paused | resumed | stop-requested | halt |
+    # done | stop
+    kind: str
     message: str
     step: str = ""
     rule: str = ""
@@ -141,6 +150,7 @@ class Executor:
         on_event: Callable[[Event], None] | None = None,
         stop_requested: Callable[[], bool] = lambda: False,
         drivers: Mapping[str, ComponentDriver] | None = None,
+        stop_now: Callable[[], bool] = lambda: False,
     ) -> None:
         self.target = target
         self.clock = target.clock
@@ -151,12 +161,16 @@ class Executor:
         self.holder = holder or default_holder()
         self._on_event = on_event
         self._stop_requested = stop_requested
+        self._stop_now = stop_now
+        self._stop_announced = False
         self.records: list[StepRecord] = []
-        self._restarts: dict[str, int] = {}
         self._lease: Lease | None = None
         self._pending_gates: dict[str, float] = {}
         self._gate_reasons: dict[str, str] = {}
-        self._lease_ttl = max(lease_rules.DEFAULT_TTL, settings.poll_interval * 6)
+        problems = settings.problems()
+        self._settings_problem = "; ".join(f"{name}: {why}" for name, why in problems)
+        poll = settings.poll_interval if not problems else 0.0
+        self._lease_ttl = max(lease_rules.DEFAULT_TTL, poll * 6)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -180,15 +194,72 @@ class Executor:
     def plan(self, state: PlatformState) -> Plan:
         return planner.plan(state, self.targets, self.settings, self.catalog, self.drivers)
 
-    def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.clock.sleep(seconds)
-        self._renew_lease()
+    def _sleep(self, seconds: float, until_stop: bool = True) -> None:
+        """Wait the whole `seconds` (pacing, backoff), renewing the lease; a clock may return early (a signal), so
+        the rest is waited again unless the run must stop (`until_stop`: a first stop request ends the wait too)."""
+        end = self.clock.now() + max(0.0, seconds)
+        while True:
+            left = end - self.clock.now()
+            if left > 0:
+                self.clock.sleep(min(left, max(self.settings.poll_interval, 1.0)))
+            self._renew_lease()
+            self._check_stop_now()
+            if until_stop and self._stop_requested():
+                return
+            if self.clock.now() >= end:
+                return
 
     def _poll(self) -> None:
-        """Wait for the next observation: until the target reports a change, at most one poll interval."""
+        """Wait for the next observation: until the target reports a change, at most one poll interval. Raises
+        Stop when the run must stop at once."""
         self.clock.wait(self.settings.poll_interval)
         self._renew_lease()
+        self._check_stop_now()
+
+    # ------------------------------------------------------------------ stopping and requests
+
+    def _stop_verdict(self, rule: str, why: str) -> Verdict:
+        return Verdict.wait(rule, f"{why}; the platform is in a safe state: run the same command to resume")
+
+    def _check_stop_now(self) -> None:
+        """Raise Stop on a second stop request or an abort request stored with the platform."""
+        if self._stop_now():
+            raise Stop(self._stop_verdict("run.stopped-at-once", "stopped at once on a second request"))
+        request = self.target.control.read_request()
+        if request is not None and request.action == "abort":
+            self.target.control.write_request(None)  # consumed: the next run is not aborted by it
+            self.audit("abort", request.describe(), "stopping at once")
+            raise Stop(self._stop_verdict("run.aborted", f"aborted: {request.describe()}"))
+        if self._stop_requested() and not self._stop_announced:
+            self._stop_announced = True
+            self.emit(
+                "stop-requested", "stop requested: the run stops at the next safe point (send it again to stop at once)"
+            )
+
+    def _stop_if_requested(self, where: str) -> None:
+        """At a safe point (before a step acts): a first stop request ends the run here."""
+        self._check_stop_now()
+        if self._stop_requested():
+            raise Stop(self._stop_verdict("run.stop-requested", f"stopped on request {where}"))
+
+    def _hold_while_paused(self, where: str) -> bool:
+        """A pause request holds the run here (a step boundary) until it is withdrawn; True if it held."""
+        request = self.target.control.read_request()
+        if request is None or request.action != "pause":
+            return False
+        message = (
+            f"paused {where}: {request.describe()}; `toolkit upgrade resume --env {self.target.name}` continues, "
+            "`toolkit upgrade abort` stops"
+        )
+        self.emit("paused", message)
+        self.audit("pause", request.describe(), f"holding {where}")
+        while request is not None and request.action == "pause":
+            self._poll()
+            self._stop_if_requested(f"while paused {where}")
+            request = self.target.control.read_request()
+        self.emit("resumed", f"resumed {where}")
+        self.audit("resume", "the pause request was withdrawn", f"continuing {where}")
+        return True
 
     # ------------------------------------------------------------------ lease
 
@@ -229,6 +300,10 @@ class Executor:
 
     def run(self) -> RunResult:
         started = self.clock.now()
+        if self._settings_problem:
+            v = Verdict.refuse("run.settings", f"settings that cannot work: {self._settings_problem}")
+            empty = Plan(environment=self.target.name, simulated=self.target.simulated, targets=(), refusals=(v,))
+            return self._result(empty, "refused", v, started)
         state = self.target.observe()
         first_plan = self.plan(state)
         self.emit("plan", f"{len(first_plan.steps)} steps planned")
@@ -243,11 +318,12 @@ class Executor:
             return self._result(first_plan, h.outcome, h.verdict, started)
         self.audit("start", f"upgrade to {self.targets}", "lease taken")
         try:
-            outcome, verdict = self._loop()
+            outcome, verdict = self._loop(state, first_plan)
         except Halt as h:
             outcome, verdict = h.outcome, h.verdict
-            self.emit("halt", verdict.reason, rule=verdict.rule)
-            self.audit("halt", verdict.reason, h.outcome)
+            kind = "stop" if isinstance(h, Stop) else "halt"
+            self.emit(kind, verdict.reason, rule=verdict.rule)
+            self.audit(kind, verdict.reason, h.outcome)
         self._release_lease()
         return self._result(first_plan, outcome, verdict, started)
 
@@ -264,25 +340,28 @@ class Executor:
             steps=self.records,
         )
 
-    def _loop(self) -> tuple[str, Verdict]:
+    def _loop(self, state: PlatformState, plan: Plan) -> tuple[str, Verdict]:
         last_done: StepRecord | None = None
+        fresh = True  # `state` and `plan` were just made: plan once per observation
         while True:
-            if self._stop_requested():
-                where = f"after step {last_done.id}" if last_done else "before the first step"
-                v = Verdict.wait(
-                    "run.stop-requested",
-                    f"stopped on request {where}; the platform is in a safe state: run the same command to resume",
-                )
-                self.emit("stop", v.reason)
-                self.audit("stop", v.reason, "stopped")
-                return "stopped", v
-            self._renew_lease()
-            state = self.target.observe()
-            plan = self.plan(state)
+            where = f"after step {last_done.id}" if last_done else "before the first step"
+            self._stop_if_requested(where)
+            if self._hold_while_paused(where):
+                fresh = False
+            if not fresh:
+                self._renew_lease()
+                observed = self.target.observe()
+                while observed is state:  # nothing observed since the last plan: wait for the next observation
+                    self._poll()
+                    observed = self.target.observe()
+                state = observed
+                plan = self.plan(state)
+            fresh = False
             if plan.refused:
                 raise Halt(plan.refusals[0])
             if not plan.steps:
                 v = Verdict.passed("run.completed", "every component runs its target version")
+                self.target.control.clear_restarts()
                 self.emit("done", v.reason)
                 self.audit("finish", v.reason, "completed")
                 return "completed", v
@@ -306,6 +385,8 @@ class Executor:
         ]
 
     def _await_gates(self, plan: Plan, state: PlatformState) -> Step:
+        """The step to take next, from the plan's own verdicts (`Step.blocked`); waits while every candidate is
+        blocked. A stop request ends the wait within one observation interval; a pause holds it."""
         waited_since = self.clock.now()
         pending: dict[str, float] = {}
         last_reason = ""
@@ -314,7 +395,7 @@ class Executor:
             candidates = self._candidates(plan)
             blocking: Verdict | None = None
             for step in candidates:
-                verdict = first_blocking(planner.step_gates(state, step, self.settings, self.drivers))
+                verdict = step.blocked
                 if verdict is None:
                     self._pending_gates = pending
                     if blocking is not None:
@@ -345,7 +426,13 @@ class Executor:
             self._poll()
             pending[blocking.rule] += self.clock.now() - before
             self._gate_reasons[blocking.rule] = blocking.reason
-            state = self.target.observe()
+            self._stop_if_requested(f"while waiting to start {head_id}")
+            if self._hold_while_paused(f"while waiting to start {head_id}"):
+                waited_since = self.clock.now()  # a pause is not a gate that failed to clear
+            observed = self.target.observe()
+            if observed is state:
+                continue  # the same observation: the same plan (a target may return before new data arrives)
+            state = observed
             plan = self.plan(state)
             if plan.refused:
                 raise Halt(plan.refusals[0])
@@ -358,6 +445,9 @@ class Executor:
     def _act(self, what: str, action: Callable[[], None], step: Step) -> None:
         attempts = 0
         while True:
+            self.audit(
+                what, step.reason, "intent" if not attempts else f"intent (attempt {attempts + 1})", step=step.id
+            )
             try:
                 action()
             except ActionError as exc:
@@ -370,9 +460,21 @@ class Executor:
                             f"{what} for {step.id} failed {attempts} times: {exc}. Run the same command to retry",
                         )
                     ) from None
-                self._sleep(min(self.settings.poll_interval * 2**attempts, 60.0))
+                self._sleep(min(self.settings.poll_interval * 2**attempts, 60.0), until_stop=False)
                 continue
             self.audit(what, step.reason, "ok", step=step.id)
+            self.emit("act", what, step=step.id)
+            return
+
+    def _cleanup(self, what: str, action: Callable[[], None], step: Step) -> None:
+        for attempt in range(1, self.settings.action_retries + 2):
+            self.audit(what, "undo the step's preparation before stopping", "intent", step=step.id)
+            try:
+                action()
+            except ActionError as exc:
+                self.audit(what, str(exc), f"failed (attempt {attempt}); the next run repairs it", step=step.id)
+                continue
+            self.audit(what, "undo the step's preparation before stopping", "ok", step=step.id)
             self.emit("act", what, step=step.id)
             return
 
@@ -409,19 +511,54 @@ class Executor:
         self.emit("recovered", record.message or "done", step=step.id)
         return record
 
-    def _restart(self, pod: str, step: Step, record: StepRecord) -> None:
-        used = self._restarts.get(pod, 0)
+    def _restart(self, pod: str, step: Step, record: StepRecord, recheck: bool = True) -> None:
+        if recheck:
+            self._recheck_gates(step, record)
+        control = self.target.control
+        used = control.restarts_spent(pod, step.version)
         if used >= self.settings.restart_budget:
             raise Halt(
                 Verdict.refuse(
                     "run.restart-budget",
-                    f"restart budget of {self.settings.restart_budget} spent on {pod} in this run; it did not recover. "
-                    "Nothing else was touched; investigate the pod and run the same command to resume",
+                    f"restart budget of {self.settings.restart_budget} spent on {pod}: {used} restarts towards "
+                    f"{step.version} are recorded with the platform (kept across resumed runs) and it did not "
+                    "recover. Nothing else was touched; investigate the pod, then run the same command with "
+                    f"--restart-budget {used + 1} to give it one more",
                 )
             )
-        self._restarts[pod] = used + 1
+        control.spend_restart(pod, step.version)
         record.restarts += 1
         self._act(f"restart {pod}", lambda: self.target.workloads.restart_pod(pod), step)
+
+    def _recheck_gates(self, step: Step, record: StepRecord) -> None:
+        """Right before a member goes down, its step's gates again on a fresh observation: a step may have spent
+        time preparing (Elasticsearch's shutdown record) while another member went down or NotReady. Waits while
+        blocked, up to `gate_timeout`; a stop request ends the wait (nothing went down yet)."""
+        started = self.clock.now()
+        last_reason = ""
+        while True:
+            state = self.target.observe()
+            verdict = first_blocking(planner.step_gates(state, step, self.settings, self.drivers))
+            if verdict is None:
+                return
+            if verdict.fatal:
+                raise Halt(verdict)
+            if verdict.reason != last_reason:
+                self.emit("gate-wait", f"before going down: {verdict.reason}", step=step.id, rule=verdict.rule)
+                self.audit("gate-wait", verdict.reason, "waiting before going down", step=step.id)
+                last_reason = verdict.reason
+            if self.clock.now() - started >= self.settings.gate_timeout:
+                raise Halt(
+                    Verdict.refuse(
+                        verdict.rule,
+                        f"gave up after {self.clock.now() - started:.0f} s waiting to take {step.id} down: "
+                        f"{verdict.reason}. Its preparation was undone; fix the cause and run the same command",
+                    )
+                )
+            before = self.clock.now()
+            self._poll()
+            record.waited(verdict, self.clock.now() - before)
+            self._stop_if_requested(f"before taking {step.id} down")
 
     # ------------------------------------------------------------------ waiting
 
@@ -457,9 +594,12 @@ class Executor:
                     last_reason = verdict.reason
                 if now - started >= self.settings.step_timeout:
                     unready = (
-                        [m for m in step.members if (p := state.pod(m)) is None or not p.ready] if retry_members else []
+                        [m for m in step.members if (p := state.pod(m)) is None or (not p.ready and not p.terminating)]
+                        if retry_members
+                        else []
                     )
-                    if unready and all(self._restarts.get(m, 0) < self.settings.restart_budget for m in unready):
+                    spent = self.target.control.restarts_spent
+                    if unready and all(spent(m, step.version) < self.settings.restart_budget for m in unready):
                         for m in unready:
                             self.audit(
                                 "retry",
@@ -467,10 +607,17 @@ class Executor:
                                 "restarting again",
                                 step=step.id,
                             )
-                            self._restart(m, step, record)
+                            self._restart(m, step, record, recheck=False)
                         started = self.clock.now()
                         continue
-                    budget = f"; restart budget {self.settings.restart_budget} spent" if unready else ""
+                    budget = ""
+                    if unready:
+                        used = max(spent(m, step.version) for m in unready)
+                        budget = (
+                            f"; restart budget {self.settings.restart_budget} spent ({used} restarts towards "
+                            f"{step.version} recorded with the platform, kept across resumed runs; --restart-budget "
+                            f"{used + 1} allows one more)"
+                        )
                     raise Halt(
                         Verdict.refuse(
                             verdict.rule,
@@ -510,6 +657,9 @@ class _StepRun:
 
     def act(self, what: str, action: Callable[[], None]) -> None:
         self._executor._act(what, action, self._step)
+
+    def cleanup(self, what: str, action: Callable[[], None]) -> None:
+        self._executor._cleanup(what, action, self._step)
 
     def restart(self, pod: str) -> None:
         self._executor._restart(pod, self._step, self._record)

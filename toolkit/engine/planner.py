@@ -12,8 +12,11 @@ Algorithm
    generic rules against the LOWEST running version, then the driver's own rules; rollback rules with
    `settings.rollback`); otherwise the driver's steps, refusals, warnings and notes. A component's steps all come
    before the next component's.
-3. Every restart and roll is annotated with what would block it if it were taken now (`Step.blocked`), so a block is
-   visible before the run, not discovered during it.
+3. Every step is annotated with what would block it if it were taken now (`Step.blocked`: its driver's gates
+   evaluated on this state, once), so a block is visible before the run, not discovered during it; the executor
+   acts on the same annotation (one plan per observation, the gates evaluated once per step).
+4. A step blocked by a fatal verdict (no amount of waiting can clear it: a replica on a broker that does not exist,
+   an index with no replica) refuses the whole plan up front, naming it, instead of stalling until a timeout.
 
 Steps with the same component, kind and phase may be taken in any order: when the first cannot go yet, the executor
 re-checks it later and takes another (the Strimzi re-queue), so one slow member never blocks its peers' progress.
@@ -101,6 +104,9 @@ def plan(
         notes.extend(part.notes)
         steps.extend(part.steps)
     steps = _annotate_blocks(state, steps, settings, registry)
+    for step in steps:  # one refusal per rule: a driver's own refusal already names every object involved
+        if step.blocked is not None and step.blocked.fatal and step.blocked.rule not in {r.rule for r in refusals}:
+            refusals.append(step.blocked)
     return Plan(
         environment=state.environment,
         simulated=state.simulated,
@@ -152,11 +158,8 @@ def _annotate_blocks(
 ) -> list[Step]:
     out: list[Step] = []
     for step in steps:
-        if step.kind in (StepKind.RESTART, StepKind.ROLL):
-            blocked = first_blocking(step_gates(state, step, settings, drivers))
-            if blocked is not None:
-                step = replace(step, blocked=blocked)
-        out.append(step)
+        blocked = first_blocking(step_gates(state, step, settings, drivers))
+        out.append(step if blocked is None else replace(step, blocked=blocked))
     return out
 
 

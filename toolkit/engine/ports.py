@@ -6,7 +6,9 @@ A `Target` (the simulated platform, the local control plane, kind, EKS) offers
   Deployment);
 - `data_plane(component)`: the component's own port, whose shape the component's driver declares
   (`toolkit.engine.drivers.kafka.KafkaPort`, ...); a component that acts only through its workloads has none;
-- `control`: one orchestrator at a time (the lease) and the audit trail kept with the platform;
+- `control`: what is kept with the platform about the runs on it: the lease (one orchestrator at a time), the audit
+  trail, a pending pause/abort request, and the restarts each member was given (the restart budget), so a resumed
+  run neither forgets a request nor starts its budget over;
 - `clock`: the only way the engine waits (virtual in tests).
 Implementations live in `toolkit.targets` (adapters) and `toolkit.sim` (the simulated platform); the engine only
 sees these protocols, so every decision is testable on the simulated platform and a virtual clock.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from toolkit.model import Lease, PlatformState
+from toolkit.model import Lease, PlatformState, RunRequest
 
 
 class Clock(Protocol):
@@ -53,7 +55,8 @@ class WorkloadsPort(Protocol):
 
 
 class ControlPort(Protocol):
-    """One orchestrator at a time, and a trail of every decision, kept with the platform."""
+    """One orchestrator at a time, a trail of every decision, pending requests and restart budgets, all kept with
+    the platform (the simulated platform's state, or objects in the platform's namespace)."""
 
     def read_lease(self) -> Lease | None: ...
 
@@ -63,9 +66,25 @@ class ControlPort(Protocol):
     def holder_alive(self, holder: str) -> bool:
         """Whether the process named by `holder` still runs (only knowable for holders on this host)."""
 
-    def audit(self, record: dict[str, Any]) -> None: ...
+    def audit(self, record: dict[str, Any]) -> None:
+        """Append one record, durably, before returning (a crash right after loses nothing already audited)."""
 
     def audit_trail(self) -> list[dict[str, Any]]: ...
+
+    def read_request(self) -> RunRequest | None:
+        """The pause or abort request waiting for the run, if any."""
+
+    def write_request(self, request: RunRequest | None) -> None:
+        """Store a request (None withdraws it: resume, or an abort consumed by the run)."""
+
+    def restarts_spent(self, member: str, version: str) -> int:
+        """How many restarts the engine issued to `member` towards `version` (kept across resumed runs)."""
+
+    def spend_restart(self, member: str, version: str) -> int:
+        """Record one more restart of `member` towards `version`, before it is issued; the new count."""
+
+    def clear_restarts(self) -> None:
+        """Forget the restart counts (an upgrade completed)."""
 
 
 class Target(Protocol):

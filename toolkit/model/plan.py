@@ -45,6 +45,8 @@ class StepKind(StrEnum):
     REPAIR = "repair"  # undo what an interrupted step left behind (allocation disabled, a shutdown record)
     APPLY_SPEC = "apply-spec"  # change the workloads' spec to the target version; pods do not restart yet
     RESTART = "restart"  # restart exactly these members (one, or a batch that shares nothing)
+    RECOVER = "recover"  # a member already on the new revision that is not Ready: wait for it (restarting it again
+    # within its budget) before anything else moves
     ROLL = "roll"  # let a Deployment roll through its own strategy, gated on readiness and lag
     FINALIZE = "finalize"  # Kafka: raise metadata.version once every node runs the new version
 
@@ -92,6 +94,8 @@ class UpgradeSettings:
     max_batch: int = 0  # 0 = no cap for --parallel auto
     finalize: bool = False  # Kafka: raise metadata.version once every node runs the new version
     es_max_unavailable: int = 1
+    accept_unavailable_indices: tuple[str, ...] = ()  # Elasticsearch indices with 0 replicas the user accepts
+    # being unavailable while the node holding each shard restarts (otherwise the plan refuses them)
     lag_bound: int = 50_000
     poll_interval: float = 5.0  # how often state is observed while waiting
     confirm_seconds: float = 10.0  # a recovered member must stay healthy this long before the next step
@@ -124,4 +128,8 @@ class UpgradeSettings:
             out.append(("max_batch", "needs {parallel} auto"))
         if self.lag_bound < 0:
             out.append(("lag_bound", f"{self.lag_bound} must be >= 0"))
+        if self.es_max_unavailable < 1:
+            out.append(("es_max_unavailable", f"{self.es_max_unavailable} must be >= 1"))
+        if self.action_retries < 0:
+            out.append(("action_retries", f"{self.action_retries} must be >= 0"))
         return out

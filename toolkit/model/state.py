@@ -264,6 +264,22 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class RunRequest:
+    """A request to the run in progress, stored with the platform (kubectl rollout pause/resume, Argo Rollouts'
+    abort): `pause` holds the run at its next step boundary until the request is withdrawn (resume); `abort` stops
+    it at once, leaving the platform safe. `by` names who asked (user@host/pid), `at` when (wall clock, ISO 8601)."""
+
+    action: str  # "pause" | "abort"
+    by: str
+    at: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.action} requested by {self.by} at {self.at}{why}"
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformState:
     environment: str
     observed_at: float  # seconds on the target's clock

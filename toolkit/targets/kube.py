@@ -41,6 +41,12 @@ rounded) so another process or host can read them. `write_lease(new, expected)` 
 still equals `expected`, then replaces it with that object's resourceVersion: a concurrent writer makes the
 apiserver answer 409, which becomes `LeaseHeldError` (compare-and-swap).
 
+Requests and restart budgets: the ConfigMap `toolkit-upgrade-control` in the namespace, data keys `request.json` (a
+pause or abort request waiting for the run: `toolkit upgrade pause|resume|abort`) and `restarts.json` (restarts the
+engine issued per member and version, so a resumed run does not start its budget over). Each change reads the
+object and replaces it under that resourceVersion; a 409 (someone changed it meanwhile) re-reads and applies the
+change again, so concurrent writers never lose each other's update.
+
 Audit: JSON lines appended to the data key `records.jsonl` of ConfigMaps `toolkit-audit-NNNN` (label
 `toolkit.io/audit=true`), each append a replace under the read resourceVersion (409: re-read, append again). When
 the newest ConfigMap would pass `AUDIT_ROLL_BYTES` a new one (NNNN+1) is created. `audit_trail()` reads them in
@@ -49,6 +55,7 @@ order. The trail lives with the platform, not on the orchestrator's disk.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -65,8 +72,8 @@ from kubernetes.client.rest import ApiException
 
 from toolkit.catalog import load as load_catalog
 from toolkit.engine.ports import ActionError, LeaseHeldError
-from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, WorkersState, Workload
-from toolkit.targets.process import holder_alive
+from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, RunRequest, WorkersState, Workload
+from toolkit.targets.process import holder_alive, wait_or_wake, wake_also
 
 LABEL_COMPONENT = "toolkit.io/component"
 LABEL_VERSION = "app.kubernetes.io/version"
@@ -79,6 +86,9 @@ ANNOTATION_PREVIOUS_VERSION = "toolkit.io/previous-version"
 ANNOTATION_DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
 ANNOTATION_NODE_ID_BASE = "toolkit.io/kafka-node-id-base"
 LEASE_NAME = "toolkit-upgrade"
+CONTROL_NAME = "toolkit-upgrade-control"
+CONTROL_REQUEST_KEY = "request.json"
+CONTROL_RESTARTS_KEY = "restarts.json"
 AUDIT_LABEL = "toolkit.io/audit"
 AUDIT_PREFIX = "toolkit-audit"
 AUDIT_KEY = "records.jsonl"
@@ -95,14 +105,15 @@ class ObserveError(RuntimeError):
 
 
 class RealClock:
-    """Monotonic seconds and a real sleep: the one place where a real run waits."""
+    """Monotonic seconds and a real sleep: the one place where a real run waits. A stop request (Ctrl-C, SIGTERM)
+    ends a wait at once (`toolkit.targets.process.wake`); the engine then checks why it woke."""
 
     def now(self) -> float:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds)
+            wait_or_wake(seconds)
 
     def wait(self, seconds: float) -> None:
         self.sleep(seconds)
@@ -128,10 +139,12 @@ class PodWatch:
         self.reconnects = 0
 
     def start(self) -> PodWatch:
+        wake_also(self._changed)  # a stop request wakes the engine's wait like a pod change does
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        wake_also(self._changed, listen=False)
         self._stopping.set()
         self._thread.join(timeout=5)
 
@@ -712,6 +725,104 @@ class KubeLeaseStore:
             raise ActionError(f"kubernetes: write lease {self.namespace}/{LEASE_NAME}: {_describe(exc)}") from None
 
 
+# ---------------------------------------------------------------------------------------------- requests, budgets
+
+
+class KubeControlStore:
+    """Requests and restart budgets in the ConfigMap `toolkit-upgrade-control` (see module doc)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, retry: RetryPolicy = RetryPolicy()) -> None:
+        self.namespace = namespace
+        self.retry = retry
+        self.core = client.CoreV1Api(api)
+
+    def _read(self) -> Any | None:
+        try:
+            return retrying(
+                f"read configmap {self.namespace}/{CONTROL_NAME}",
+                lambda: self.core.read_namespaced_config_map(CONTROL_NAME, self.namespace),
+                self.retry,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ActionError(f"kubernetes: read configmap {self.namespace}/{CONTROL_NAME}: {_describe(exc)}") from None
+
+    def data(self) -> dict[str, str]:
+        obj = self._read()
+        return dict((obj.data or {}) if obj is not None else {})
+
+    def update(self, change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        """Apply `change` to the data and write it under the read resourceVersion; on a conflict, again."""
+        deadline = time.monotonic() + self.retry.deadline_seconds
+        while True:
+            obj = self._read()
+            new = change(dict((obj.data or {}) if obj is not None else {}))
+            body = client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name=CONTROL_NAME,
+                    namespace=self.namespace,
+                    resource_version=obj.metadata.resource_version if obj is not None else None,
+                    labels={"app.kubernetes.io/managed-by": "toolkit"},
+                ),
+                data=new,
+            )
+            try:
+                if obj is None:
+                    self.core.create_namespaced_config_map(self.namespace, body)
+                else:
+                    self.core.replace_namespaced_config_map(CONTROL_NAME, self.namespace, body)
+                return new
+            except ApiException as exc:
+                if exc.status not in RETRYABLE_STATUS or time.monotonic() > deadline:
+                    raise ActionError(
+                        f"kubernetes: write configmap {self.namespace}/{CONTROL_NAME}: {_describe(exc)}"
+                    ) from None
+                time.sleep(0.05 if exc.status == 409 else 0.5)
+
+    def read_request(self) -> RunRequest | None:
+        text = self.data().get(CONTROL_REQUEST_KEY, "")
+        if not text:
+            return None
+        raw = json.loads(text)
+        return RunRequest(
+            action=str(raw["action"]), by=str(raw["by"]), at=str(raw["at"]), reason=str(raw.get("reason", ""))
+        )
+
+    def write_request(self, request: RunRequest | None) -> None:
+        text = "" if request is None else json.dumps(dataclasses.asdict(request), sort_keys=True)
+
+        def change(data: dict[str, str]) -> dict[str, str]:
+            data[CONTROL_REQUEST_KEY] = text
+            return data
+
+        self.update(change)
+
+    def restarts(self) -> dict[str, int]:
+        text = self.data().get(CONTROL_RESTARTS_KEY, "")
+        return {str(k): int(v) for k, v in json.loads(text).items()} if text else {}
+
+    def spend_restart(self, key: str) -> int:
+        counted = [0]
+
+        def change(data: dict[str, str]) -> dict[str, str]:
+            given = json.loads(data.get(CONTROL_RESTARTS_KEY) or "{}")
+            given[key] = int(given.get(key, 0)) + 1
+            counted[0] = given[key]
+            data[CONTROL_RESTARTS_KEY] = json.dumps(given, sort_keys=True)
+            return data
+
+        self.update(change)
+        return counted[0]
+
+    def clear_restarts(self) -> None:
+        def change(data: dict[str, str]) -> dict[str, str]:
+            data[CONTROL_RESTARTS_KEY] = "{}"
+            return data
+
+        self.update(change)
+
+
 # ---------------------------------------------------------------------------------------------- audit
 
 
@@ -829,11 +940,20 @@ class DataPlane(Protocol):
 
 
 class KubeControl:
-    """Lease and audit trail of a platform on Kubernetes (`toolkit.engine.ports.ControlPort`)."""
+    """Lease, audit trail, requests and restart budgets of a platform on Kubernetes, in its namespace
+    (`toolkit.engine.ports.ControlPort`)."""
 
-    def __init__(self, lease: KubeLeaseStore, audit_log: KubeAuditLog, data_plane: DataPlane, host: str) -> None:
+    def __init__(
+        self,
+        lease: KubeLeaseStore,
+        audit_log: KubeAuditLog,
+        data_plane: DataPlane,
+        host: str,
+        store: KubeControlStore | None = None,
+    ) -> None:
         self.lease = lease
         self.audit_log = audit_log
+        self.store = store or KubeControlStore(lease.coordination.api_client, lease.namespace, lease.retry)
         self._data_plane = data_plane
         self._host = host
 
@@ -857,6 +977,21 @@ class KubeControl:
 
     def audit_trail(self) -> list[dict[str, Any]]:
         return self.audit_log.records()
+
+    def read_request(self) -> RunRequest | None:
+        return self.store.read_request()
+
+    def write_request(self, request: RunRequest | None) -> None:
+        self.store.write_request(request)
+
+    def restarts_spent(self, member: str, version: str) -> int:
+        return self.store.restarts().get(f"{member}@{version}", 0)
+
+    def spend_restart(self, member: str, version: str) -> int:
+        return self.store.spend_restart(f"{member}@{version}")
+
+    def clear_restarts(self) -> None:
+        self.store.clear_restarts()
 
 
 class KubeTarget:

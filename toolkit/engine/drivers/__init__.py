@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from toolkit.engine.drivers.base import ComponentDriver, ComponentPlan, Halt, StepContext
+from toolkit.engine.drivers.base import ComponentDriver, ComponentPlan, Halt, StepContext, Stop
 from toolkit.engine.drivers.elasticsearch import ElasticsearchDriver
 from toolkit.engine.drivers.kafka import KafkaDriver
 from toolkit.engine.drivers.workers import WorkersDriver
 
 Drivers = Mapping[str, ComponentDriver]
 
-__all__ = ["ComponentDriver", "ComponentPlan", "Drivers", "Halt", "StepContext", "default_drivers"]
+__all__ = ["ComponentDriver", "ComponentPlan", "Drivers", "Halt", "StepContext", "Stop", "default_drivers"]
 
 
 def default_drivers() -> dict[str, ComponentDriver]:

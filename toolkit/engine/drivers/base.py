@@ -31,12 +31,22 @@ from toolkit.model import PlatformState, Pod, Step, StepKind, UpgradeSettings, V
 
 
 class Halt(Exception):
-    """Stop the run here: the verdict says why; nothing after the current step is touched."""
+    """Stop the run here: the verdict says why; nothing after the current step is touched. A driver that prepared
+    something for a step (Elasticsearch's allocation setting, a shutdown record) catches it to undo that (see
+    `StepContext.cleanup`) and re-raises."""
 
     def __init__(self, verdict: Verdict, outcome: str = "halted") -> None:
         super().__init__(verdict.reason)
         self.verdict = verdict
         self.outcome = outcome
+
+
+class Stop(Halt):
+    """A request to stop at once (a second Ctrl-C/SIGTERM, `toolkit upgrade abort`), raised where the run waits:
+    like any Halt, the step being performed undoes what it prepared and the run ends with the platform safe."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict, outcome="stopped")
 
 
 @dataclass
@@ -66,21 +76,28 @@ class StepContext(Protocol):
     def act(self, what: str, action: Callable[[], None]) -> None:
         """Carry out an action, retrying ActionError within the action budget; audited and announced."""
 
+    def cleanup(self, what: str, action: Callable[[], None]) -> None:
+        """Undo a preparation while the step is halting or stopping: audited, tried `action_retries` + 1 times
+        without waiting, never raising (what it could not undo is planned as a repair by the next run)."""
+
     def restart(self, pod: str) -> None:
-        """Restart one pod through the workloads port, within that pod's restart budget (else Halt)."""
+        """Restart one pod through the workloads port, within that pod's restart budget (kept with the platform by
+        the control port, so a resumed run does not start over; else Halt)."""
 
     def wait_for(
         self, condition: Callable[[PlatformState], Verdict], confirm: bool = False, retry_members: bool = False
     ) -> None:
         """Observe until `condition` passes (and, with `confirm`, keeps passing for the confirmation window);
-        with `retry_members`, members that stay unready past the step timeout are restarted again within their
-        budget; otherwise Halt at the step timeout."""
+        with `retry_members`, members that stay unready past the step timeout (and are not already terminating)
+        are restarted again within their budget; otherwise Halt at the step timeout. Raises Stop when the run is
+        asked to stop at once."""
 
     def wait_done(self, confirm: bool, retry_members: bool = False) -> None:
         """wait_for the driver's own `done` of the current step."""
 
     def poll(self) -> None:
-        """Wait one observation interval (or until the target reports a change)."""
+        """Wait one observation interval (or until the target reports a change); raises Stop when the run is asked
+        to stop at once."""
 
     def waited(self, verdict: Verdict, seconds: float) -> None:
         """Account `seconds` spent waiting on `verdict` in the step's record."""
@@ -131,6 +148,30 @@ def stale_pods(workloads: tuple[Workload, ...], version: str) -> list[tuple[Work
             spec_current = w.target_version == version
             if p.version != version or (spec_current and p.revision != w.update_revision):
                 out.append((w, p))
+    return out
+
+
+def recover_steps(component: str, workloads: tuple[Workload, ...], version: str) -> list[Step]:
+    """Members that already run `version` on their workload's current revision but are not Ready (a restart whose
+    recovery a crashed or halted run did not see through, or a member that failed since): the roll waits for each
+    before touching anything else (Strimzi: a restarted broker that stays unready stops the roll), restarting it
+    again only within its restart budget, which is kept with the platform."""
+    out = []
+    for w in workloads:
+        if w.target_version != version:
+            continue
+        for p in w.pods:
+            if p.version == version and p.revision == w.update_revision and not p.ready and not p.terminating:
+                out.append(
+                    Step(
+                        StepKind.RECOVER,
+                        component,
+                        (p.name,),
+                        version,
+                        f"pod {p.name} runs {version} but is not Ready: it must recover (restarted again only within "
+                        "its restart budget) before anything else moves",
+                    )
+                )
     return out
 
 

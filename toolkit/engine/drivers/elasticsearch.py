@@ -2,13 +2,21 @@
 each restart is prepared, performed and recovered.
 
 Order: the spec first (OnDelete); unready nodes; data tiers frozen, cold, warm, hot; other non-master nodes;
-master-eligible nodes with the elected master last; one node at a time.
+master-eligible nodes with the elected master last; one node at a time. Pods already terminating are not planned
+(they are never restarted again); with the NotReady-while-joined ones they count against maxUnavailable
+(`unavailable_pods`, ECK's accounting).
+
+Refused up front: indices with 0 replicas whose shards sit on a node to restart (each shard is unavailable while its
+node restarts, and no wait can change it), unless every one of them is accepted by name
+(`--accept-unavailable-index`); warned: fewer than 3 master-eligible nodes.
 
 A restart (`perform`): prepare (the node shutdown API, type=restart, from 7.15.2 where the server has it, waiting
 for COMPLETE; otherwise allocation `primaries`), delete the pod, wait until the node rejoins on the new version,
 undo the preparation, then wait for green (or yellow with nothing initializing or relocating) for the confirmation
-window. Repairs undo what an interrupted restart left behind (allocation still restricted, a shutdown record of a
-node that rejoined), before anything else moves. Gates are in `toolkit.engine.gates.elasticsearch`.
+window. A restart that halts or is stopped before the node rejoined undoes the preparation on its way out (an
+interrupted run never leaves allocation restricted). Repairs undo what a crashed restart left behind (allocation
+still restricted, a shutdown record of a node that rejoined), before anything else moves. Gates are in
+`toolkit.engine.gates.elasticsearch`.
 
 The data-plane port (`ElasticsearchPort`) prepares and finishes a node restart and carries out the repairs.
 """
@@ -20,9 +28,11 @@ from typing import Protocol
 from toolkit.catalog import Catalog, parse_version
 from toolkit.engine.drivers.base import (
     ComponentPlan,
+    Halt,
     StepContext,
     apply_spec_step,
     perform_apply_spec,
+    recover_steps,
     restart_unsafe,
     spec_applied,
     stale_pods,
@@ -60,11 +70,60 @@ class ElasticsearchDriver:
         warning = gates.snapshot_warning(state.elasticsearch)
         if warning is not None and running and parse_version(running[0])[:2] != parse_version(version)[:2]:
             out.warnings.append(warning)
+        out.steps.extend(recover_steps(NAME, state.workloads_of(NAME), version))
         apply = apply_spec_step(NAME, state.workloads_of(NAME), version)
         if apply is not None:
             out.steps.append(apply)
-        out.steps.extend(self._restarts(state, version))
+        restarts = self._restarts(state, version)
+        out.steps.extend(restarts)
+        self._plan_rules(state, {m for s in restarts for m in s.members}, settings, out)
         return out
+
+    def _plan_rules(
+        self, state: PlatformState, to_restart: set[str], settings: UpgradeSettings, out: ComponentPlan
+    ) -> None:
+        es = state.elasticsearch
+        zero = gates.zero_replica_indices(es)
+        affected = sorted({s.index for s in es.shards if s.index in zero and s.node in to_restart})
+        accepted = set(settings.accept_unavailable_indices)
+        refused = [i for i in affected if i not in accepted]
+        if refused:
+            out.refusals.append(
+                Verdict.refuse(
+                    "elasticsearch.zero-replicas",
+                    f"indices with 0 replicas: {', '.join(refused)}: each of their shards is unavailable (searches "
+                    "and writes to it fail) while the node holding it restarts, and no wait can change that. Add a "
+                    'replica (PUT <index>/_settings {"index.number_of_replicas": 1}) or accept the unavailability '
+                    f"explicitly: --accept-unavailable-index {','.join(refused)}",
+                )
+            )
+        elif affected:
+            out.warnings.append(
+                Verdict.wait(
+                    "elasticsearch.zero-replicas-accepted",
+                    f"accepted: indices {', '.join(affected)} have 0 replicas and are unavailable while the node "
+                    "holding each shard restarts",
+                )
+            )
+        pointless = sorted(accepted - set(zero))
+        if pointless:
+            out.warnings.append(
+                Verdict.wait(
+                    "elasticsearch.accepted-index-has-replicas",
+                    f"--accept-unavailable-index names {', '.join(pointless)}, which is not an index with 0 replicas "
+                    "here: nothing to accept for it",
+                )
+            )
+        masters = [n.name for n in es.nodes if n.master_eligible]
+        if 0 < len(masters) <= 2 and set(masters) & to_restart:
+            out.warnings.append(
+                Verdict.wait(
+                    "elasticsearch.small-master-quorum",
+                    f"{len(masters)} master-eligible node(s) ({', '.join(masters)}): no order keeps a majority while "
+                    "one of them restarts, so the cluster has no elected master meanwhile (writes are blocked); run "
+                    "3 master-eligible nodes",
+                )
+            )
 
     def _restarts(self, state: PlatformState, version: str) -> list[Step]:
         es = state.elasticsearch
@@ -132,8 +191,16 @@ class ElasticsearchDriver:
     def gates(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> list[Verdict]:
         if step.kind != StepKind.RESTART:
             return []
+        unavailable = unavailable_pods(state)
         return [
-            gates.can_restart(state.elasticsearch, pod, step.members, settings.es_max_unavailable)
+            gates.can_restart(
+                state.elasticsearch,
+                pod,
+                step.members,
+                settings.es_max_unavailable,
+                unavailable,
+                settings.accept_unavailable_indices,
+            )
             for pod in step.members
         ]
 
@@ -169,6 +236,8 @@ class ElasticsearchDriver:
                 node = step.detail.split(":", 1)[1]
                 ctx.act(f"remove shutdown record {node}", lambda: port.remove_shutdown(node))
             ctx.wait_done(confirm=False)
+        elif step.kind == StepKind.RECOVER:
+            ctx.wait_done(confirm=True, retry_members=True)
         elif ctx.settings.skip_gates:
             restart_unsafe(step, ctx, list(step.members))
         else:
@@ -180,15 +249,6 @@ class ElasticsearchDriver:
         running = es_node.version if es_node is not None else step.version
         method = gates.restart_method(running, ctx.observe().elasticsearch)
         ctx.act(f"prepare {node} ({method})", lambda: port.prepare_restart(node, method))
-        if method == "shutdown-api":
-            ctx.wait_for(
-                lambda _s: (
-                    Verdict.passed("elasticsearch.shutdown-complete", f"{node} ready to restart")
-                    if port.shutdown_complete(node)
-                    else Verdict.wait("elasticsearch.shutdown-complete", f"shutdown of {node} not COMPLETE yet")
-                )
-            )
-        ctx.restart(node)
 
         def rejoined(s: PlatformState) -> Verdict:
             n = s.elasticsearch.node(node)
@@ -196,7 +256,21 @@ class ElasticsearchDriver:
                 return Verdict.passed("elasticsearch.rejoined", f"{node} rejoined on {step.version}")
             return Verdict.wait("elasticsearch.rejoined", f"{node} has not rejoined on {step.version} yet")
 
-        ctx.wait_for(rejoined, retry_members=True)
+        try:
+            if method == "shutdown-api":
+                ctx.wait_for(
+                    lambda _s: (
+                        Verdict.passed("elasticsearch.shutdown-complete", f"{node} ready to restart")
+                        if port.shutdown_complete(node)
+                        else Verdict.wait("elasticsearch.shutdown-complete", f"shutdown of {node} not COMPLETE yet")
+                    )
+                )
+            ctx.restart(node)
+            ctx.wait_for(rejoined, retry_members=True)
+        except Halt:
+            # halted or stopped before the node came back: never leave allocation restricted or a shutdown record
+            ctx.cleanup(f"undo the preparation of {node} ({method})", lambda: port.finish_restart(node, method))
+            raise
         ctx.act(f"finish restart of {node} ({method})", lambda: port.finish_restart(node, method))
         ctx.wait_done(confirm=True)
 
@@ -228,3 +302,17 @@ class ElasticsearchDriver:
         if state.elasticsearch.unobserved:
             return Verdict.refuse(f"{NAME}.observable", state.elasticsearch.unobserved)
         return Verdict.passed(f"{NAME}.observable", f"elasticsearch answers ({len(state.elasticsearch.nodes)} nodes)")
+
+
+def unavailable_pods(state: PlatformState) -> dict[str, str]:
+    """Elasticsearch nodes out of service as their pods show it (ECK counts healthy pods, not joined nodes): a pod
+    terminating, or NotReady while its node is still joined. (Nodes that left are read from the cluster itself.)"""
+    out: dict[str, str] = {}
+    for w in state.workloads_of(NAME):
+        for pod in w.pods:
+            node = state.elasticsearch.node(pod.name)
+            if pod.terminating:
+                out[pod.name] = "terminating"
+            elif not pod.ready and node is not None and node.joined:
+                out[pod.name] = "NotReady while joined"
+    return out

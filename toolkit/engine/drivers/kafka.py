@@ -1,28 +1,31 @@
 """The Kafka (KRaft) driver: Strimzi's KafkaRoller rules, as steps, gates and how each step is performed.
 
-Order (upgrade-gates.md)
+Order (upgrade-gates.md; Strimzi's KafkaRoller)
 1. The StatefulSets' spec changes first (OnDelete: nothing restarts until the engine restarts a pod).
-2. Unready nodes first (they serve nothing), then controller-only nodes with the active controller last, then
-   broker-only nodes (in batches that share no partition under `--parallel auto`; controllers are never batched),
-   then combined nodes with the active controller last.
-3. Only when asked (`--finalize`), metadata.version is raised once every node runs the new version; until then a
+2. Unready nodes first (they serve nothing).
+3. Every node with the controller role, controller-only and combined (controller-only first), one at a time, the
+   active controller last among them.
+4. Broker-only nodes: one at a time, or with `--parallel auto` one rack at a time: on Kafka's rack-aware placement
+   no two brokers of one rack share a partition, so there are as many batches as racks; a rack whose brokers do
+   share partitions (RF above the number of racks, a hand-made assignment) is split greedily into batches that
+   share none; `--max-batch` caps a batch. Controllers are never batched.
+5. Only when asked (`--finalize`), metadata.version is raised once every node runs the new version; until then a
    binary rollback stays possible, and the plan says so.
 Steps of one phase may be taken in any order: a node that cannot roll yet goes back in the queue (re-checked, never
 skipped) while a peer of the same phase goes first.
 
-Gates before a restart (pure, in `toolkit.engine.gates.kafka`): every other node answers; before the first restart of
-an upgrade the cluster is healthy (no offline, under-min-ISR or under-replicated partition, except what the step's
-own members cause); per node, Strimzi's availability rule and, for controllers, the quorum majority; never a node in
-log recovery. A restart is done when every member runs the new version, is RUNNING, back in every ISR (and, for a
-controller, caught up in the quorum) and its pod is Ready, for the confirmation window; preferred leaders are then
-elected again.
+Gates before a restart (pure, in `toolkit.engine.gates.kafka`), the same before and after the first restart: a
+controller-only node by the quorum check alone; a node with the broker role by every other node answering, the
+partition health (no offline, under-min-ISR or under-replicated partition except what the step's own members
+cause) and Strimzi's availability rule; a combined node by both; never a node in log recovery. A restart is done
+when every member runs the new version, is RUNNING, back in every ISR (and, for a controller, caught up in the
+quorum) and its pod is Ready, for the confirmation window; preferred leaders are then elected again.
 
 The data-plane port (`KafkaPort`) offers preferred-leader election and the metadata.version bump.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Protocol
 
 from toolkit.catalog import Catalog
@@ -32,6 +35,7 @@ from toolkit.engine.drivers.base import (
     StepContext,
     apply_spec_step,
     perform_apply_spec,
+    recover_steps,
     restart_unsafe,
     spec_applied,
     stale_pods,
@@ -69,6 +73,7 @@ class KafkaDriver:
     def plan(self, state: PlatformState, version: str, settings: UpgradeSettings, catalog: Catalog) -> ComponentPlan:
         out = ComponentPlan(warnings=gates.warnings(state.kafka))
         workloads = state.workloads_of(NAME)
+        out.steps.extend(recover_steps(NAME, workloads, version))
         apply = apply_spec_step(NAME, workloads, version)
         if apply is not None:
             out.steps.append(apply)
@@ -100,21 +105,18 @@ class KafkaDriver:
         active = state.kafka.active_controller
         unready: list[KafkaNode] = []
         unknown: list[str] = []
-        controllers: list[KafkaNode] = []
+        controller_role: list[KafkaNode] = []
         brokers: list[KafkaNode] = []
-        combined: list[KafkaNode] = []
         for _w, pod in stale_pods(state.workloads_of(NAME), version):
             node = by_pod.get(pod.name)
             if node is None:
                 unknown.append(pod.name)
             elif not pod.ready:
                 unready.append(node)
-            elif node.role is KafkaRole.CONTROLLER:
-                controllers.append(node)
-            elif node.role is KafkaRole.BROKER:
-                brokers.append(node)
+            elif node.is_controller:
+                controller_role.append(node)
             else:
-                combined.append(node)
+                brokers.append(node)
         steps: list[Step] = []
 
         def single(pod: str, phase: int, reason: str) -> Step:
@@ -126,39 +128,34 @@ class KafkaDriver:
         for n in sorted(unready, key=lambda n: n.id):
             steps.append(single(n.pod, 0, f"{n.role} {n.id} is not ready: it serves nothing, so it restarts first"))
 
-        def active_last(n: KafkaNode) -> tuple[bool, int]:
-            return (n.id == active, n.id)
+        def controllers_first(n: KafkaNode) -> tuple[bool, bool, int]:
+            return (n.id == active, n.role is KafkaRole.COMBINED, n.id)
 
-        for n in sorted(controllers, key=active_last):
-            why = (
-                f"controller {n.id} is the active controller: it restarts last among controllers"
-                if n.id == active
-                else f"controller {n.id}: controllers restart before brokers"
-            )
+        for n in sorted(controller_role, key=controllers_first):
+            what = "controller" if n.role is KafkaRole.CONTROLLER else "combined node"
+            if n.id == active:
+                why = f"{what} {n.id} is the active controller: it restarts last among the controller-role nodes"
+            else:
+                why = f"{what} {n.id}: nodes with the controller role restart before broker-only nodes, one at a time"
             steps.append(single(n.pod, 2 if n.id == active else 1, why))
         ordered = sorted(brokers, key=lambda n: n.id)
         if settings.parallel == "auto":
             for batch in broker_batches(state, ordered, settings.max_batch):
-                racks = sorted({n.rack for n in batch if n.rack})
+                rack = batch[0].rack or "no rack"
                 if len(batch) == 1:
-                    reason = f"broker {batch[0].id} ({batch[0].rack or 'no rack'}): brokers restart after controllers"
+                    reason = f"broker {batch[0].id} ({rack}): broker-only nodes restart after the controller-role nodes"
                 else:
                     reason = (
-                        f"brokers {', '.join(str(n.id) for n in batch)} share no partition"
-                        f"{' (rack ' + ', '.join(racks) + ')' if racks else ''}: they restart together"
+                        f"rack {rack}: brokers {', '.join(str(n.id) for n in batch)} share no partition, so they "
+                        "restart together (one rack at a time)"
                     )
                 steps.append(Step(StepKind.RESTART, NAME, tuple(n.pod for n in batch), version, reason, phase=3))
         else:
             for n in ordered:
-                why = f"broker {n.id} ({n.rack or 'no rack'}): brokers restart after controllers"
+                why = (
+                    f"broker {n.id} ({n.rack or 'no rack'}): broker-only nodes restart after the controller-role nodes"
+                )
                 steps.append(single(n.pod, 3, why))
-        for n in sorted(combined, key=active_last):
-            why = (
-                f"combined node {n.id} is the active controller: it restarts last"
-                if n.id == active
-                else f"combined node {n.id}: one at a time, the active controller last"
-            )
-            steps.append(single(n.pod, 5 if n.id == active else 4, why))
         return steps
 
     def repairs(self, state: PlatformState) -> list[Step]:
@@ -194,28 +191,13 @@ class KafkaDriver:
                         "cannot be judged yet",
                     )
                 )
-        ids = [n.id for _pod, n in members if n is not None]
-        batch_pods = set(step.members)
-        silent = [n for n in state.kafka.nodes if not n.reachable and n.pod not in batch_pods]
-        if silent:
-            verdicts.append(
-                Verdict.wait(
-                    "kafka.all-nodes-answer",
-                    f"kafka node {silent[0].id} ({silent[0].pod}) does not answer; no other node restarts until it "
-                    "does (a restarted node that stays unready stops the roll)",
-                )
-            )
-        if not any(p.version == step.version for w in state.workloads_of(NAME) for p in w.pods):
-            # before the first restart of this upgrade the cluster must be healthy, except for what the members of
-            # this step cause themselves (an unready member restarts first precisely because it serves nothing)
-            batch = set(ids)
-            view = replace(
-                state.kafka,
-                partitions=tuple(
-                    p for p in state.kafka.partitions if not (p.isr and set(p.replicas) - set(p.isr) <= batch)
-                ),
-            )
-            verdicts.extend(v for v in gates.preflight(view) if v.rule != "kafka.all-nodes-answer")
+        nodes = [n for _pod, n in members if n is not None]
+        ids = [n.id for n in nodes]
+        if any(n.is_broker for n in nodes):
+            # a step with a broker-role member: the cluster-wide checks, the same before and after the first restart;
+            # a controller-only step is gated by the quorum check alone
+            verdicts.append(gates.nodes_answer(state.kafka, ids))
+            verdicts.extend(gates.partition_health(state.kafka, ids))
         for node_id in ids:
             verdicts.append(gates.can_restart(state.kafka, node_id, ids))
         return verdicts
@@ -252,6 +234,8 @@ class KafkaDriver:
         elif step.kind == StepKind.FINALIZE:
             ctx.act(f"raise metadata.version to {step.detail}", lambda: port.finalize_metadata_version(step.detail))
             ctx.wait_done(confirm=False)
+        elif step.kind == StepKind.RECOVER:
+            ctx.wait_done(confirm=True, retry_members=True)
         elif ctx.settings.skip_gates:
             restart_unsafe(step, ctx, list(step.members))
         else:
@@ -306,24 +290,40 @@ class KafkaDriver:
 
 
 def broker_batches(state: PlatformState, brokers: list[KafkaNode], cap: int) -> list[list[KafkaNode]]:
-    """Greedy batches of brokers that pairwise share no partition."""
-    replicas_of: dict[int, set[tuple[str, int]]] = {n.id: set() for n in brokers}
-    for p in state.kafka.partitions:
-        for b in p.replicas:
-            if b in replicas_of:
-                replicas_of[b].add((p.topic, p.partition))
-    left = list(brokers)
+    """Rack first: the brokers of one rack form one batch when no two of them share a partition (always, on Kafka's
+    rack-aware placement with RF <= racks), cut into chunks of `cap` (> 0) if given; otherwise the rack is split
+    greedily into batches that pairwise share no partition. Brokers without a rack are batched the same way among
+    themselves. Racks in name order, brokers by id. Cost: one pass over the partitions, plus the greedy split of a
+    rack that needs one."""
+    racks: dict[str, list[KafkaNode]] = {}
+    for n in brokers:
+        racks.setdefault(n.rack, []).append(n)
+    replica_of = gates.index(state.kafka).replica_of
+    crowded = {  # racks where two brokers replicate one partition ("": brokers without a rack, always checked)
+        rack
+        for rack, members in racks.items()
+        if not rack
+        or sum(len(replica_of.get(n.id, ())) for n in members)
+        > len(set().union(*(replica_of.get(n.id, ()) for n in members)))
+    }
     batches: list[list[KafkaNode]] = []
-    while left:
-        batch = [left.pop(0)]
-        held = set(replicas_of[batch[0].id])
-        for n in list(left):
-            if cap and len(batch) >= cap:
-                break
-            if replicas_of[n.id] & held:
-                continue
-            batch.append(n)
-            held |= replicas_of[n.id]
-            left.remove(n)
-        batches.append(batch)
+    for rack in sorted(racks):
+        members = racks[rack]
+        if rack not in crowded:
+            step = cap or len(members)
+            batches.extend(members[i : i + step] for i in range(0, len(members), step))
+            continue
+        held_by = {n.id: set(replica_of.get(n.id, ())) for n in members}
+        rack_batches: list[tuple[list[KafkaNode], set[int]]] = []
+        for n in members:
+            home = next(
+                (b for b in rack_batches if not (cap and len(b[0]) >= cap) and not (held_by[n.id] & b[1])),
+                None,
+            )
+            if home is None:
+                rack_batches.append(([n], set(held_by[n.id])))
+            else:
+                home[0].append(n)
+                home[1].update(held_by[n.id])
+        batches.extend(b for b, _held in rack_batches)
     return batches

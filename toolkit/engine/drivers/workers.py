@@ -1,11 +1,13 @@
 """The ingestion workers' driver: stateless Deployments that roll through their own strategy.
 
-Each Deployment is one `roll` step: its spec changes (maxUnavailable 0, maxSurge >= 1, so the ready count never
-drops below the desired count), and the engine follows the roll. When a new batch of pods is Ready while the
-indexers' consumer lag is above the bound, the Deployment is paused until the lag comes back under it, then resumed
-(Argo Rollouts' analysis between steps, with lag as the metric). A pause left by an interrupted run is repaired
-first. The roll is done when every pod runs the new revision and version, no surplus pod remains, all are Ready and
-the lag is under the bound, for the confirmation window. Gates are in `toolkit.engine.gates.workers`.
+Each Deployment is one `roll` step. Its gates: a safe strategy, every pod ready, and the indexers' consumer lag under
+the bound (shown in the plan's "blocked now" like every other gate). Its spec changes (maxUnavailable 0,
+maxSurge >= 1, so the ready count never drops below the desired count), and the engine follows the roll. When a
+new batch of pods is Ready while the lag is above the bound, the Deployment is paused until the lag comes back
+under it, then resumed (Argo Rollouts' analysis between steps, with lag as the metric). A pause left by an
+interrupted run is repaired first. The roll is done when every pod runs the new revision and version, no surplus
+pod remains, all are Ready and the lag is under the bound, for the confirmation window. Gates are in
+`toolkit.engine.gates.workers`.
 
 Workers act only through the shared workloads port (no data-plane port); their lag is observed by the target.
 """
@@ -68,7 +70,13 @@ class WorkersDriver:
         w = _workload(state, step.members[0])
         if w is None:
             return [Verdict.refuse("workers.deployment-known", f"deployment {step.members[0]} is not observed")]
-        return [gates.strategy_safe(w), gates.ready_at_desired(w)]
+        # the lag gate is a gate like the others: a roll starts only with the lag under its bound (and the plan's
+        # "blocked now" says so), then each new batch must bring it back under the bound
+        return [
+            gates.strategy_safe(w),
+            gates.ready_at_desired(w),
+            gates.lag_under_bound(state.workers, settings.lag_bound),
+        ]
 
     def done(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> Verdict:
         name = step.members[0]

@@ -1,18 +1,34 @@
 """The `sim` environment: a simulated platform behind the engine's `Target` interface, on a virtual clock.
 
 `SimTarget` wraps a `World` (see world.py for what it models). Observations are the snapshot taken at the latest
-observation tick. Actions change the world at once; their effects unfold as the virtual clock advances. Faults are
-injected with `--inject` (see `parse_injections`). `SimStore` keeps the world in a JSON file so that a CLI run can be
-interrupted (a simulated orchestrator crash) and the same command resumes.
+observation tick. Actions change the world at once; their effects unfold as the virtual clock advances (as fast as
+the CPU allows, or at `wall_pace` wall seconds per simulated second so a run can be watched and signalled). Faults
+are injected with `--inject` (`parse_injections`, applied by `World.apply_faults`, also to a platform that has been
+running: applied now, or refused with why).
+
+`SimStore` keeps a simulated platform in files under the toolkit's state directory, so that several processes can
+share it as they would share a real cluster:
+- `sim-world.json`: the platform (pods, Kafka, Elasticsearch, workers, virtual time). Only the process holding the
+  lease writes it: after each action, at most once a wall second while it renews the lease, and before releasing
+  the lease; a process that does not hold the lease never writes it (so a refused second run cannot clobber it).
+- `sim-world.control.json`: the lease, a pending pause/abort request and the restart budgets: each read and
+  compare-and-swap under an exclusive file lock (fcntl) held across processes.
+- `sim-world.audit.jsonl`: the audit trail, one JSON line appended (and flushed) per record under the same lock:
+  a record written before a process dies is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import json
+import math
+import os
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +37,19 @@ from pydantic import TypeAdapter
 from toolkit.config.environments import Environment
 from toolkit.engine.ports import LeaseHeldError
 from toolkit.errors import UsageError
-from toolkit.model import Lease, PlatformState
-from toolkit.targets.process import holder_alive
-from toolkit.targets.sim.world import Faults, SimParams, World, build_world, params_from
+from toolkit.model import Lease, PlatformState, RunRequest
+from toolkit.targets.process import holder_alive, wait_or_wake
+from toolkit.targets.sim.world import Faults, InjectionError, SimParams, World, build_world, params_from
 
 __all__ = [
     "Faults",
     "InjectionError",
     "OrchestratorCrash",
+    "SimControl",
     "SimParams",
     "SimStore",
     "SimTarget",
+    "StoredSimControl",
     "VirtualClock",
     "World",
     "build_world",
@@ -59,37 +77,48 @@ class OrchestratorCrash(BaseException):
     """The simulated orchestrator process dies (fault injection). Like SIGKILL, nothing runs after it."""
 
 
-class InjectionError(ValueError):
-    pass
-
-
 INJECTIONS = {
     "never-ready=POD": "the pod never becomes Ready after its next restart",
-    "unready=POD": "the pod is not Ready when the run starts",
+    "unready=POD": "the pod is not Ready now (it is starting; it serves nothing)",
     "slow-catchup=FACTOR": "brokers take FACTOR times longer to rejoin the ISR",
     "recovering=POD:SECONDS": "the Kafka broker stays in log recovery for SECONDS (it must not be restarted)",
-    "red-cluster": "an Elasticsearch primary is lost from the start",
+    "terminating=POD:SECONDS": "the pod is deleted by someone else and terminates for SECONDS; an Elasticsearch node "
+    "stays joined with its shards meanwhile (a preStop hook)",
+    "readiness-fails=POD:SECONDS": "the pod's readiness probe fails for SECONDS while its process keeps serving "
+    "(an Elasticsearch node stays joined: NotReady while joined)",
+    "red-cluster": "an Elasticsearch primary is lost",
     "crash-after-step=K": "the orchestrator dies right after its K-th step-starting action",
 }
 
 
-def parse_injections(items: list[str], base: Faults | None = None) -> Faults:
-    faults = base or Faults()
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError
+    return seconds
+
+
+def parse_injections(items: list[str]) -> Faults:
+    """The faults named by `--inject` items (the syntax; the pods are checked when the faults are applied to a
+    platform, by `World.apply_faults`). Every malformed item is reported at once."""
+    faults = Faults()
     problems = []
     for item in items:
         key, _, value = item.partition("=")
+        pod, _, arg = value.partition(":")
         try:
-            if key == "never-ready" and value:
+            if key == "never-ready" and value and not arg:
                 faults.never_ready.append(value)
-            elif key == "unready" and value:
+            elif key == "unready" and value and not arg:
                 faults.unready_at_start.append(value)
             elif key == "slow-catchup" and value:
-                faults.slow_catchup = float(value)
-                if faults.slow_catchup <= 0:
-                    raise ValueError
-            elif key == "recovering" and ":" in value:
-                pod, _, seconds = value.partition(":")
-                faults.recovering[pod] = float(seconds)
+                faults.slow_catchup = _seconds(value)
+            elif key == "recovering" and pod and arg:
+                faults.recovering[pod] = _seconds(arg)
+            elif key == "terminating" and pod and arg:
+                faults.terminating[pod] = _seconds(arg)
+            elif key == "readiness-fails" and pod and arg:
+                faults.readiness_fails[pod] = _seconds(arg)
             elif key == "red-cluster" and not value:
                 faults.red_cluster = True
             elif key == "crash-after-step" and value:
@@ -114,7 +143,18 @@ class VirtualClock:
         return self._world.now
 
     def sleep(self, seconds: float) -> None:
-        self._world.advance(self._world.now + max(0.0, seconds))
+        """Advance the virtual time; with `wall_pace` the wall clock follows, and a stop request (`wake`) ends the
+        wait early at a whole simulated second (the clock's contract allows an early return)."""
+        end = self._world.now + max(0.0, seconds)
+        pace = self._world.params.wall_pace
+        if pace <= 0:
+            self._world.advance(end)
+            return
+        while self._world.now < end:
+            step = min(1.0, end - self._world.now)
+            self._world.advance(self._world.now + step)
+            if wait_or_wake(pace * step):
+                return
 
     def wait(self, seconds: float) -> None:
         """Observations arrive at the set interval in the sim: waiting is sleeping."""
@@ -139,6 +179,7 @@ class SimWorkloads:
 
     def pause(self, workload: str, paused: bool) -> None:
         self._world.set_paused(workload, paused)
+        self._target.persist()
 
 
 class SimKafka:
@@ -150,6 +191,7 @@ class SimKafka:
 
     def elect_preferred_leaders(self) -> None:
         self._world.elect_preferred_leaders()
+        self._target.persist()
 
     def finalize_metadata_version(self, metadata_version: str) -> None:
         self._world.metadata_version = metadata_version
@@ -159,27 +201,41 @@ class SimKafka:
 class SimElasticsearch:
     """The simulated Elasticsearch cluster's port (`toolkit.engine.drivers.elasticsearch.ElasticsearchPort`)."""
 
-    def __init__(self, world: World) -> None:
-        self._world = world
+    def __init__(self, target: SimTarget) -> None:
+        self._target = target
+        self._world = target.world
 
     def prepare_restart(self, node: str, method: str) -> None:
         self._world.es_prepare(node, method)
+        self._target.persist()
 
     def shutdown_complete(self, node: str) -> bool:
         return any(r.node == node and r.status == "COMPLETE" for r in self._world.es_shutdowns)
 
     def finish_restart(self, node: str, method: str) -> None:
         self._world.es_finish(node, method)
+        self._target.persist()
 
     def reset_allocation(self) -> None:
         self._world.es_allocation = None
+        self._target.persist()
 
     def remove_shutdown(self, node: str) -> None:
         self._world.es_remove_shutdown(node)
+        self._target.persist()
+
+
+def _restart_key(member: str, version: str) -> str:
+    return f"{member}@{version}"
+
+
+def _audit_entry(record: dict[str, Any]) -> dict[str, Any]:
+    return {"wall": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "simulated": True, **record}
 
 
 class SimControl:
-    """Lease and audit trail, kept in the simulated platform (`toolkit.engine.ports.ControlPort`)."""
+    """Lease, audit trail, requests and restart budgets kept in the in-memory world
+    (`toolkit.engine.ports.ControlPort`): scenarios and rehearsals, where one process owns the platform."""
 
     def __init__(self, world: World, host: str) -> None:
         self._world = world
@@ -198,11 +254,114 @@ class SimControl:
         return holder_alive(holder, self._host)
 
     def audit(self, record: dict[str, Any]) -> None:
-        entry = {"wall": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "simulated": True, **record}
-        self._world.audit.append(entry)
+        self._world.audit.append(_audit_entry(record))
 
     def audit_trail(self) -> list[dict[str, Any]]:
         return list(self._world.audit)
+
+    def read_request(self) -> RunRequest | None:
+        return self._world.request
+
+    def write_request(self, request: RunRequest | None) -> None:
+        self._world.request = request
+
+    def restarts_spent(self, member: str, version: str) -> int:
+        return self._world.restarts_given.get(_restart_key(member, version), 0)
+
+    def spend_restart(self, member: str, version: str) -> int:
+        key = _restart_key(member, version)
+        self._world.restarts_given[key] = self._world.restarts_given.get(key, 0) + 1
+        return self._world.restarts_given[key]
+
+    def clear_restarts(self) -> None:
+        self._world.restarts_given.clear()
+
+    def flush(self) -> None:
+        """Nothing to write: the world lives in this process only."""
+
+
+class StoredSimControl:
+    """The control port of a simulated platform kept in a `SimStore`, shared by processes like a real cluster's
+    Lease and ConfigMaps: every operation is a read(-modify-write) of the store's control file or audit file under
+    the store's exclusive lock, so the lease is a true compare-and-swap across processes. The process holding the
+    lease also writes the world (`flush`), fenced by the lease: never after it lost it."""
+
+    FLUSH_EVERY = 1.0  # wall seconds between saves of the world while the lease is renewed
+
+    def __init__(self, store: SimStore, world: World, host: str) -> None:
+        self._store = store
+        self._world = world
+        self._host = host
+        self._held: Lease | None = None
+        self._flushed_at = 0.0
+
+    def read_lease(self) -> Lease | None:
+        with self._store.locked():
+            return self._store.read_control().lease
+
+    def write_lease(self, lease: Lease | None, expected: Lease | None) -> None:
+        with self._store.locked():
+            control = self._store.read_control()
+            if control.lease != expected:
+                holder = control.lease.holder if control.lease else "nobody"
+                raise LeaseHeldError(f"the lease of {self._world.environment} changed under us: held by {holder}")
+            ours = self._held is not None and expected == self._held
+            if ours and (lease is None or time.monotonic() - self._flushed_at >= self.FLUSH_EVERY):
+                self._save_world()  # the platform as this run leaves it, before anyone else may take the lease
+            control.lease = lease
+            self._store.write_control(control)
+            self._held = lease
+
+    def holder_alive(self, holder: str) -> bool:
+        return holder_alive(holder, self._host)
+
+    def audit(self, record: dict[str, Any]) -> None:
+        with self._store.locked():
+            self._store.append_audit(_audit_entry(record))
+
+    def audit_trail(self) -> list[dict[str, Any]]:
+        with self._store.locked():
+            return self._store.read_audit()
+
+    def read_request(self) -> RunRequest | None:
+        with self._store.locked():
+            return self._store.read_control().request
+
+    def write_request(self, request: RunRequest | None) -> None:
+        with self._store.locked():
+            control = self._store.read_control()
+            control.request = request
+            self._store.write_control(control)
+
+    def restarts_spent(self, member: str, version: str) -> int:
+        with self._store.locked():
+            return self._store.read_control().restarts.get(_restart_key(member, version), 0)
+
+    def spend_restart(self, member: str, version: str) -> int:
+        with self._store.locked():
+            control = self._store.read_control()
+            key = _restart_key(member, version)
+            control.restarts[key] = control.restarts.get(key, 0) + 1
+            self._store.write_control(control)
+            return control.restarts[key]
+
+    def clear_restarts(self) -> None:
+        with self._store.locked():
+            control = self._store.read_control()
+            control.restarts = {}
+            self._store.write_control(control)
+
+    def flush(self) -> None:
+        """Write the world if this process holds the lease (checked under the lock: never after losing it)."""
+        if self._held is None:
+            return
+        with self._store.locked():
+            if self._store.read_control().lease == self._held:
+                self._save_world()
+
+    def _save_world(self) -> None:
+        self._store.save(self._world)
+        self._flushed_at = time.monotonic()
 
 
 class SimTarget:
@@ -211,13 +370,16 @@ class SimTarget:
 
     simulated = True
 
-    def __init__(self, world: World, holder_host: str | None = None) -> None:
+    def __init__(self, world: World, holder_host: str | None = None, store: SimStore | None = None) -> None:
         self.world = world
         self.name = world.environment
         self.clock = VirtualClock(world)
         self.workloads = SimWorkloads(self)
-        self.control = SimControl(world, holder_host or socket.gethostname())
-        self._ports: dict[str, Any] = {"kafka": SimKafka(self), "elasticsearch": SimElasticsearch(world)}
+        host = holder_host or socket.gethostname()
+        self.control: SimControl | StoredSimControl = (
+            SimControl(world, host) if store is None else StoredSimControl(store, world, host)
+        )
+        self._ports: dict[str, Any] = {"kafka": SimKafka(self), "elasticsearch": SimElasticsearch(self)}
         self._observers: dict[str, Callable[[World], Any]] = {}
         self._snapshot: PlatformState | None = None
         self._snapshot_at = -1.0
@@ -243,9 +405,15 @@ class SimTarget:
             self._snapshot_at = tick
         return self._snapshot
 
+    def persist(self) -> None:
+        """After an action: a stored platform is written at once (by the lease holder), so what was done outlives
+        the process that did it."""
+        self.control.flush()
+
     def step_action(self) -> None:
-        """Count a step-starting action; the injected orchestrator crash happens after the K-th."""
+        """Count a step-starting action (and persist it); the injected orchestrator crash happens after the K-th."""
         self.world.actions += 1
+        self.persist()
         if self._crash_at and self.world.actions >= self._crash_at:
             self._crash_at = 0
             self.world.faults.crash_after_step = 0
@@ -255,11 +423,50 @@ class SimTarget:
 _WORLD = TypeAdapter(World)
 
 
+@dataclasses.dataclass
+class ControlRecord:
+    """The control file of a stored simulated platform."""
+
+    lease: Lease | None = None
+    request: RunRequest | None = None
+    restarts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+_CONTROL = TypeAdapter(ControlRecord)
+
+
 class SimStore:
-    """Keeps one simulated platform in a JSON file under the toolkit's state directory."""
+    """Keeps one simulated platform in files under the toolkit's state directory (see the module docstring)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.control_path = path.with_name(f"{path.stem}.control.json")
+        self.audit_path = path.with_name(f"{path.stem}.audit.jsonl")
+        self.lock_path = path.with_name(f"{path.stem}.lock")
+        self._lock_fd: int | None = None
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's exclusive lock (across processes; re-entrant within this store object)."""
+        if self._depth == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._lock_fd = fd
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -269,13 +476,43 @@ class SimStore:
         return _WORLD.validate_python(data)
 
     def save(self, world: World) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(_WORLD.dump_python(world, mode="python"), default=str))
-        tmp.replace(self.path)
+        self._write(self.path, json.dumps(_WORLD.dump_python(world, mode="python"), default=str))
+
+    def _write(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+    def read_control(self) -> ControlRecord:
+        if not self.control_path.exists():
+            return ControlRecord()
+        return _CONTROL.validate_json(self.control_path.read_text())
+
+    def write_control(self, control: ControlRecord) -> None:
+        self._write(self.control_path, _CONTROL.dump_json(control).decode())
+
+    def append_audit(self, entry: dict[str, Any]) -> None:
+        with self.audit_path.open("a") as out:
+            out.write(json.dumps(entry, default=str) + "\n")
+            out.flush()
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+    def live_lease(self, now: float, host: str | None = None) -> Lease | None:
+        """The lease, if its holder may still be running (not expired, and not a dead process of this host)."""
+        lease = self.read_control().lease
+        if lease is None or lease.expired(now) or not holder_alive(lease.holder, host):
+            return None
+        return lease
 
     def delete(self) -> bool:
-        if self.path.exists():
-            self.path.unlink()
-            return True
-        return False
+        """Remove the platform with its lease, requests and audit trail."""
+        with self.locked():
+            existed = self.path.exists()
+            for path in (self.path, self.control_path, self.audit_path):
+                path.unlink(missing_ok=True)
+        return existed  # the lock file stays: another process may hold it open

@@ -25,12 +25,14 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, fields
+from difflib import get_close_matches
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from toolkit.catalog import load as load_catalog
 from toolkit.config.platform import PlatformSpec
+from toolkit.errors import UsageError
 from toolkit.model import (
     BrokerState,
     EsNode,
@@ -43,6 +45,7 @@ from toolkit.model import (
     Partition,
     PlatformState,
     Pod,
+    RunRequest,
     Shard,
     ShardState,
     ShutdownRecord,
@@ -75,6 +78,8 @@ class SimParams:
     indexer_capacity: float = 1500.0  # events/s per ready indexer pod
     es_shutdown_api: bool = True  # False models a server without the node shutdown API (allocation method)
     seed: int = 7
+    wall_pace: float = 0.0  # wall-clock seconds slept per simulated second (0: as fast as possible), so that a
+    # person or a test can watch, signal or pause a run of the simulated platform as it goes
 
 
 def params_from(values: dict[str, float]) -> SimParams:
@@ -95,6 +100,13 @@ class Faults:
     crash_after_step: int = 0  # the orchestrator dies right after its K-th step-starting action
     unready_at_start: list[str] = field(default_factory=list)  # pods that are not Ready when the run starts
     recovering: dict[str, float] = field(default_factory=dict)  # broker pod -> seconds it stays in log recovery
+    terminating: dict[str, float] = field(default_factory=dict)  # pod -> seconds it takes to terminate (deleted)
+    readiness_fails: dict[str, float] = field(default_factory=dict)  # pod -> seconds its readiness probe fails
+
+
+class InjectionError(UsageError):
+    """A fault that cannot be injected: unknown or malformed, a pod the platform does not have, or a state the
+    fault cannot apply to. Nothing was changed."""
 
 
 @dataclass
@@ -113,6 +125,8 @@ class SimPod:
     up_since: float = 0.0
     restarts: int = 0
     recovering_until: float = 0.0  # a Kafka broker in log recovery until then (fault injection)
+    probe_fails_until: float = 0.0  # readiness probe failing (NotReady) while the process serves, until then
+    down_at: float | None = None  # terminating: when its process leaves the data plane (None: already left)
 
 
 @dataclass
@@ -193,6 +207,8 @@ class World:
     last_observed_at: float = -NEVER
     lease: Lease | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)
+    request: RunRequest | None = None  # a pause/abort request waiting for the run (in-memory control)
+    restarts_given: dict[str, int] = field(default_factory=dict)  # "pod@version" -> restarts (in-memory control)
     actions: int = 0  # step-starting actions taken, for crash injection
     history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every simulated second
     # live load during a rehearsal (toolkit.rehearsal.traffic): anything with tick(world, dt); never saved
@@ -207,6 +223,11 @@ class World:
     def _factor(self, *key: object) -> float:
         digest = hashlib.sha1(f"{self.params.seed}/{key}".encode()).digest()
         return 0.5 + 0.5 * (digest[0] / 255.0)
+
+    def _pick(self, size: int, *key: object) -> int:
+        """A deterministic stand-in for a random choice in range(size) (Kafka picks some placements at random)."""
+        digest = hashlib.sha1(f"{self.params.seed}/{key}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") % max(1, size)
 
     def kafka_node_of_pod(self, pod: str) -> SimKafkaNode | None:
         return next((n for n in self.kafka_nodes if n.pod == pod), None)
@@ -282,15 +303,22 @@ class World:
         w.update_revision = rev
         w.revisions[rev] = version
 
-    def delete_pod(self, name: str) -> None:
+    def delete_pod(self, name: str, seconds: float | None = None, node_stays: bool = False) -> None:
+        """The pod is deleted: it terminates for `seconds` (default: the component's stop time), then its
+        controller re-creates it. Its Kafka broker leaves the ISRs at once (controlled shutdown); with `node_stays`
+        an Elasticsearch node stays joined with its shards until the pod is gone (a preStop hook holding it)."""
         pod = self.pods[name]
         if pod.phase == "terminating":
             return
         component = self.component_of(pod)
         pod.phase = "terminating"
         pod.ready = False
-        pod.gone_at = self.now + self._stop_seconds(component)
-        self.member_down(name)
+        pod.probe_fails_until = 0.0
+        pod.gone_at = self.now + (self._stop_seconds(component) if seconds is None else seconds)
+        pod.down_at = pod.gone_at if node_stays and component == "elasticsearch" else self.now
+        if pod.down_at <= self.now:
+            pod.down_at = None
+            self.member_down(name)
 
     def member_down(self, name: str) -> None:
         """The data plane's side of pod `name` stopping: its broker leaves every ISR (and the quorum), or its
@@ -314,6 +342,81 @@ class World:
 
     def set_paused(self, workload: str, paused: bool) -> None:
         self.workloads[workload].paused = paused
+
+    # ------------------------------------------------------------------ faults
+
+    def apply_faults(self, faults: Faults) -> None:
+        """Inject `faults` into this platform NOW (a fresh one or one that has been running): each takes effect
+        at once or at the pod's next restart (never-ready), or is refused with why. All are checked before any is
+        applied, so a refusal changes nothing."""
+        problems = self._fault_problems(faults)
+        if problems:
+            raise InjectionError("; ".join(problems) + ". Nothing was injected")
+        self.faults.never_ready.extend(n for n in faults.never_ready if n not in self.faults.never_ready)
+        for name in faults.never_ready:
+            if self.pods[name].phase == "starting":
+                self.pods[name].ready_at = NEVER
+        if faults.slow_catchup != 1.0:
+            self.faults.slow_catchup = faults.slow_catchup
+        if faults.crash_after_step:
+            self.faults.crash_after_step = faults.crash_after_step
+        for name, seconds in faults.recovering.items():
+            self.pods[name].recovering_until = self.now + seconds
+            self.faults.recovering[name] = seconds
+        for name in faults.unready_at_start:
+            pod = self.pods[name]
+            pod.ready, pod.phase = False, "starting"
+            pod.ready_at = (
+                NEVER if name in self.faults.never_ready else self.now + self._restart_seconds(self.component_of(pod))
+            )
+            self.member_down(name)
+            self.faults.unready_at_start.append(name)
+        for name, seconds in faults.terminating.items():
+            self.delete_pod(name, seconds=seconds, node_stays=True)
+            self.faults.terminating[name] = seconds
+        for name, seconds in faults.readiness_fails.items():
+            pod = self.pods[name]
+            pod.ready, pod.probe_fails_until = False, self.now + seconds
+            self.faults.readiness_fails[name] = seconds
+        if faults.red_cluster:
+            first = next(s for s in self.es_shards if s.primary and s.state == ShardState.STARTED.value)
+            for s in self.es_shards:
+                if s.index == first.index and s.number == first.number:
+                    s.state, s.home, s.node = ShardState.UNASSIGNED.value, None, None
+            self.faults.red_cluster = True
+
+    def _fault_problems(self, faults: Faults) -> list[str]:
+        problems: list[str] = []
+        named: list[tuple[str, str]] = [("never-ready", n) for n in faults.never_ready]
+        named += [("unready", n) for n in faults.unready_at_start]
+        named += [("recovering", n) for n in faults.recovering]
+        named += [("terminating", n) for n in faults.terminating]
+        named += [("readiness-fails", n) for n in faults.readiness_fails]
+        unknown = [(fault, name) for fault, name in named if name not in self.pods]
+        if unknown:
+            guesses = [get_close_matches(name, list(self.pods), n=1) for _fault, name in unknown]
+            hint = "; ".join(f"did you mean {g[0]}?" for g in guesses if g)
+            problems.append(
+                f"--inject {', '.join(f'{f}={n}' for f, n in unknown)}: no such pod in {self.environment}"
+                + (f" ({hint})" if hint else "")
+                + f"; its pods: {', '.join(sorted(self.pods))}"
+            )
+        for name in faults.recovering:
+            if name in self.pods and self.kafka_node_of_pod(name) is None:
+                problems.append(f"--inject recovering={name}: log recovery applies to Kafka nodes, {name} is not one")
+        for fault, name in named:
+            pod = self.pods.get(name)
+            if pod is None or fault == "never-ready":
+                continue
+            if pod.phase != "running" or not pod.ready:
+                state = "terminating" if pod.phase == "terminating" else "not Ready"
+                problems.append(f"--inject {fault}={name}: {name} is already {state}; inject it once it is Ready again")
+        if faults.red_cluster:
+            if not any(s.primary for s in self.es_shards):
+                problems.append("--inject red-cluster: this platform has no Elasticsearch shard to lose")
+            elif self.es_health() is Health.RED:
+                problems.append("--inject red-cluster: Elasticsearch is already red")
+        return problems
 
     # ------------------------------------------------------------------ Kafka physics
 
@@ -464,6 +567,13 @@ class World:
 
     # ------------------------------------------------------------------ Kubernetes physics
 
+    def serving(self, pod: SimPod) -> bool:
+        """Whether the pod's process serves (an Elasticsearch node is joined): Ready, or running with a failing
+        readiness probe, or terminating while its process has not left yet (a preStop hook)."""
+        if pod.phase == "running":
+            return True
+        return pod.phase == "terminating" and pod.down_at is not None
+
     def _pods_of(self, workload: str) -> list[SimPod]:
         return [p for p in self.pods.values() if p.workload == workload]
 
@@ -487,6 +597,11 @@ class World:
 
     def _pods_tick(self) -> None:
         for pod in list(self.pods.values()):
+            if pod.phase == "terminating" and pod.down_at is not None and pod.down_at <= self.now:
+                pod.down_at = None
+                self.member_down(pod.name)
+            if pod.phase == "running" and pod.probe_fails_until and pod.probe_fails_until <= self.now:
+                pod.probe_fails_until, pod.ready = 0.0, True
             if pod.phase == "terminating" and pod.gone_at <= self.now:
                 w = self.workloads[pod.workload]
                 del self.pods[pod.name]
@@ -688,7 +803,9 @@ class World:
                 continue
             roles = ("master",) if w.role == "master" else (f"data_{w.tier}",)
             for pod in sorted(self._pods_of(w.name), key=lambda p: p.name):
-                nodes.append(EsNode(name=pod.name, roles=roles, version=pod.version, tier=w.tier, joined=pod.ready))
+                nodes.append(
+                    EsNode(name=pod.name, roles=roles, version=pod.version, tier=w.tier, joined=self.serving(pod))
+                )
         return EsState(
             health=self.es_health(),
             nodes=tuple(nodes),
@@ -702,6 +819,55 @@ class World:
             snapshot_repositories=tuple(self.es_snapshot_repositories),
             supports_shutdown_api=self.params.es_shutdown_api,
         )
+
+
+def rack_alternated(rack_of: dict[int, str]) -> list[int]:
+    """Brokers taken one rack at a time in turn (racks by name, brokers by id within a rack): 0,3,6,1,4,7,... for
+    racks a: 0,1,2 / b: 3,4,5 / c: 6,7,8. Consecutive brokers of this ring sit in different racks."""
+    queues = {rack: sorted(b for b, r in rack_of.items() if r == rack) for rack in sorted(set(rack_of.values()))}
+    ring: list[int] = []
+    while len(ring) < len(rack_of):
+        for rack in queues:
+            if queues[rack]:
+                ring.append(queues[rack].pop(0))
+    return ring
+
+
+def kafka_assignment(rack_of: dict[int, str], partitions: int, rf: int, start: int, shift: int) -> list[list[int]]:
+    """The replica assignment Apache Kafka computes for a new topic on brokers with racks (the rack-aware algorithm
+    of its admin utilities, KIP-36), written from its description: our implementation, not a copy.
+
+    - Brokers are arranged in a rack-alternated ring (`rack_alternated`).
+    - Partition p's first replica (its preferred leader) is ring[(p + start) % n]: leaders go round-robin.
+    - Further replicas walk the ring from the first one with a stride that grows with `shift` (which increases by
+      one every n partitions, so the sequences do not repeat), skipping a broker whose rack already holds a replica
+      while some rack holds none, and a broker that already holds one while some broker holds none.
+    So with RF <= racks every rack holds at most one replica of each partition. Kafka draws `start` and `shift` at
+    random in range(n) when the topic is created; the simulated platform derives them from its seed."""
+    ring = rack_alternated(rack_of)
+    n, racks = len(ring), len(set(rack_of.values()))
+    if not 1 <= rf <= n:
+        raise ValueError(f"replication factor {rf} needs between 1 and {n} brokers")
+    out: list[list[int]] = []
+    for p in range(partitions):
+        if p and p % n == 0:
+            shift += 1
+        first = (p + start) % n
+        chosen = [ring[first]]
+        racks_used = {rack_of[ring[first]]}
+        step = 0
+        while len(chosen) < rf:
+            candidate = ring[(first + 1 + (shift * racks + step) % (n - 1)) % n]
+            step += 1
+            rack = rack_of[candidate]
+            if rack in racks_used and len(racks_used) < racks:
+                continue
+            if candidate in chosen and len(chosen) < n:
+                continue
+            chosen.append(candidate)
+            racks_used.add(rack)
+        out.append(chosen)
+    return out
 
 
 def _vkey(version: str) -> tuple[int, ...]:
@@ -723,7 +889,7 @@ def build_world(
     faults = faults or Faults()
     versions = versions or {}
     catalog = load_catalog()
-    world = World(environment=environment, params=params, faults=faults)
+    world = World(environment=environment, params=params, faults=Faults())
     zones = list(spec.zones)
 
     # Kafka
@@ -747,18 +913,16 @@ def build_world(
     voters = [n.id for n in world.kafka_nodes if n.role != "broker"]
     world.active_controller = voters[len(voters) // 2] if voters else None
     world.metadata_version = catalog.components["kafka"].versions[kv].metadata_version or ""
-    # rack-aware placement: interleave brokers by rack so consecutive brokers sit in different zones
-    rack_of = {n.id: n.rack for n in world.kafka_nodes}
-    by_rack = [[b for b in brokers if rack_of[b] == z] for z in zones]
-    interleaved = [b for group in zip(*by_rack, strict=False) for b in group]
-    interleaved += [b for b in brokers if b not in interleaved]
+    # Kafka's own rack-aware placement, as a topic created on this cluster would get it (see kafka_assignment)
+    rack_of = {n.id: n.rack for n in world.kafka_nodes if n.role != "controller"}
     names = ["security-events", "security-events-dlq", "audit-events", "syslog-raw"][: k.topics]
     names += [f"topic-{i}" for i in range(len(names), k.topics)]
-    for t_index, t in enumerate(names):
+    for t in names:
         world.topics.append(Topic(t, k.replication_factor, k.min_insync_replicas, False))
-        for p in range(k.partitions_per_topic):
-            start = (p + t_index) % len(interleaved)
-            replicas = [interleaved[(start + j) % len(interleaved)] for j in range(k.replication_factor)]
+        start, shift = (world._pick(len(brokers), t, what) for what in ("start", "shift"))
+        for p, replicas in enumerate(
+            kafka_assignment(rack_of, k.partitions_per_topic, k.replication_factor, start, shift)
+        ):
             world.partitions.append(SimPartition(t, p, replicas, list(replicas), replicas[0]))
 
     # Elasticsearch
@@ -785,11 +949,6 @@ def build_world(
     masters = sorted(p.name for p in world.pods.values() if world.workloads[p.workload].role == "master")
     world.es_elected_master = masters[len(masters) // 2] if masters else None
     world.es_snapshot_repositories = ["snapshots"]
-    if faults.red_cluster and world.es_shards:
-        for s in world.es_shards:
-            if s.index == world.es_shards[0].index and s.number == 0:
-                s.state, s.home, s.node = ShardState.UNASSIGNED.value, None, None
-
     # Workers
     wv = versions.get("workers", spec.workers.version)
     for role, count in (("receiver", spec.workers.receivers), ("indexer", spec.workers.indexers)):
@@ -804,17 +963,7 @@ def build_world(
             zones=spec.zones,
         )
 
-    for name, seconds in faults.recovering.items():
-        if name in world.pods:
-            world.pods[name].recovering_until = seconds
-    for name in faults.unready_at_start:
-        if name in world.pods:
-            world.pods[name].ready = False
-            world.pods[name].phase = "starting"
-            world.pods[name].ready_at = NEVER if name in faults.never_ready else params.kafka_restart_seconds
-            node = world.kafka_node_of_pod(name)
-            if node is not None:
-                world._kafka_node_down(node.id)
+    world.apply_faults(faults)
     world._sample_invariants()
     world.last_observed_at = 0.0
     return world
