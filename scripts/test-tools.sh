@@ -5,6 +5,9 @@
 #   prometheus-elasticsearch-exporter   the standard Elasticsearch exporter, scraped against the single-node peer so
 #                                       the Elasticsearch alerts are checked against the names it really exports
 #
+#   checkov (PyPI, pinned in pyproject.toml's `scan` extra) in its own virtualenv .venv-scan, for the scan of the
+#                                       manifests `toolkit deploy --render` writes (tests/charts/test_checkov.py)
+#
 # Guarantees: idempotent (installs only what is missing); non-interactive; Debian's apt archive only; run as root.
 # Neither package's service is started (a policy-rc.d denies it for the duration of the install): the tests run the
 # binaries themselves. `make test` runs it.
@@ -21,6 +24,17 @@ for pkg in "${APT_PACKAGES[@]}"; do
         missing+=("$pkg")
     fi
 done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SCAN_VENV="$ROOT/.venv-scan"
+scan_pins=$(python3 "$ROOT/scripts/extra_requirements.py" scan)
+if [[ ! -x "$SCAN_VENV/bin/checkov" ]] || [[ "$(cat "$SCAN_VENV/.pins" 2>/dev/null)" != "$scan_pins" ]]; then
+    log "installing into $SCAN_VENV: $scan_pins"
+    python3 -m venv "$SCAN_VENV"
+    "$SCAN_VENV/bin/pip" install -q --disable-pip-version-check $scan_pins
+    printf '%s' "$scan_pins" >"$SCAN_VENV/.pins"
+fi
+log "present: $("$SCAN_VENV/bin/checkov" --version 2>/dev/null | head -n 1 | sed 's/^/checkov /')"
+
 if ((${#missing[@]} == 0)); then
     log "present: ${APT_PACKAGES[*]} ($(promtool --version 2>&1 | head -n 1))"
     exit 0

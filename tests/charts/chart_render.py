@@ -37,25 +37,15 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def catalog_values(chart: str) -> dict[str, Any]:
-    """The values the toolkit injects for `chart`: images and versions from the catalog, nothing else."""
+    """The values the toolkit injects for `chart` (toolkit.provision.values.catalog_values at the catalog's default
+    version): images, digests and versions from the catalog, nothing else."""
     from toolkit.catalog import load
+    from toolkit.provision.values import catalog_values as injected
 
-    catalog = load()
-    workers = catalog.component("workers")
-    toolkit_image = {"repository": workers.image, "tag": workers.default}
-    if chart == "kafka":
-        kafka = catalog.component("kafka")
-        return {
-            "image": {"repository": kafka.image, "tag": kafka.default},
-            "metadataVersion": kafka.versions[kafka.default].metadata_version,
-            "toolkitImage": toolkit_image,
-        }
-    if chart == "elasticsearch":
-        es = catalog.component("elasticsearch")
-        return {"image": {"repository": es.image, "tag": es.default}, "toolkitImage": toolkit_image}
-    if chart == "ingest-workers":
-        return {"image": toolkit_image}
-    raise ValueError(f"unknown chart {chart!r}: expected one of {CHARTS}")
+    component = {"ingest-workers": "workers"}.get(chart, chart)
+    if component not in ("kafka", "elasticsearch", "workers"):
+        raise ValueError(f"unknown chart {chart!r}: expected one of {CHARTS}")
+    return injected(component, load().component(component).default)
 
 
 def ci_values(chart: str, value_set: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from toolkit.errors import UsageError
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
 COMPONENTS = ("kafka", "elasticsearch", "workers")
+TOOLKIT_IMAGE_UID = 10001  # the user of the toolkit's own images (Dockerfile `useradd --uid`)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -25,6 +26,14 @@ def parse_version(text: str) -> tuple[int, int, int]:
         raise ValueError(f"version {text!r} is not of the form MAJOR.MINOR.PATCH (e.g. 8.19.3)")
     major, minor, patch = (int(p) for p in parts)
     return major, minor, patch
+
+
+def repository_of(image: str) -> str:
+    """'docker.io/apache/kafka:4.1.0@sha256:...' -> 'docker.io/apache/kafka' (a registry port is not a tag)."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
 
 
 class _Frozen(BaseModel):
@@ -37,6 +46,9 @@ class VersionInfo(_Frozen):
     # ApiVersions carry on the wire; the release string is what people and kafka-features.sh say)
     metadata_level: int | None = None
     kraft: bool = True
+    # The image's content digest (`sha256:<64 hex>`, from the registry: `crane digest IMAGE:TAG`, `docker buildx
+    # imagetools inspect`): when present, every chart pulls the image by digest (the tag stays for people).
+    digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
 
 
 class UpgradeRules(_Frozen):
@@ -61,7 +73,13 @@ class ComponentSpec(_Frozen):
         return value
 
     def image_ref(self, version: str) -> str:
-        return f"{self.image}:{version}"
+        digest = self.versions[version].digest if version in self.versions else None
+        return f"{self.image}:{version}" + (f"@{digest}" if digest else "")
+
+    def image_values(self, version: str) -> dict[str, str]:
+        """The chart values of this component's image at `version` (repository, tag, digest when known)."""
+        info = self.versions[version]
+        return {"repository": self.image, "tag": version, "digest": info.digest or ""}
 
     def sorted_versions(self) -> list[str]:
         return sorted(self.versions, key=parse_version)

@@ -31,7 +31,7 @@ ENV_DIR = "/etc/toolkit/environments"
 KAFKA_DIR = "/etc/toolkit/orchestrator/kafka"
 ES_DIR = "/etc/toolkit/orchestrator/es"
 CA_DIR = "/etc/toolkit/orchestrator/ca"
-RUN_AS = 10001
+RUN_AS = catalog_mod.TOOLKIT_IMAGE_UID
 
 # What toolkit.targets.kube does, and nothing more (see that module's docstring for each call).
 RULES: list[dict[str, Any]] = [

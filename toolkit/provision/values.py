@@ -36,11 +36,11 @@ KUBE_STORAGE_CLASS = "encrypted-gp3"  # created by the region's Pulumi stack (st
 KIND_HOST = "127.0.0.1"  # where kind-config.yaml maps the NodePorts on the machine running kind
 # Values only the catalog may set; an override file naming one of them is refused.
 CATALOG_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "kafka": (("image", "repository"), ("image", "tag"), ("metadataVersion",), ("toolkitImage", "repository"),
-              ("toolkitImage", "tag")),
-    "elasticsearch": (("image", "repository"), ("image", "tag"), ("toolkitImage", "repository"),
-                      ("toolkitImage", "tag")),
-    "workers": (("image", "repository"), ("image", "tag")),
+    "kafka": (("image", "repository"), ("image", "tag"), ("image", "digest"), ("metadataVersion",),
+              ("toolkitImage", "repository"), ("toolkitImage", "tag"), ("toolkitImage", "digest")),
+    "elasticsearch": (("image", "repository"), ("image", "tag"), ("image", "digest"), ("toolkitImage", "repository"),
+                      ("toolkitImage", "tag"), ("toolkitImage", "digest"), ("toolkitImage", "runAsUser")),
+    "workers": (("image", "repository"), ("image", "tag"), ("image", "digest")),
 }  # fmt: skip
 
 
@@ -68,7 +68,7 @@ def catalog_values(component: str, version: str) -> dict[str, Any]:
         known = ", ".join(spec.sorted_versions())
         raise UsageError(f"{component} {version} is not in the catalog (known: {known}); pick one of those versions")
     workers = cat.component("workers")
-    toolkit_image = {"repository": workers.image, "tag": workers.default}
+    toolkit_image = workers.image_values(workers.default)
     if component == "kafka":
         info = spec.versions[version]
         if not info.kraft or not info.metadata_version:
@@ -77,13 +77,16 @@ def catalog_values(component: str, version: str) -> dict[str, Any]:
                 "deploy a KRaft version (3.3 or later) and migrate older clusters first"
             )
         return {
-            "image": {"repository": spec.image, "tag": version},
+            "image": spec.image_values(version),
             "metadataVersion": info.metadata_version,
             "toolkitImage": toolkit_image,
         }
     if component == "elasticsearch":
-        return {"image": {"repository": spec.image, "tag": version}, "toolkitImage": toolkit_image}
-    return {"image": {"repository": spec.image, "tag": version}}
+        return {
+            "image": spec.image_values(version),
+            "toolkitImage": {**toolkit_image, "runAsUser": catalog_mod.TOOLKIT_IMAGE_UID},
+        }
+    return {"image": spec.image_values(version)}
 
 
 def _persistence(environment: Environment) -> dict[str, Any]:

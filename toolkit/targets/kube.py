@@ -71,6 +71,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from toolkit.catalog import load as load_catalog
+from toolkit.catalog import repository_of
 from toolkit.engine.ports import ActionError, LeaseHeldError
 from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, RunRequest, WorkersState, Workload
 from toolkit.targets.process import holder_alive, wait_or_wake, wake_also
@@ -484,7 +485,7 @@ class KubeWorkloads:
         if not containers:
             raise ActionError(f"{obj.kind or 'workload'} {obj.metadata.name} has no container to set {image} on")
         repo = spec.image
-        main = next((c for c in containers if (c.image or "").rsplit(":", 1)[0] == repo), containers[0])
+        main = next((c for c in containers if repository_of(c.image or "") == repo), containers[0])
         if current == version and main.image == image:
             return None
         return {
