@@ -346,8 +346,28 @@ def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_en
         audit.append({"what": "step", "i": i, "why": "x" * 40})
     records = audit.records()
     assert [r["i"] for r in records] == list(range(12))
-    maps = client.CoreV1Api(api).list_namespaced_config_map(namespace, label_selector="toolkit.io/audit=true").items
+    core = client.CoreV1Api(api)
+    maps = core.list_namespaced_config_map(namespace, label_selector="toolkit.io/audit=true").items
     assert len(maps) >= 2 and all(len(m.data["records.jsonl"].encode()) <= 600 for m in maps)
+    archives = [m for m in maps if m.metadata.name != "toolkit-audit"]
+    assert archives and all(m.immutable for m in archives)  # only the head is ever written again
+
+    # a roll interrupted after the archive was created and before the head was replaced (a crash): the next append
+    # finishes it, and no record is shown twice
+    head = core.read_namespaced_config_map("toolkit-audit", namespace)
+    pending = int(head.data["archived"])
+    core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {"name": f"toolkit-audit-{pending:04d}", "labels": {"toolkit.io/audit": "true"}},
+            "data": {"records.jsonl": head.data["records.jsonl"]},
+            "immutable": True,
+        },
+    )
+    assert [r["i"] for r in audit.records()] == list(range(12))
+    audit.append({"what": "step", "i": 12})
+    assert [r["i"] for r in audit.records()] == list(range(13))
+    assert core.read_namespaced_config_map("toolkit-audit", namespace).data["archived"] == str(pending + 1)
 
 
 def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_env, namespace):
@@ -421,6 +441,16 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
                 "kafka-1", namespace, command=["id"], stdout=True
             )
         assert exec_refused.value.status == 403
+        # ConfigMaps: it updates its own (the audit head, the control requests) and no other, e.g. not a Kafka
+        # configuration whose super.users it could otherwise rewrite
+        client.CoreV1Api(api).create_namespaced_config_map(
+            namespace, {"metadata": {"name": "kafka-config"}, "data": {"server.properties": "super.users=User:node"}}
+        )
+        foreign = client.CoreV1Api(as_orchestrator).read_namespaced_config_map("kafka-config", namespace)
+        foreign.data["server.properties"] = "super.users=User:node;User:toolkit-orchestrator"
+        with pytest.raises(ApiException) as rewrite:
+            client.CoreV1Api(as_orchestrator).replace_namespaced_config_map("kafka-config", namespace, foreign)
+        assert rewrite.value.status == 403
     finally:
         as_orchestrator.close()
         for doc in docs:

@@ -30,12 +30,17 @@ def test_images_and_versions_equal_the_catalog(env_name: str, component: str) ->
     spec = cat.component(component)
     version = env.platform.version_of(component)
     got = values.chart_values(env, component)
-    assert got["image"] == {"repository": spec.image, "tag": version}
+    assert got["image"] == {"repository": spec.image, "tag": version, "digest": spec.versions[version].digest or ""}
     if component == "kafka":
         assert got["metadataVersion"] == spec.versions[version].metadata_version
     if component in ("kafka", "elasticsearch"):
         workers = cat.component("workers")
-        assert got["toolkitImage"] == {"repository": workers.image, "tag": workers.default}
+        digest = workers.versions[workers.default].digest or ""
+        assert {k: got["toolkitImage"][k] for k in ("repository", "tag", "digest")} == {
+            "repository": workers.image,
+            "tag": workers.default,
+            "digest": digest,
+        }
 
 
 def test_an_explicit_version_is_injected_with_its_metadata_version() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from toolkit import catalog as catalog_mod
 from toolkit.config.access import Access, EsAccess, KafkaAccess
 from toolkit.config.environments import Environment
+from toolkit.targets.kube import AUDIT_PREFIX, CONTROL_NAME, LEASE_NAME  # the names the adapter writes
 
 NAME = "toolkit-orchestrator"
 JOB_NAME = "toolkit-upgrade"
@@ -33,6 +34,8 @@ ES_DIR = "/etc/toolkit/orchestrator/es"
 CA_DIR = "/etc/toolkit/orchestrator/ca"
 RUN_AS = catalog_mod.TOOLKIT_IMAGE_UID
 
+OWN_CONFIG_MAPS = (AUDIT_PREFIX, CONTROL_NAME)
+
 # What toolkit.targets.kube does, and nothing more (see that module's docstring for each call).
 RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": ["get", "list", "patch"]},
@@ -40,8 +43,12 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+    # ConfigMaps: read any, create (the audit's immutable archives; RBAC cannot scope create by name, and a create
+    # cannot change an existing object), update ONLY its own (a Kafka or Elasticsearch configuration is not among them)
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"], "resourceNames": list(OWN_CONFIG_MAPS)},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["update"], "resourceNames": [LEASE_NAME]},
 ]
 NODE_RULES: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
 

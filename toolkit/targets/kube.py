@@ -47,10 +47,15 @@ engine issued per member and version, so a resumed run does not start its budget
 object and replaces it under that resourceVersion; a 409 (someone changed it meanwhile) re-reads and applies the
 change again, so concurrent writers never lose each other's update.
 
-Audit: JSON lines appended to the data key `records.jsonl` of ConfigMaps `toolkit-audit-NNNN` (label
-`toolkit.io/audit=true`), each append a replace under the read resourceVersion (409: re-read, append again). When
-the newest ConfigMap would pass `AUDIT_ROLL_BYTES` a new one (NNNN+1) is created. `audit_trail()` reads them in
-order. The trail lives with the platform, not on the orchestrator's disk.
+Audit: JSON lines appended to the data key `records.jsonl` of ONE ConfigMap with a fixed name, `toolkit-audit` (the
+head), each append a replace under the read resourceVersion (409: re-read, append again). When the head would pass
+`AUDIT_ROLL_BYTES` its records move into an immutable archive `toolkit-audit-NNNN` (NNNN = the head's `archived`
+count) and the head starts over. A roll interrupted between the archive's creation and the head's replace is finished
+by the next append (the archive exists: the head's archived prefix is dropped), and `audit_trail()` (archives in
+order, then the head) never shows a record twice. Why this shape: RBAC can scope `update` to named objects but never
+`create`, so the orchestrator may update exactly its own ConfigMaps (the head and `toolkit-upgrade-control`) and not,
+say, a Kafka configuration; the archives it creates are immutable. The trail lives with the platform, not on the
+orchestrator's disk.
 """
 
 from __future__ import annotations
@@ -91,7 +96,8 @@ CONTROL_NAME = "toolkit-upgrade-control"
 CONTROL_REQUEST_KEY = "request.json"
 CONTROL_RESTARTS_KEY = "restarts.json"
 AUDIT_LABEL = "toolkit.io/audit"
-AUDIT_PREFIX = "toolkit-audit"
+AUDIT_PREFIX = "toolkit-audit"  # the head's name; archives are AUDIT_PREFIX-NNNN
+AUDIT_ARCHIVED_KEY = "archived"
 AUDIT_KEY = "records.jsonl"
 AUDIT_ROLL_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB; roll well before
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -828,7 +834,7 @@ class KubeControlStore:
 
 
 class KubeAuditLog:
-    """Append-only JSON lines in ConfigMaps `toolkit-audit-NNNN`, rolled at `roll_bytes` (see module doc)."""
+    """Append-only JSON lines: the head ConfigMap `toolkit-audit` and immutable archives (see module doc)."""
 
     def __init__(
         self,
@@ -846,56 +852,74 @@ class KubeAuditLog:
     def name(index: int) -> str:
         return f"{AUDIT_PREFIX}-{index:04d}"
 
-    def _maps(self) -> list[Any]:
-        found = retrying(
-            f"list audit configmaps in {self.namespace}",
-            lambda: self.core.list_namespaced_config_map(self.namespace, label_selector=f"{AUDIT_LABEL}=true"),
-            self.retry,
-        )
-        maps = [m for m in found.items if m.metadata.name.startswith(AUDIT_PREFIX + "-")]
-        return sorted(maps, key=lambda m: int(m.metadata.name.rsplit("-", 1)[1]))
-
-    def _create(self, index: int, text: str) -> bool:
-        body = client.V1ConfigMap(
+    def _body(self, name: str, data: dict[str, str], immutable: bool = False) -> Any:
+        return client.V1ConfigMap(
             metadata=client.V1ObjectMeta(
-                name=self.name(index),
+                name=name,
                 namespace=self.namespace,
                 labels={AUDIT_LABEL: "true", "app.kubernetes.io/managed-by": "toolkit"},
             ),
-            data={AUDIT_KEY: text},
+            data=data,
+            immutable=immutable or None,
         )
+
+    def _read(self, name: str) -> Any | None:
+        try:
+            return retrying(
+                f"read configmap {self.namespace}/{name}",
+                lambda: self.core.read_namespaced_config_map(name, self.namespace),
+                self.retry,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _create(self, name: str, data: dict[str, str], immutable: bool = False) -> bool:
         try:
             retrying(
-                f"create configmap {self.namespace}/{self.name(index)}",
-                lambda: self.core.create_namespaced_config_map(self.namespace, body),
+                f"create configmap {self.namespace}/{name}",
+                lambda: self.core.create_namespaced_config_map(self.namespace, self._body(name, data, immutable)),
                 self.retry,
                 retry_conflicts=False,
             )
         except ApiException as exc:
             if exc.status == 409:
-                return False  # another writer created it first: re-read and append there
+                return False  # it exists already (another writer, or a roll interrupted after this step)
             raise
         return True
+
+    @staticmethod
+    def _unarchived(head: Any, pending: Any | None) -> str:
+        """The head's records not yet in an archive: all of them, unless the archive the head is about to write
+        exists already (an interrupted roll), whose records are then a prefix of the head's."""
+        text = str((head.data or {}).get(AUDIT_KEY, ""))
+        if pending is None:
+            return text
+        archived = str((pending.data or {}).get(AUDIT_KEY, ""))
+        return text[len(archived) :] if text.startswith(archived) else text
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         deadline = time.monotonic() + self.retry.deadline_seconds
         while True:
             try:
-                maps = self._maps()
-                if not maps:
-                    if self._create(0, line):
+                head = self._read(AUDIT_PREFIX)
+                if head is None:
+                    if self._create(AUDIT_PREFIX, {AUDIT_KEY: line, AUDIT_ARCHIVED_KEY: "0"}):
                         return
                     continue
-                newest = maps[-1]
-                text = (newest.data or {}).get(AUDIT_KEY, "")
-                index = int(newest.metadata.name.rsplit("-", 1)[1])
-                if text and len(text.encode()) + len(line.encode()) > self.roll_bytes:
-                    if self._create(index + 1, line):
-                        return
-                    continue
-                newest.data = {**(newest.data or {}), AUDIT_KEY: text + line}
-                self.core.replace_namespaced_config_map(newest.metadata.name, self.namespace, newest)
+                archived = int((head.data or {}).get(AUDIT_ARCHIVED_KEY, "0") or 0)
+                pending = self._read(self.name(archived))
+                text = self._unarchived(head, pending)
+                if pending is not None:
+                    archived += 1  # finish the interrupted roll
+                elif text and len(text.encode()) + len(line.encode()) > self.roll_bytes:
+                    if not self._create(self.name(archived), {AUDIT_KEY: text}, immutable=True):
+                        continue  # written meanwhile: re-read, the pending branch finishes the roll
+                    text, archived = "", archived + 1
+                head.data = {AUDIT_KEY: text + line, AUDIT_ARCHIVED_KEY: str(archived)}
+                self.core.replace_namespaced_config_map(AUDIT_PREFIX, self.namespace, head)
                 return
             except ApiException as exc:
                 if exc.status not in RETRYABLE_STATUS or time.monotonic() > deadline:
@@ -903,13 +927,27 @@ class KubeAuditLog:
                         f"kubernetes: could not append to the audit trail in {self.namespace}: {_describe(exc)}"
                     ) from None
                 time.sleep(0.05 if exc.status == 409 else 0.5)
-            except ActionError:
-                raise
 
     def records(self) -> list[dict[str, Any]]:
+        found = retrying(
+            f"list audit configmaps in {self.namespace}",
+            lambda: self.core.list_namespaced_config_map(self.namespace, label_selector=f"{AUDIT_LABEL}=true"),
+            self.retry,
+        )
+        archives = {}
+        head = None
+        for item in found.items:
+            name = item.metadata.name
+            if name == AUDIT_PREFIX:
+                head = item
+            elif name.startswith(AUDIT_PREFIX + "-") and name.rsplit("-", 1)[1].isdigit():
+                archives[int(name.rsplit("-", 1)[1])] = item
         out: list[dict[str, Any]] = []
-        for m in self._maps():
-            out.extend(_json_lines((m.data or {}).get(AUDIT_KEY, "")))
+        for index in sorted(archives):
+            out.extend(_json_lines((archives[index].data or {}).get(AUDIT_KEY, "")))
+        if head is not None:
+            archived = int((head.data or {}).get(AUDIT_ARCHIVED_KEY, "0") or 0)
+            out.extend(_json_lines(self._unarchived(head, archives.get(archived))))
         return out
 
 
