@@ -139,6 +139,16 @@ class RegionCatalog:
 def _botocore_data_dir() -> Path:
     spec = importlib.util.find_spec("botocore")
     if spec is None or not spec.submodule_search_locations:
+        from toolkit.errors import missing_extra
+
+        # botocore comes with boto3, in the aws extra: say which install brings it
+        error = missing_extra(
+            ModuleNotFoundError("No module named 'boto3'", name="boto3"),
+            "the list of AWS regions (botocore's partition data)",
+            extra="aws",
+        )
+        if error is not None:
+            raise error
         raise ResidencyDataError(
             "botocore is not installed: the list of AWS regions comes from its partition data; install the toolkit's "
             "dependencies (pip install -e .)"

@@ -183,12 +183,13 @@ def discovered(env: Environment) -> Iterator[Any]:
     the block ends."""
     from toolkit.targets.discovery import discover
 
-    api = kube_api(env)
+    api = kube_api(env) if env.access.discover else None  # discovery off: everything is in the file, no cluster
     folder = Path(tempfile.mkdtemp(prefix=f"toolkit-{env.name}-access-"))
     try:
         yield discover(api, env, folder)
     finally:
-        api.close()
+        if api is not None:
+            api.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -80,8 +80,18 @@ def test_cli_snapshot_reports_and_refuses(peer, es, fs_repository, tmp_path: Pat
 
     envs = tmp_path / "envs"
     envs.mkdir()
+    secret = tmp_path / "password"
+    secret.write_text("the peer does not check it\n")
     (envs / "peer.yaml").write_text(
-        yaml.safe_dump({"kind": "kube", "endpoints": {"elasticsearch_url": peer.elasticsearch_url}})
+        yaml.safe_dump(
+            {
+                "kind": "kube",
+                "access": {
+                    "elasticsearch": {"url": peer.elasticsearch_url, "username": "admin", "password_file": str(secret)},
+                    "discover": False,  # everything is given: no cluster to read Services and Secrets from
+                },
+            }
+        )
     )
     monkeypatch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
     es.index(index="events-cli-000001", document={"message": "x"}, refresh=True)
@@ -95,4 +105,4 @@ def test_cli_snapshot_reports_and_refuses(peer, es, fs_repository, tmp_path: Pat
     assert json.loads(as_json.output)["state"] == "SUCCESS" and json.loads(as_json.output)["ok"] is True
     missing = runner.invoke(app, ["snapshot", "--env", "peer"])
     assert missing.exit_code == 3
-    assert "refused: snapshot repository s3-snapshots is not registered" in missing.output
+    assert "refused [elasticsearch.snapshot]: snapshot repository s3-snapshots is not registered" in missing.output
