@@ -65,8 +65,9 @@ def namespace(kind_cluster: Environment) -> Iterator[str]:
 def test_status_says_the_cluster_exists_and_answers(kind_cluster):
     from toolkit.targets import clusters
 
-    message = clusters.status(kind_cluster)
-    assert "exists" in message and "answers" in message and "does not answer" not in message
+    found = clusters.status(kind_cluster)
+    message = str(found)
+    assert found.answers and "exists" in message and "answers" in message and "does not answer" not in message
 
 
 @needs_kind

@@ -116,7 +116,7 @@ def test_deploying_a_sim_environment_is_refused() -> None:
     [
         (["deploy", "--env", "sim"], "nothing to deploy"),
         (["deploy", "--env", "no-such-env"], "unknown environment 'no-such-env'"),
-        (["deploy", "--env", "local", "--output", "yaml"], "--output 'yaml' is not supported"),
+        (["deploy", "--env", "local", "--output", "xml"], "--output 'xml' is not supported: use table, json or yaml"),
     ],
 )
 def test_cli_bad_input_exits_2(argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

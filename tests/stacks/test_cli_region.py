@@ -3,6 +3,7 @@ real `toolkit` process run from a project outside the checkout."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -202,10 +203,16 @@ def test_check_blocks_on_violation(stacks_copy: Path) -> None:
     document["config"]["region:controlPlaneLogTypes"] = ["api"]
     path.write_text(yaml.safe_dump(document))
     result = runner.invoke(app, ["check", "eu-west-1"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # refused before anything changed
     assert "[logging] aws:eks/cluster:Cluster 'cluster-eks'" in result.output
     plan = runner.invoke(app, ["plan", "eu-west-1"])
-    assert plan.exit_code == 1 and "Pulumi CLI" not in plan.output
+    assert plan.exit_code == 3 and "Pulumi CLI" not in plan.output
+    as_json = runner.invoke(app, ["check", "eu-west-1", "-o", "json"])
+    report = json.loads(as_json.output)
+    assert as_json.exit_code == 3 and report["ok"] is False and report["region"] == "eu-west-1"
+    assert any("[logging]" in v for v in report["violations"])
+    as_yaml = runner.invoke(app, ["check", "eu-west-1", "-o", "yaml"])
+    assert yaml.safe_load(as_yaml.output) == report
 
 
 def test_invalid_file_lists_problems(stacks_copy: Path) -> None:

@@ -6,19 +6,38 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_USAGE, EnvOption, die, environment, guarded
+from toolkit.cli.common import (
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    ContextOption,
+    EnvOption,
+    NamespaceOption,
+    OutputOption,
+    check_output,
+    complete_to,
+    die,
+    emit,
+    environment,
+    guarded,
+)
 
 app = typer.Typer(help="Create, remove and inspect an environment's cluster.", no_args_is_help=True)
 
 FromOption = Annotated[
     list[str] | None,
-    typer.Option("--from", help="sim: COMPONENT=VERSION to start from, repeatable (default: the environment's)"),
+    typer.Option(
+        "--from",
+        help="sim: COMPONENT=VERSION to start from, repeatable (default: the environment's)",
+        autocompletion=complete_to,
+    ),
 ]
 
 
 @app.command()
 def up(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     from_: FromOption = None,
     inject: Annotated[list[str] | None, typer.Option("--inject", help="sim: faults present from the start")] = None,
 ) -> None:
@@ -26,7 +45,7 @@ def up(
     kind: a kind cluster from kind-config.yaml)."""
     from toolkit import operations
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     if resolved.kind == "sim":
         versions = guarded(lambda: operations.parse_component_versions(list(from_ or []), option="--from"))
         guarded(lambda: operations.reset_sim(resolved, versions, list(inject or [])))
@@ -58,16 +77,21 @@ def down(env: EnvOption = None) -> None:
 
 
 @app.command()
-def status(env: EnvOption = None) -> None:
-    """Say whether the environment's cluster runs, and what is missing to run it."""
+def status(env: EnvOption = None, context: ContextOption = None, output: OutputOption = "table") -> None:
+    """Say whether the environment's cluster runs, and what is missing to run it (exit 5 when it does not answer)."""
+    check_output(output)
     from toolkit import operations
 
-    resolved = environment(env)
+    resolved = environment(env, context)
     if resolved.kind == "sim":
         store = operations.sim_store(resolved)
         state = "exists" if store.exists() else "not created yet (created on first use)"
-        print(f"simulated platform {resolved.name}: {state} ({store.path})")
+        line = f"simulated platform {resolved.name}: {state} ({store.path})"
+        emit(output, {"environment": resolved.name, "kind": "sim", "answers": True, "details": [line]}, line)
         return
     from toolkit.targets import clusters
 
-    print(guarded(lambda: clusters.status(resolved)))
+    found = guarded(lambda: clusters.status(resolved))
+    emit(output, found.as_dict(), str(found))
+    if not found.answers:
+        raise typer.Exit(EXIT_UNAVAILABLE)

@@ -12,11 +12,24 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EXIT_HALTED, EnvOption, OutputOption, check_output, die, environment, guarded
+from toolkit.cli.common import (
+    EXIT_HALTED,
+    ContextOption,
+    EnvOption,
+    NamespaceOption,
+    OutputOption,
+    check_output,
+    die,
+    document,
+    environment,
+    guarded,
+)
 
 
 def command(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     check: Annotated[
         bool, typer.Option("--check", help="preview only: show what would change per chart (with the diff)")
     ] = False,
@@ -29,22 +42,21 @@ def command(
     """Deploy the platform (namespace, certificates and credentials, Kafka, Elasticsearch, workers) into an
     environment; a second run with the same configuration changes nothing. With --render, write the manifests
     instead (one file per release and its values), as `helm template` would: GitOps users commit these."""
-    import json
 
     from toolkit.provision import ansible
     from toolkit.provision.deploy import deploy_platform, render_platform
     from toolkit.provision.helm import DeployError
 
     check_output(output)
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     if render is not None:
         try:
             rendered = guarded(lambda: render_platform(resolved, render))
         except DeployError as exc:
             die(EXIT_HALTED, f"error: {exc}")
-        if output == "json":
-            print(json.dumps({"environment": rendered.environment, "versions": rendered.versions,
-                              "files": rendered.files}, indent=2))  # fmt: skip
+        if output != "table":
+            print(document(output, {"environment": rendered.environment, "versions": rendered.versions,
+                                    "files": rendered.files}))  # fmt: skip
         else:
             print(f"rendered {resolved.name} ({', '.join(f'{c}={v}' for c, v in rendered.versions.items())}):")
             for name in rendered.files:
@@ -54,8 +66,8 @@ def command(
         result = guarded(lambda: deploy_platform(resolved, check=check))
     except (ansible.AnsibleRunError, DeployError) as exc:
         die(EXIT_HALTED, f"error: {exc}")
-    if output == "json":
-        print(json.dumps(result.as_dict(), indent=2))
+    if output != "table":
+        print(document(output, result.as_dict()))
     else:
         mode = "check mode, nothing written" if result.check else "applied"
         where = f"{result.kind}, namespace {result.namespace}"

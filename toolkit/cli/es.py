@@ -4,7 +4,6 @@ and prints only; the logic lives in `toolkit.indices` (pure), `toolkit.targets.e
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
@@ -14,10 +13,13 @@ from toolkit.cli.common import (
     EXIT_HALTED,
     EXIT_REFUSED,
     EXIT_USAGE,
+    ContextOption,
     EnvOption,
+    NamespaceOption,
     OutputOption,
     check_output,
     die,
+    document,
     environment,
     guarded,
 )
@@ -28,6 +30,8 @@ app = typer.Typer(help="Elasticsearch index management: templates, rollover, sha
 @app.command("apply-templates")
 def apply_templates(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     alias: Annotated[str, typer.Option(help="write alias; indices are ALIAS-000001, ...")] = "syslog-events",
     shards: Annotated[int, typer.Option(min=1, help="primary shards per index (see plan-indices)")] = 1,
     replicas: Annotated[int, typer.Option(min=0, help="replicas per shard")] = 1,
@@ -61,10 +65,10 @@ def apply_templates(
         connection = EsConnection(url=url, ca_file=ca_file, username=username, password_file=password_file)
         result = guarded(lambda: operations.apply_index_templates(None, connection, layout, mode))
     else:
-        resolved = environment(env)
+        resolved = environment(env, context, namespace)
         result = guarded(lambda: operations.apply_index_templates(resolved, None, layout, mode))
-    if output == "json":
-        typer.echo(json.dumps(asdict(result), indent=2))
+    if output != "table":
+        typer.echo(document(output, asdict(result)))
         return
     typer.echo(f"rollover mode: {result.mode}" + (" (ILM policy " + result.policy + ")" if result.policy else ""))
     for action in result.actions:
@@ -95,8 +99,8 @@ def plan_indices_command(
     except PlanRefused as exc:
         lines = "\n".join(f"  - {reason}" for reason in exc.reasons)
         die(EXIT_REFUSED, f"refused: these inputs do not fit the shard-sizing rules:\n{lines}")
-    if output == "json":
-        typer.echo(json.dumps(asdict(plan), indent=2))
+    if output != "table":
+        typer.echo(document(output, asdict(plan)))
         return
     rows = [
         ("ingest per day (primary)", f"{plan.daily_primary_gb:,.1f} GB, {plan.docs_per_day:,} docs"),
@@ -135,6 +139,8 @@ def plan_indices_command(
 @app.command("snapshot")
 def snapshot_command(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     repository: Annotated[str, typer.Option(help="repository (deploy registers s3-snapshots)")] = "s3-snapshots",
     name: Annotated[str | None, typer.Option("--name", help="snapshot name (default snapshot-<UTC time>)")] = None,
     indices: Annotated[str | None, typer.Option(help="indices to include (default: all)")] = None,
@@ -145,10 +151,10 @@ def snapshot_command(
     check_output(output)
     from toolkit import operations
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     report = guarded(lambda: operations.take_snapshot(resolved, repository, name, indices, timeout))
-    if output == "json":
-        typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    if output != "table":
+        typer.echo(document(output, {**asdict(report), "ok": report.ok}))
     else:
         typer.echo(f"snapshot {report.repository}/{report.snapshot}: {report.state} in {report.seconds:.1f}s")
         typer.echo(

@@ -9,13 +9,15 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import EnvOption, ToOption, die, environment, guarded
+from toolkit.cli.common import ContextOption, EnvOption, NamespaceOption, ToOption, die, environment, guarded
 
 EXIT_USAGE = 2
 
 
 def command(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     to: ToOption = None,
     render: Annotated[Path | None, typer.Option("--render", help="write the manifests to this file")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply them to the environment's cluster")] = False,
@@ -26,7 +28,7 @@ def command(
 
     from toolkit import operations
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     targets = guarded(lambda: operations.parse_component_versions(list(to or [])))
     if not targets:
         die(EXIT_USAGE, "error: nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")

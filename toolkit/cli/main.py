@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from toolkit.cli import cluster, deploy, es, region, rehearse, state, upgrade
+from toolkit.cli.common import OutputOption, check_output, document
 
 app = typer.Typer(
     name="toolkit",
@@ -17,6 +18,29 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"toolkit {version('toolkit')}")
+        except PackageNotFoundError:
+            print("toolkit (not installed: running from a source tree)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", help="print the toolkit's version and exit", callback=_version, is_eager=True
+    ),
+) -> None:
+    """Provision and upgrade a streaming security-data platform (Kafka -> workers -> Elasticsearch) without dropping
+    an event."""
+
+
 app.add_typer(upgrade.app, name="upgrade")
 app.add_typer(state.app, name="state")
 app.add_typer(cluster.app, name="cluster")
@@ -29,10 +53,11 @@ app.command("rehearse")(rehearse.command)
 
 
 @app.command("env")
-def env_list() -> None:
+def env_list(output: OutputOption = "table") -> None:
     """List the environments this toolkit knows (built-in, custom, and one per region file)."""
     from toolkit.config import environments
 
+    check_output(output)
     try:
         names = environments.known()
     except environments.EnvironmentError_ as exc:
@@ -42,12 +67,18 @@ def env_list() -> None:
         custom = os.environ.get("TOOLKIT_ENVIRONMENTS_DIR")
         folders += [Path(custom)] if custom else []
         names = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+    rows: list[dict[str, str]] = []
     for name in names:
         try:
             env = environments.resolve(name)
-            print(f"{name:16} {env.kind:6} {env.description}")
+            rows.append({"name": name, "kind": env.kind, "description": env.description, "source": env.source})
         except ValueError as exc:
-            print(f"{name:16} ?      invalid: {exc}")
+            rows.append({"name": name, "kind": "?", "description": f"invalid: {exc}", "source": ""})
+    if output != "table":
+        print(document(output, rows))
+        return
+    for row in rows:
+        print(f"{row['name']:16} {row['kind']:6} {row['description']}")
 
 
 def run() -> None:

@@ -6,9 +6,10 @@ The CLI parses and prints; the work is in toolkit.config.region (schema, new reg
 pulumi_aws, boto3) are imported inside the command bodies only, so `toolkit --help` stays fast.
 
 The stacks folder is `--stacks-dir`, else `$TOOLKIT_STACKS_DIR`, else the project root found from the working
-directory (toolkit.config.stacks). Exit codes: 0 done; 1 the region is not ready or a step after apply failed
-(`check` violations, `preflight` failures, `drift`, `up` at apply/kubeconfig/deploy/smoke); 2 bad input; 3 `up`
-refused before anything changed (compliance, preflight, preview, approval).
+directory (toolkit.config.stacks). Exit codes (toolkit.cli.common): 0 done; 1 a step after apply failed (`up` at
+apply/kubeconfig/deploy/smoke: rerun to resume), or `drift` found a difference; 2 bad input; 3 refused before anything
+changed (`check` violations, `preflight` failures, `plan` blocked by compliance, `up` at compliance, preflight,
+preview or approval).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from typing import Any, NoReturn
 
 import typer
 
+from toolkit.cli.common import EXIT_HALTED as EXIT_BLOCKED
+from toolkit.cli.common import EXIT_REFUSED, OutputOption, check_output, document
+from toolkit.cli.common import EXIT_USAGE as EXIT_INVALID
+
 app = typer.Typer(help="Provision and manage the platform's AWS regions (one Pulumi stack per region).")
 
-EXIT_INVALID = 2
-EXIT_BLOCKED = 1
-EXIT_REFUSED = 3
+
 BEFORE_ANY_CHANGE = ("compliance", "preflight", "preview", "approve")
 
 
@@ -62,11 +65,15 @@ def _load(ctx: typer.Context, name: str) -> Any:
         _fail(str(error))
 
 
-def _run_check(config: Any, folder: Path) -> bool:
+def _run_check(config: Any, folder: Path, output: str = "table") -> bool:
     """Print the compliance result; True when the region passes."""
     from toolkit.provision.pulumi import check_region
 
     resources, violations = check_region(config, folder)
+    if output != "table":
+        data = {"region": config.name, "resources": len(resources), "violations": [str(v) for v in violations]}
+        typer.echo(document(output, {**data, "ok": not violations}))
+        return not violations
     if violations:
         typer.secho(
             f"compliance: {len(violations)} violation(s) in region {config.name} "
@@ -212,39 +219,78 @@ def new(
 
 
 @app.command()
-def check(ctx: typer.Context, name: str = typer.Argument(..., help="region name (stacks/Pulumi.NAME.yaml)")) -> None:
+def check(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="region name (stacks/Pulumi.NAME.yaml)"),
+    output: OutputOption = "table",
+) -> None:
     """Run the compliance rules over what the program declares for the region (offline, Pulumi mocks)."""
+    check_output(output)
     config = _load(ctx, name)
-    if not _run_check(config, _folder(ctx)):
-        raise typer.Exit(EXIT_BLOCKED)
+    if not _run_check(config, _folder(ctx), output):
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command()
-def preflight(ctx: typer.Context, name: str = typer.Argument(..., help="region name")) -> None:
+def preflight(
+    ctx: typer.Context, name: str = typer.Argument(..., help="region name"), output: OutputOption = "table"
+) -> None:
     """Check the AWS account can host the region (identity, opt-in, zones, quotas, state bucket, keys)."""
+    check_output(output)
     from toolkit.targets.aws import preflight as run_preflight
     from toolkit.targets.aws import request_for
 
     config = _load(ctx, name)
     report = run_preflight(request_for(config))
+    if output != "table":
+        checks = [{"name": c.name, "ok": c.ok, "skipped": c.skipped, "detail": c.detail} for c in report.checks]
+        typer.echo(document(output, {"region": name, "ok": report.ok, "checks": checks}))
+        if not report.ok:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     for item in report.checks:
         mark = "skip" if item.skipped else ("ok" if item.ok else "FAIL")
         color = typer.colors.RED if not item.ok else None
         typer.secho(f"  [{mark:>4}] {item.name}: {item.detail}", fg=color)
     if not report.ok:
         typer.secho(f"preflight: {len(report.failures())} check(s) failed for {name}", fg=typer.colors.RED, bold=True)
-        raise typer.Exit(EXIT_BLOCKED)
+        raise typer.Exit(EXIT_REFUSED)
     typer.secho(f"preflight: region {name} is ready", fg=typer.colors.GREEN)
 
 
 @app.command()
-def plan(ctx: typer.Context, name: str = typer.Argument(..., help="region name")) -> None:
+def plan(
+    ctx: typer.Context, name: str = typer.Argument(..., help="region name"), output: OutputOption = "table"
+) -> None:
     """Compliance check, then a Pulumi preview; replacements and deletions are shown loudly."""
+    check_output(output)
     config = _load(ctx, name)
     folder = _folder(ctx)
-    if not _run_check(config, folder):
-        raise typer.Exit(EXIT_BLOCKED)
-    _print_changes(_stacks(config, folder).preview())
+    if not _run_check(config, folder, output):
+        raise typer.Exit(EXIT_REFUSED)
+    changes = _stacks(config, folder).preview()
+    if output == "table":
+        _print_changes(changes)
+        return
+
+    def steps(kind: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [{"name": s.name, "type": s.type, "urn": s.urn, "diffs": list(s.diffs)} for s in kind]
+
+    typer.echo(
+        document(
+            output,
+            {
+                "region": name,
+                "digest": changes.digest(),
+                "create": steps(changes.creates),
+                "update": steps(changes.updates),
+                "replace": steps(changes.replaces),
+                "delete": steps(changes.deletes),
+                "unchanged": changes.unchanged,
+                "destructive": bool(changes.destructive),
+            },
+        )
+    )
 
 
 def _smoke_resolver(path: Path | None) -> Any:

@@ -14,6 +14,8 @@ from toolkit.cli.common import (
     EnvOption,
     OutputOption,
     check_output,
+    complete_to,
+    document,
     environment,
     err,
     guarded,
@@ -23,7 +25,10 @@ from toolkit.cli.common import (
 def command(
     env: EnvOption = None,
     from_: Annotated[
-        list[str] | None, typer.Option("--from", help="COMPONENT=VERSION to install first (default: the environment's)")
+        list[str] | None,
+        typer.Option(
+            "--from", help="COMPONENT=VERSION to install first (default: the environment's)", autocompletion=complete_to
+        ),
     ] = None,
     to: Annotated[list[str] | None, typer.Option("--to", help="COMPONENT=VERSION to upgrade to, repeatable")] = None,
     rate: Annotated[float, typer.Option("--rate", help="probe messages per second through Kafka")] = 500.0,
@@ -88,10 +93,8 @@ def command(
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(xml)
-    if output == "json":
-        import json
-
-        print(json.dumps(result.as_dict(), indent=2))
+    if output != "table":
+        print(document(output, result.as_dict()))
     else:
         report_mod.print_table(result)
     err("report: " + ", ".join(f"{folder}/{name}" for name in written))

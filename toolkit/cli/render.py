@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any
+
+from toolkit.cli.common import document
 
 if TYPE_CHECKING:
     from toolkit.engine.executor import Event, RunResult
@@ -59,8 +60,8 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 
 
 def print_plan(plan: Plan, output: str) -> None:
-    if output == "json":
-        print(json.dumps(plan_dict(plan), indent=2))
+    if output != "table":
+        print(document(output, plan_dict(plan)))
         return
     con = _console()
     if plan.simulated:
@@ -108,8 +109,8 @@ def result_dict(result: RunResult) -> dict[str, Any]:
 
 
 def print_result(result: RunResult, output: str) -> None:
-    if output == "json":
-        print(json.dumps(result_dict(result), indent=2))
+    if output != "table":
+        print(document(output, result_dict(result)))
         return
     from toolkit import tables
 
@@ -251,8 +252,8 @@ def request_dict(outcome: RequestOutcome) -> dict[str, Any]:
 
 
 def print_status(status: Status, output: str) -> None:
-    if output == "json":
-        print(json.dumps(status_dict(status), indent=2))
+    if output != "table":
+        print(document(output, status_dict(status)))
         return
     from toolkit import tables
 

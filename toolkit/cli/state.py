@@ -6,18 +6,18 @@ import json
 
 import typer
 
-from toolkit.cli.common import EnvOption, environment, guarded
+from toolkit.cli.common import ContextOption, EnvOption, NamespaceOption, environment, guarded
 
 app = typer.Typer(help="Observe a platform into its versioned JSON form.", no_args_is_help=True)
 
 
 @app.command()
-def dump(env: EnvOption = None) -> None:
+def dump(env: EnvOption = None, context: ContextOption = None, namespace: NamespaceOption = None) -> None:
     """Print the observed state of ENV as JSON (kind PlatformState, schema_version 1)."""
     from toolkit import operations
     from toolkit.model import schema
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     state = guarded(lambda: operations.dump_state(resolved))
     print(schema.dumps(state))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,11 +17,15 @@ from toolkit.cli.common import (
     EXIT_REFUSED,
     EXIT_STOPPED,
     EXIT_USAGE,
+    ContextOption,
     EnvOption,
+    NamespaceOption,
     OutputOption,
     ToOption,
     check_output,
+    complete_component,
     die,
+    document,
     environment,
     err,
     guarded,
@@ -109,6 +112,8 @@ def settings_from(**given: Any) -> UpgradeSettings:
 @app.command()
 def plan(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     to: ToOption = None,
     state: Annotated[Path | None, typer.Option("--state", help="plan from a state file instead of live state")] = None,
     output: OutputOption = "table",
@@ -134,7 +139,7 @@ def plan(
     from toolkit.cli import render
 
     targets = guarded(lambda: operations.parse_component_versions(list(to or [])))
-    environment_ = None if state is not None else environment(env)
+    environment_ = None if state is not None else environment(env, context, namespace)
     result = guarded(lambda: operations.plan_upgrade(environment_, targets, settings, state))
     render.print_plan(result, output)
     raise typer.Exit(EXIT_REFUSED if result.refused else EXIT_OK)
@@ -199,6 +204,8 @@ def _finish(result: RunResult, output: str) -> None:
 @app.command()
 def run(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     to: ToOption = None,
     output: RunOutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan from live state; change nothing")] = False,
@@ -245,7 +252,7 @@ def run(
     from toolkit.cli import render
 
     targets = guarded(lambda: operations.parse_component_versions(list(to or [])))
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     if dry_run:
         result_plan = guarded(lambda: operations.plan_upgrade(resolved, targets, settings))
         render.print_plan(result_plan, "json" if output == "jsonl" else output)
@@ -279,6 +286,8 @@ def run(
 @app.command()
 def status(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     output: OutputOption = "table",
     audit_lines: Annotated[int, typer.Option("--audit-lines", help="recent audit entries to show")] = 10,
 ) -> None:
@@ -287,7 +296,7 @@ def status(
     from toolkit import operations
     from toolkit.cli import render
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     result = guarded(lambda: operations.upgrade_status(resolved, audit_lines))
     render.print_status(result, output)
 
@@ -295,9 +304,16 @@ def status(
 @app.command()
 def rollback(
     env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
     component: Annotated[
         list[str] | None,
-        typer.Option("--component", "-c", help="component to roll back (default: all recorded)"),
+        typer.Option(
+            "--component",
+            "-c",
+            help="component to roll back (default: all recorded)",
+            autocompletion=complete_component,
+        ),
     ] = None,
     output: RunOutputOption = "table",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the rollback plan; change nothing")] = False,
@@ -328,7 +344,7 @@ def rollback(
             EXIT_USAGE,
             f"error: unknown component {unknown[0]!r} (known: {', '.join(catalog.load().components)})",
         )
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     stop = _StopFlag()
     stop.install()
     targets, outcome = guarded(
@@ -350,19 +366,22 @@ def rollback(
 
 
 @app.command()
-def audit(env: EnvOption = None, output: OutputOption = "table") -> None:
+def audit(
+    env: EnvOption = None,
+    context: ContextOption = None,
+    namespace: NamespaceOption = None,
+    output: OutputOption = "table",
+) -> None:
     """Print the append-only audit trail kept with the platform: when, who, what, why, result."""
     check_output(output)
-    import json
 
     from toolkit import operations
     from toolkit.cli import render
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     trail = guarded(lambda: operations.audit_trail(resolved))
-    if output == "json":
-        json.dump(trail, sys.stdout, indent=2)
-        print()
+    if output != "table":
+        print(document(output, trail))
         return
     for entry in trail:
         print(render.format_audit(entry))
@@ -371,17 +390,18 @@ def audit(env: EnvOption = None, output: OutputOption = "table") -> None:
 ReasonOption = Annotated[str, typer.Option("--reason", help="why, recorded with the request and in the audit trail")]
 
 
-def _request(env: str | None, action: str, reason: str, output: str) -> None:
+def _request(
+    env: str | None, action: str, reason: str, output: str, context: str | None = None, namespace: str | None = None
+) -> None:
     check_output(output)
-    import json
 
     from toolkit import operations
     from toolkit.cli import render
 
-    resolved = environment(env)
+    resolved = environment(env, context, namespace)
     outcome = guarded(lambda: operations.request_run(resolved, action, reason))
-    if output == "json":
-        print(json.dumps(render.request_dict(outcome), indent=2))
+    if output != "table":
+        print(document(output, render.request_dict(outcome)))
     else:
         print(outcome.message)
 

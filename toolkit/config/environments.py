@@ -163,6 +163,29 @@ def resolve(name: str | None = None) -> Environment:
     )
 
 
+def with_cluster(env: Environment, context: str | None = None, namespace: str | None = None) -> Environment:
+    """`env` with kubectl's `--context` (the kubeconfig context) and `--namespace` (the platform's namespace) applied;
+    refused for the simulated environment, which has neither."""
+    if context is None and namespace is None:
+        return env
+    if env.kind == "sim":
+        given = " and ".join(f for f, v in (("--context", context), ("--namespace", namespace)) if v is not None)
+        raise EnvironmentError_(
+            f"environment {env.name} is simulated (kind sim): it has no cluster, so {given} cannot apply; drop it, or "
+            "pick an environment of kind local, kind or kube"
+        )
+    update: dict[str, Any] = {}
+    if context is not None:
+        update["kube_context"] = context
+    if namespace is not None:
+        if not NAME_RULE.match(namespace):
+            raise EnvironmentError_(
+                f"--namespace {namespace!r} is not a Kubernetes namespace name: lower-case letters, digits and dashes"
+            )
+        update["platform"] = env.platform.model_copy(update={"namespace": namespace})
+    return env.model_copy(update=update)
+
+
 def from_document(document: dict[str, Any]) -> Environment:
     """The Environment that `resolve` produced, from its JSON form (`model_dump(mode="json")`): how a child process
     (an Ansible module, an in-cluster orchestrator) receives the environment resolved once by its parent."""

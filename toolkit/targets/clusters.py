@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.config.environments import Environment
@@ -176,7 +177,28 @@ def down(env: Environment) -> str:
     raise UsageError(f"environment {env.name} is of kind {env.kind}: `cluster down` handles local, kind and kube")
 
 
-def status(env: Environment) -> str:
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What `toolkit cluster status` reports: whether the environment's cluster answers, and the details."""
+
+    environment: str
+    kind: str
+    answers: bool
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "environment": self.environment,
+            "kind": self.kind,
+            "answers": self.answers,
+            "details": list(self.lines),
+        }
+
+
+def status(env: Environment) -> ClusterStatus:
     if env.kind == "local":
         from toolkit.targets import local
 
@@ -190,22 +212,28 @@ def status(env: Environment) -> str:
         missing = local.missing_binaries()
         if missing:
             lines.append(f"  missing: {', '.join(missing)}; run scripts/local-control-plane.sh")
-        return "\n".join(lines)
+        return ClusterStatus(env.name, env.kind, bool(st.control_plane.apiserver_ready), tuple(lines))
     if env.kind == "kind":
         name = kind_cluster_name(env)
         missing = missing_kind_parts()
         if missing:
-            return f"kind cluster {name}: cannot be checked here: " + "; ".join(missing)
+            return ClusterStatus(
+                env.name, env.kind, False, (f"kind cluster {name}: cannot be checked here: " + "; ".join(missing),)
+            )
         exists = name in _kind_clusters()
         created = "created by the toolkit" if _marker(env).is_file() else "not created by the toolkit"
         if not exists:
-            return f"kind cluster {name}: does not exist (create it with `toolkit cluster up --env {env.name}`)"
+            line = f"kind cluster {name}: does not exist (create it with `toolkit cluster up --env {env.name}`)"
+            return ClusterStatus(env.name, env.kind, False, (line,))
         answers, detail = _context_answers(env)
         verdict = "answers" if answers else "does not answer"
-        return f"kind cluster {name}: exists ({created}); context kind-{name} {verdict}: {detail}"
+        line = f"kind cluster {name}: exists ({created}); context kind-{name} {verdict}: {detail}"
+        return ClusterStatus(env.name, env.kind, answers, (line,))
     if env.kind == "kube":
         answers, detail = _context_answers(env)
         context = env.kube_context or "(current context)"
         verdict = "answers" if answers else "does not answer"
-        return f"environment {env.name}: context {context} {verdict}: {detail}"
+        return ClusterStatus(
+            env.name, env.kind, answers, (f"environment {env.name}: context {context} {verdict}: {detail}",)
+        )
     raise UsageError(f"environment {env.name} is of kind {env.kind}: `cluster status` handles local, kind and kube")

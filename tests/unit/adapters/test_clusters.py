@@ -59,11 +59,13 @@ def test_kube_status_says_the_context_does_not_answer(tmp_path):
         "contexts: [{name: dead, context: {cluster: dead, user: u}}]\n"
     )
     env = Environment(name="far", kind="kube", kubeconfig=str(kubeconfig), kube_context="dead")
-    message = clusters.status(env)
-    assert message.startswith("environment far: context dead does not answer")
+    found = clusters.status(env)
+    assert str(found).startswith("environment far: context dead does not answer") and not found.answers
 
 
 def test_local_status_of_a_state_dir_with_nothing_running(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_STATE_DIR", str(tmp_path))
-    message = clusters.status(Environment(name="local", kind="local"))
-    assert "not running" in message and "kube-apiserver: stopped" in message and "nodeagent: stopped" in message
+    found = clusters.status(Environment(name="local", kind="local"))
+    message = str(found)
+    assert not found.answers and "not running" in message
+    assert "kube-apiserver: stopped" in message and "nodeagent: stopped" in message
