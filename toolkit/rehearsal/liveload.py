@@ -158,7 +158,6 @@ class LiveLoad:
         self._stop_senders = threading.Event()
         self._stop_readers = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._producer: Producer | None = None
         self._tap_start: dict[int, int] = {}
         self._tap_position: dict[int, int] = {}
         self._deadline = 0.0
@@ -352,8 +351,7 @@ class LiveLoad:
             "linger.ms": 5,
             "message.timeout.ms": int(self.config.delivery_timeout * 1000),
         }
-        producer = Producer(conf)
-        self._producer = producer
+        producer = Producer(conf)  # local to this thread: gone (connections closed) when the thread ends
         partitions = self._partitions(self.config.probe_topic) or [0]
         sequences = dict.fromkeys(partitions, 0)
 
