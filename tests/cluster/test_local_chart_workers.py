@@ -4,7 +4,7 @@ The chart is rendered exactly as `toolkit deploy` renders it (toolkit.provision.
 server-side dry run through helm-python-sdk) for a `local` environment, its Deployments and Services are created
 unmodified (its PodDisruptionBudgets and NetworkPolicies play no part in running the pods), and the
 node agent runs the catalog's worker image `toolkit-worker` from this virtualenv. The Secrets the chart references
-are the ones `toolkit deploy` creates (toolkit.provision.credentials.generate, real certificates).
+are made by the same code as deploy's `common` role (toolkit.provision.credentials).
 
 What is checked, from the host, on each worker process while it runs: its environment is EXACTLY the one the kubelet
 derives from the rendered container (literal values, secretKeyRefs resolved, the `kubernetes` Service variables since
@@ -72,6 +72,20 @@ def _environment(kubeconfig: Path, namespace: str) -> dict[str, Any]:
     }
 
 
+def _platform_secrets(core: Any, environment: Any) -> dict[str, dict[str, bytes]]:
+    """The platform's Secrets, made by the same code as deploy's `common` role (toolkit.provision.credentials), read
+    back: name -> key -> bytes."""
+    import base64
+
+    from toolkit.provision import credentials
+
+    credentials.ensure(core.api_client, environment)
+    return {
+        s.metadata.name: {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
+        for s in core.list_namespaced_secret(environment.platform.namespace).items
+    }
+
+
 def _expected_env(container: dict[str, Any], secrets: dict[str, dict[str, bytes]], pod: Any, core: Any) -> dict:
     """What the kubelet gives the container, computed here independently of the runtime."""
     kubernetes = core.read_namespaced_service("kubernetes", "default").spec
@@ -111,7 +125,6 @@ def _process_of(network: Any, pod: Any) -> int | None:
 
 def test_the_charts_worker_pods_run_the_rendered_command_env_and_files(local_env, worker_image, tmp_path, monkeypatch):
     from toolkit.config.environments import resolve
-    from toolkit.provision import credentials
     from toolkit.provision.helm import HelmReleases, environment_values, parse_manifest
 
     core = client.CoreV1Api(local_env.api_client)
@@ -122,12 +135,7 @@ def test_the_charts_worker_pods_run_the_rendered_command_env_and_files(local_env
     monkeypatch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
     monkeypatch.setenv("TOOLKIT_STATE_DIR", str(tmp_path / "state"))
     environment = resolve("chart-run")
-    # exactly the Secrets `toolkit deploy` creates in the platform namespace (the CA key lives in its own namespace)
-    secrets = {name: data for name, data in credentials.generate(environment).items() if "/" not in name}
-    for name, data in secrets.items():
-        core.create_namespaced_secret(
-            namespace, {"metadata": {"name": name}, "stringData": {k: v.decode() for k, v in data.items()}}
-        )
+    secrets = _platform_secrets(core, environment)
     with HelmReleases(environment) as releases:
         manifest = releases.render("workers", environment_values(environment, "workers"))
     objects = parse_manifest(manifest, namespace)
@@ -192,6 +200,9 @@ def test_the_charts_worker_pods_run_the_rendered_command_env_and_files(local_env
             for status in pod.status.container_statuses or []:
                 if status.ready:
                     return "Ready"
+                if status.state.running is not None and status.restart_count == 0:
+                    # no Kafka is published here, so the worker serves but is not Ready (its readiness probe)
+                    return "running, not Ready (no Kafka is published for this namespace)"
                 last = status.last_state.terminated or status.state.terminated
                 if last is not None:
                     log = container_log(local_env.control_plane.state_dir, namespace, pod.metadata.name, status.name)
@@ -210,3 +221,7 @@ def test_the_charts_worker_pods_run_the_rendered_command_env_and_files(local_env
         time.sleep(0.5)
     print("\n" + "\n".join(f"{k}: {v}" for k, v in seen.items()))
     assert os.path.isdir(local_env.control_plane.state_dir / "logs" / "pods")
+    from toolkit.provision.credentials import ca_namespace
+
+    core.delete_namespace(namespace)
+    core.delete_namespace(ca_namespace(namespace))

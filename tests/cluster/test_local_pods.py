@@ -1,10 +1,8 @@
-"""What the node agent reports for single pods: bad images, never-ready pods, the host-command hook."""
+"""What the node agent reports for single simulated pods: bad images, never-ready pods."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -78,32 +76,3 @@ def test_deployment_rolling_to_a_bad_image_keeps_old_pods_and_exceeds_its_deadli
     ready_images = sorted(pod.spec.containers[0].image for pod in pods if is_ready(pod))
     assert ready_images == ["registry.local/worker:1.0", "registry.local/worker:1.0"]
     assert [pod.spec.containers[0].image for pod in pods if not is_ready(pod)] == ["registry.local/worker:1.1-bad"]
-
-
-def test_host_command_runs_while_the_pod_runs_and_stops_on_deletion(local_env, namespace, tmp_path: Path):
-    core = client.CoreV1Api(local_env.api_client)
-    marker = tmp_path / "started"
-    command = f"sh -c 'echo $POD_NAME $POD_NAMESPACE > {marker}; echo $$ >> {marker}; exec sleep 300'"
-    core.create_namespaced_pod(
-        namespace, _pod("worker-0", "registry.local/worker:1.0", {"toolkit.io/host-command": command})
-    )
-    wait_for(lambda: is_ready(core.read_namespaced_pod("worker-0", namespace)), 30, "pod worker-0 Ready")
-    lines = wait_for(lambda: marker.exists() and marker.read_text().splitlines()[1:], 10, "the host command")
-    assert marker.read_text().splitlines()[0] == f"worker-0 {namespace}"
-    pid = int(lines[0])
-    os.kill(pid, 0)  # running
-    core.delete_namespaced_pod("worker-0", namespace)
-
-    def process_gone() -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            return True
-        return state == "Z"
-
-    wait_for(process_gone, 15, f"host process {pid} to stop after the pod's deletion")
-
-    def pod_gone() -> bool:
-        return not core.list_namespaced_pod(namespace, field_selector="metadata.name=worker-0").items
-
-    wait_for(pod_gone, 15, "pod worker-0 removed")

@@ -30,6 +30,10 @@ def test_the_manifests_are_valid_and_use_the_platform_wiring(name: str) -> None:
     container = spec["containers"][0]
     assert container["command"][:5] == ["toolkit", "upgrade", "run", "--env", name]
     assert "workers=0.2.0" in container["command"]
+    # an --output the CLI accepts (the Job once asked for `jsonl`, and its pod exited at once with a usage error)
+    from toolkit.cli.common import check_output
+
+    check_output(container["command"][container["command"].index("--output") + 1])
     secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
     wiring = env.wiring
     assert secrets == {wiring.orchestrator.kafka_secret, wiring.orchestrator.es_secret, wiring.secrets.ca}

@@ -142,6 +142,25 @@ def test_runnable_images_by_repository_or_tag(tmp_path: Path) -> None:
     assert images.directory("docker.io/apache/kafka:4.1.0") is None
 
 
+def test_a_pod_is_runnable_only_when_every_image_is(tmp_path: Path) -> None:
+    """A Kafka broker pod of the chart (zone-lookup init container on the toolkit's image, the broker on Kafka's)
+    stays simulated as a whole; a worker pod (the toolkit's image only) runs."""
+    images = RunnableImages({"toolkit-worker": tmp_path})
+
+    def pod(*images: str, init: tuple[str, ...] = ()) -> dict:
+        return {
+            "spec": {
+                "initContainers": [{"name": f"i{n}", "image": i} for n, i in enumerate(init)],
+                "containers": [{"name": f"c{n}", "image": i} for n, i in enumerate(images)],
+            }
+        }
+
+    assert images.runs_all(pod("toolkit-worker:0.2.0"))
+    assert not images.runs_all(pod("docker.io/apache/kafka:4.0.1", init=("toolkit-worker:0.2.0",)))
+    assert not images.runs_all(pod("toolkit-worker:0.2.0", "docker.io/apache/kafka:4.0.1"))
+    assert not images.runs_all({"spec": {}})
+
+
 def test_probe_thresholds() -> None:
     spec = ProbeSpec("tcpSocket", {}, initial_delay=5, period=1, timeout=1, success_threshold=2, failure_threshold=3)
     readiness = ProbeTracker(spec, started_at=100.0, initial=False)

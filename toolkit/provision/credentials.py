@@ -246,6 +246,7 @@ def generate(environment: Environment, ca: tuple[bytes, bytes] | None = None) ->
 # ---------------------------------------------------------------------------------------------- in the cluster
 
 MANAGED_LABEL = "toolkit.io/generated"
+PKI_OF_LABEL = "toolkit.io/pki-of"  # on the CA's namespace: the platform namespace it serves
 
 
 @dataclass
@@ -294,9 +295,7 @@ def ensure(api: object, environment: Environment, check: bool = False) -> Ensure
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            core.create_namespace(
-                {"metadata": {"name": ca_ns, "labels": {MANAGED_LABEL: "true", "toolkit.io/pki-of": ns}}}
-            )
+            core.create_namespace({"metadata": {"name": ca_ns, "labels": {MANAGED_LABEL: "true", PKI_OF_LABEL: ns}}})
     in_ca, in_platform = names(ca_ns), names(ns)
     existing_ca = None
     if items.ca_secret in in_ca:

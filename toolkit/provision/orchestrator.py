@@ -4,7 +4,7 @@ derived from the environment's wiring (the same Service names, Secrets and ident
 Why a Job: on EKS the platform's Services are reachable only from inside the cluster, and the engine's run must not
 depend on a laptop staying awake. The Job's pod
 - runs the toolkit's own image (the catalog's `orchestrator_image` at the toolkit's version) with `toolkit upgrade
-  run --env <environment> --to ... --output jsonl`, restartPolicy Never and a small backoffLimit: a crashed
+  run --env <environment> --to ... --output json`, restartPolicy Never and a small backoffLimit: a crashed
   orchestrator is started again and resumes from the observed state (its lease is taken over once it expires);
 - reads its environment from a ConfigMap (the Environment resolved by the caller, made in-cluster: kind `kube`, no
   kubeconfig, so the client uses the pod's ServiceAccount; access with discovery off, pointing at files);
@@ -97,7 +97,7 @@ def job_manifests(
     inside = in_cluster_environment(environment)
     document = inside.model_dump(mode="json", exclude={"source"})
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "security-data-platform"}
-    command = ["toolkit", "upgrade", "run", "--env", environment.name, "--output", "jsonl"]
+    command = ["toolkit", "upgrade", "run", "--env", environment.name, "--output", "json"]
     for component, version in targets.items():
         command += ["--to", f"{component}={version}"]
     command += list(extra_args or [])

@@ -37,15 +37,8 @@ Availability per path is the longest run of failing one-second samples (Outage).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
-import socket
-import sys
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 RUN_TAG_PREFIX = "rh"
@@ -216,60 +209,3 @@ def details(syslog: SyslogLedger, store: StoreCheck, drain_seconds: float, load_
         "drain_seconds": round(drain_seconds, 1),
         "load_seconds": round(load_seconds, 1),
     }
-
-
-# ------------------------------------------------------------------------------------- host-worker launcher
-
-WORKER_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def host_worker(argv: list[str] | None = None) -> int:
-    """`python -m toolkit.rehearsal.live ROLE --ports-dir D --setting NAME=VALUE ...`: the local node agent's
-    host command for a worker pod. Picks free loopback ports (HTTP, and UDP+TCP for a receiver), records them with
-    its pid in `D/<POD_NAME>.json` (so the load driver can reach this pod as kube-proxy would), then becomes
-    `toolkit-worker ROLE` (exec: same pid, so the agent's SIGTERM reaches the worker) with ONLY the given
-    TOOLKIT_WORKER_* settings: the chart's in-cluster settings in the pod's env are dropped."""
-    parser = argparse.ArgumentParser(prog="python -m toolkit.rehearsal.live")
-    parser.add_argument("role", choices=("receiver", "indexer"))
-    parser.add_argument("--ports-dir", required=True, type=Path)
-    parser.add_argument("--setting", action="append", default=[], help="NAME=VALUE, as TOOLKIT_WORKER_NAME")
-    args = parser.parse_args(argv)
-    pod = os.environ.get("POD_NAME") or f"{args.role}-{os.getpid()}"
-    env = {k: os.environ[k] for k in WORKER_ENV_KEEP if k in os.environ}
-    for item in args.setting:
-        name, sep, value = item.partition("=")
-        if not sep:
-            print(f"--setting {item!r}: expected NAME=VALUE", file=sys.stderr)
-            return 2
-        env[f"TOOLKIT_WORKER_{name.upper()}"] = value
-    ports = {"http": free_port()}
-    env["TOOLKIT_WORKER_HTTP_HOST"] = "127.0.0.1"
-    env["TOOLKIT_WORKER_HTTP_PORT"] = str(ports["http"])
-    if args.role == "receiver":
-        ports["udp"], ports["tcp"] = free_port(socket.SOCK_DGRAM), free_port()
-        env["TOOLKIT_WORKER_LISTEN_HOST"] = "127.0.0.1"
-        env["TOOLKIT_WORKER_UDP_PORT"] = str(ports["udp"])
-        env["TOOLKIT_WORKER_TCP_PORT"] = str(ports["tcp"])
-    args.ports_dir.mkdir(parents=True, exist_ok=True)
-    record = {"pod": pod, "pid": os.getpid(), "role": args.role, **ports}
-    tmp = args.ports_dir / f".{pod}.{os.getpid()}.json"
-    tmp.write_text(json.dumps(record))
-    tmp.replace(args.ports_dir / f"{pod}.json")
-    worker = shutil.which("toolkit-worker", path=str(Path(sys.executable).parent)) or shutil.which("toolkit-worker")
-    if worker is None:
-        print(
-            "toolkit-worker is not installed beside this Python nor on PATH: pip install the toolkit", file=sys.stderr
-        )
-        return 1
-    os.execve(worker, [worker, args.role], env)
-    return 1  # not reached
-
-
-if __name__ == "__main__":
-    raise SystemExit(host_worker())

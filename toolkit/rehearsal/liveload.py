@@ -15,25 +15,26 @@ Threads (each loop ends when the load stops, and in any case after `LiveLoadConf
 After `stop()`, `drain(timeout)` waits until the producer flushed, the probe consumer read every acknowledged
 message, the tap reached the events topic's end and the indexer lag is 0; `verify()` then refreshes the write alias
 and asks Elasticsearch for the run's `_count` and for repeated ids (terms aggregations, min_doc_count 2).
-Every address comes from the connections given by the caller (discovered from the deployed release) or the
-receiver list given by the caller.
+Every address comes from the connections given by the caller (discovered from the deployed release: on `local`
+the publications' loopback addresses, TLS verified against the platform CA with hostname verification on, as the
+platform's admin identity) or the receiver list given by the caller. `start()` checks both connections first, so a
+wrong CA or address fails at once with the clients' own words.
 
-Local helpers (Kubernetes): `annotate_worker_pods` patches the worker Deployments' pod template with the node
-agent's `toolkit.io/host-command` (the chart has no pod-annotation value, and a patch after deploy keeps the chart
-unchanged); `local_receivers` lists Ready receiver pods and reads the ports their host process recorded;
-`delete_run_namespaces` removes only what carries the run's label.
+Local helpers (Kubernetes): `local_receivers` lists the Ready receiver pods at their pod IP and the container ports
+the chart gave them; `worker_processes` / `worker_pids` find each worker pod's `toolkit-worker` process in the pod's
+network namespace (the node agent's pod runtime runs the chart's pods unmodified); `create_topics` and `admin_call`
+create what the Kafka chart's setup Job creates on other kinds; `delete_run_namespaces` removes only what carries
+the run's label (and the CA namespace deploy made for it).
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import datetime as dt
-import json
 import select
-import shlex
 import socket
-import sys
 import threading
 import time
 import urllib.request
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from toolkit.config.access import EsConnection, KafkaConnection
@@ -62,8 +63,9 @@ from toolkit.targets.es_admin import client_for
 from toolkit.targets.kafka_admin import client_config
 
 RUN_LABEL = "toolkit.io/rehearsal-run"
-HOST_COMMAND = "toolkit.io/host-command"
-HOST_READINESS = "toolkit.io/host-readiness-file"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+RECEIVER_COMPONENT, INDEXER_COMPONENT = "syslog-receiver", "indexer"  # the workers chart's component labels
+WORKER_EXECUTABLE = "toolkit-worker"  # the chart's container command
 REPEAT_BUCKETS = 10_000
 ROUTE_REFRESH_SECONDS = 0.2
 
@@ -156,7 +158,6 @@ class LiveLoad:
         self._stop_senders = threading.Event()
         self._stop_readers = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._producer: Producer | None = None
         self._tap_start: dict[int, int] = {}
         self._tap_position: dict[int, int] = {}
         self._deadline = 0.0
@@ -165,20 +166,26 @@ class LiveLoad:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        admin = AdminClient(self.kafka_conf)
+        """Check both connections (TLS verified: a wrong CA or a name the certificate does not carry fails here,
+        with the clients' own words), create the probe topic, start the threads."""
+        try:
+            self.es.info()
+        except Exception as exc:
+            raise LiveLoadError(
+                f"cannot reach Elasticsearch at {self.config.elasticsearch.url}: {type(exc).__name__}: {exc}; check "
+                "its address, CA file and credentials"
+            ) from None
         topic = NewTopic(
             self.config.probe_topic,
             self.config.probe_partitions,
             self.config.probe_replication,
             config={"min.insync.replicas": str(self.config.probe_min_insync)},
         )
-        try:
-            admin.create_topics([topic])[self.config.probe_topic].result(30)
-        except Exception as exc:
-            raise LiveLoadError(
-                f"cannot create the probe topic {self.config.probe_topic} at {self.config.kafka.bootstrap}: "
-                f"{exc}; check that Kafka answers there and the user may create topics"
-            ) from None
+        admin_call(
+            self.kafka_conf,
+            lambda admin: admin.create_topics([topic]),
+            f"create the probe topic {self.config.probe_topic} at {self.config.kafka.bootstrap}",
+        )
         self._tap_start = self._watermarks(self.config.events_topic, high=True)
         if not self._tap_start:
             raise LiveLoadError(f"events topic {self.config.events_topic} does not exist: deploy the platform first")
@@ -344,8 +351,7 @@ class LiveLoad:
             "linger.ms": 5,
             "message.timeout.ms": int(self.config.delivery_timeout * 1000),
         }
-        producer = Producer(conf)
-        self._producer = producer
+        producer = Producer(conf)  # local to this thread: gone (connections closed) when the thread ends
         partitions = self._partitions(self.config.probe_topic) or [0]
         sequences = dict.fromkeys(partitions, 0)
 
@@ -560,39 +566,6 @@ class LiveLoad:
 # ---------------------------------------------------------------------------------------------- local helpers
 
 
-def host_command(role: str, ports_dir: Path, settings: dict[str, str]) -> str:
-    """The node agent's host command for a worker pod: the launcher in toolkit.rehearsal.live (free ports, recorded
-    in `ports_dir`, then exec `toolkit-worker ROLE` with exactly `settings`)."""
-    argv = [sys.executable, "-m", "toolkit.rehearsal.live", role, "--ports-dir", str(ports_dir)]
-    for name, value in sorted(settings.items()):
-        argv += ["--setting", f"{name}={value}"]
-    return shlex.join(argv)
-
-
-def annotate_worker_pods(
-    api: Any, namespace: str, commands: dict[str, str], ports_dir: Path | None = None
-) -> list[str]:
-    """Patch each worker Deployment (component label -> command) so its pods carry the host command, and, with
-    `ports_dir`, the readiness file the agent probes (the pod is Ready only while its process answers /readyz);
-    returns the Deployments patched. The Deployment rolls once, before the load starts."""
-    from kubernetes import client
-
-    apps = client.AppsV1Api(api)
-    patched = []
-    for deployment in apps.list_namespaced_deployment(namespace).items:
-        component = (deployment.spec.template.metadata.labels or {}).get("app.kubernetes.io/component", "")
-        command = commands.get(component)
-        if command is None:
-            continue
-        annotations = {HOST_COMMAND: command}
-        if ports_dir is not None:
-            annotations[HOST_READINESS] = str(ports_dir / "{pod}.json")
-        body = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
-        apps.patch_namespaced_deployment(deployment.metadata.name, namespace, body)
-        patched.append(deployment.metadata.name)
-    return patched
-
-
 def deployments_rolled_out(api: Any, namespace: str) -> bool:
     from kubernetes import client
 
@@ -610,9 +583,7 @@ def deployments_rolled_out(api: Any, namespace: str) -> bool:
 def _ready_pods(api: Any, namespace: str, component: str) -> list[Any]:
     from kubernetes import client
 
-    pods = client.CoreV1Api(api).list_namespaced_pod(
-        namespace, label_selector=f"app.kubernetes.io/component={component}"
-    )
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"{COMPONENT_LABEL}={component}")
     out = []
     for pod in pods.items:
         if pod.metadata.deletion_timestamp is not None:
@@ -623,32 +594,73 @@ def _ready_pods(api: Any, namespace: str, component: str) -> list[Any]:
     return out
 
 
-def local_receivers(api: Any, namespace: str, ports_dir: Path) -> Callable[[], list[ReceiverEndpoint]]:
-    """The Ready receiver pods of `namespace`, at the loopback ports their host process recorded."""
+def _container_ports(pod: Any) -> dict[tuple[str, str], int]:
+    """(port name, protocol) -> containerPort of the pod's containers, as the chart rendered them."""
+    out = {}
+    for container in pod.spec.containers or []:
+        for port in container.ports or []:
+            if port.name:
+                out[(port.name, (port.protocol or "TCP").upper())] = int(port.container_port)
+    return out
+
+
+def local_receivers(api: Any, namespace: str) -> Callable[[], list[ReceiverEndpoint]]:
+    """The Ready receiver pods of `namespace` at their pod IP (reachable from the host: the cluster bridge) and the
+    container ports the chart gave them (`syslog-udp`, `syslog-tcp`, `http`), as kube-proxy would route to them."""
 
     def receivers() -> list[ReceiverEndpoint]:
         out = []
-        for pod in _ready_pods(api, namespace, "syslog-receiver"):
-            record = ports_dir / f"{pod.metadata.name}.json"
-            if record.is_file():
-                ports = json.loads(record.read_text())
-                out.append(ReceiverEndpoint(pod.metadata.name, "127.0.0.1", ports["udp"], ports["tcp"], ports["http"]))
+        for pod in _ready_pods(api, namespace, RECEIVER_COMPONENT):
+            ports = _container_ports(pod)
+            needed = {("syslog-udp", "UDP"), ("syslog-tcp", "TCP"), ("http", "TCP")}
+            if not pod.status.pod_ip or not needed <= set(ports):
+                raise LiveLoadError(
+                    f"receiver pod {namespace}/{pod.metadata.name} has no pod IP or lacks the container ports "
+                    f"{sorted(n for n, _ in needed)}: deploy the workers chart unmodified"
+                )
+            out.append(
+                ReceiverEndpoint(
+                    pod.metadata.name,
+                    pod.status.pod_ip,
+                    ports[("syslog-udp", "UDP")],
+                    ports[("syslog-tcp", "TCP")],
+                    ports[("http", "TCP")],
+                )
+            )
         return out
 
     return receivers
 
 
-def worker_pids(ports_dir: Path, api: Any, namespace: str) -> dict[str, int]:
-    """pod name -> host process pid, for the worker pods that exist now."""
+def worker_processes(network: Any, api: Any, namespace: str) -> dict[str, int | None]:
+    """Worker pod name -> pid of its `toolkit-worker` process (the one in the pod's network namespace whose command
+    line runs toolkit-worker), None for a pod with an address but no such process: a pod the node agent does not
+    run (its image is not mapped to a directory). Pods without an address yet are left out."""
     from kubernetes import client
 
-    names = {p.metadata.name for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items}
-    out = {}
-    for record in ports_dir.glob("*.json"):
-        data = json.loads(record.read_text())
-        if data["pod"] in names:
-            out[data["pod"]] = int(data["pid"])
+    from toolkit.targets.local.network import HostNetwork
+
+    host = HostNetwork(network)
+    out: dict[str, int | None] = {}
+    selector = f"{COMPONENT_LABEL} in ({RECEIVER_COMPONENT},{INDEXER_COMPONENT})"
+    for pod in client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items:
+        if not pod.status.pod_ip or pod.metadata.deletion_timestamp is not None:
+            continue
+        out[pod.metadata.name] = None
+        for pid in host.sandbox_pids(network.sandbox_name(pod.status.pod_ip)):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(Path(part.decode(errors="replace")).name == WORKER_EXECUTABLE for part in command[:2]):
+                out[pod.metadata.name] = pid
+                break
     return out
+
+
+def worker_pids(network: Any, api: Any, namespace: str) -> dict[str, int]:
+    """pod name -> pid of its running `toolkit-worker`, for the worker pods that run one now."""
+    return {name: pid for name, pid in worker_processes(network, api, namespace).items() if pid is not None}
 
 
 def kind_receivers(api: Any, namespace: str, service: str) -> Callable[[], list[ReceiverEndpoint]]:
@@ -686,14 +698,20 @@ def create_run_namespace(api: Any, namespace: str, run_id: str, environment: str
 
 
 def delete_run_namespaces(api: Any, run_id: str) -> list[str]:
-    """Delete the namespaces labelled with this run id, and the cluster-scoped objects the charts made for them
+    """Delete the namespaces labelled with this run id, the certificate authority's namespace deploy made for each
+    (`toolkit.provision.credentials.ca_namespace`), and the cluster-scoped objects the charts made for them
     (ClusterRoles/Bindings named `<namespace>-...`, PersistentVolumes labelled `toolkit.io/namespace`)."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
+    from toolkit.provision.credentials import PKI_OF_LABEL, ca_namespace
+
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     names = [n.metadata.name for n in core.list_namespace(label_selector=f"{RUN_LABEL}={run_id}").items]
     for name in names:
+        for pki in core.list_namespace(label_selector=f"{PKI_OF_LABEL}={name}").items:
+            if pki.metadata.name == ca_namespace(name):
+                core.delete_namespace(pki.metadata.name)
         for role in rbac.list_cluster_role().items:
             if role.metadata.name.startswith(name + "-"):
                 rbac.delete_cluster_role(role.metadata.name)
@@ -710,22 +728,67 @@ def delete_run_namespaces(api: Any, run_id: str) -> list[str]:
     return names
 
 
+class _ClientErrors:
+    """librdkafka's error callback: what a client could not do on its own connections (a TLS handshake it refused,
+    an authentication the server refused), which an admin request only reports as a time-out."""
+
+    REFUSALS = (KafkaError._SSL, KafkaError._AUTHENTICATION)
+
+    def __init__(self) -> None:
+        self.refusals: list[str] = []
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in self.REFUSALS:
+            self.refusals.append(error.str())
+
+
+def admin_call(
+    kafka_conf: dict[str, Any],
+    request: Callable[[AdminClient], dict[str, Any]],
+    what: str,
+    timeout: float = 30.0,
+    exists_ok: bool = False,
+) -> None:
+    """Run one admin request (topic name -> future) and wait for every answer; a TLS or authentication refusal
+    fails at once, naming what the client said (e.g. the certificate it could not verify). LiveLoadError otherwise
+    names `what`, the cause and the way out."""
+    errors = _ClientErrors()
+    conf: dict[str, Any] = {**kafka_conf, "error_cb": errors}
+    admin = AdminClient(conf)  # held until the answers: a dropped handle cancels the request
+    futures = request(admin)
+    deadline = time.monotonic() + timeout
+    for name, future in futures.items():
+        while True:
+            admin.poll(0.2)
+            if errors.refusals:
+                raise LiveLoadError(
+                    f"cannot {what}: the connection was refused: {errors.refusals[0]}; check the address, the CA "
+                    "file (it must sign the server's certificate, whose names must include the address) and the "
+                    "client identity"
+                )
+            try:
+                future.result(timeout=0.3)
+                break
+            except concurrent.futures.TimeoutError:
+                if time.monotonic() > deadline:
+                    raise LiveLoadError(
+                        f"cannot {what}: no answer for {name} within {timeout:.0f} s; check that Kafka answers there"
+                    ) from None
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if exists_ok and isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    break
+                raise LiveLoadError(
+                    f"cannot {what}: {name}: {exc}; check that the user may create and delete topics"
+                ) from None
+
+
 def create_topics(connection: KafkaConnection, partitions: dict[str, int]) -> None:
-    """Create the run's topics (replication 1: the single-node peer)."""
-    admin = AdminClient(client_config(connection))
-    futures = admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()])
-    for future in futures.values():
-        future.result(30)
-
-
-def workers_ready(api: Any, namespace: str, ports_dir: Path) -> bool:
-    """Every worker pod of `namespace` is Ready, recorded its ports, and its process answers /readyz."""
-    for component in ("syslog-receiver", "indexer"):
-        for pod in _ready_pods(api, namespace, component):
-            record = ports_dir / f"{pod.metadata.name}.json"
-            if not record.is_file():
-                return False
-            port = json.loads(record.read_text())["http"]
-            if not ReceiverEndpoint(pod.metadata.name, "127.0.0.1", 0, 0, port).ready():
-                return False
-    return deployments_rolled_out(api, namespace)
+    """Create topics with replication 1 (the single-node peer holds one replica); a topic that exists is kept (a
+    second rehearsal on the same cluster finds the platform's topics from the first)."""
+    admin_call(
+        client_config(connection),
+        lambda admin: admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()]),
+        f"create topics {', '.join(sorted(partitions))} at {connection.bootstrap}",
+        exists_ok=True,
+    )

@@ -11,27 +11,35 @@ toolkit.rehearsal.live: what is counted and how loss is defined per path). One r
    `kubeconfig:` names a control plane started elsewhere, which is used as it is);
 2. a per-run environment `<run id>` (lower case) written to `<state>/rehearsals/<run id>/envs/`, namespace = the run
    id, the `--from` versions; the namespace is created first, labelled `toolkit.io/rehearsal-run=<run id>`;
-3. local only: the single-node Kafka + Elasticsearch peer (noida-db) on loopback, the run's events topic and index
-   layout on it;
-4. `toolkit.provision.deploy.deploy_platform` (the users' deploy path: Ansible + Helm) with
-   $TOOLKIT_ENVIRONMENTS_DIR pointing at the run's folder for the duration of the call;
-5. local only: the worker Deployments' pod template gets the node agent's `toolkit.io/host-command` annotation (a
-   patch after deploy: the chart has no pod-annotation value), so each worker pod runs the REAL `toolkit-worker`
-   as a host process against the peer; wait until the Deployments rolled and every receiver answers /readyz;
-6. start the load, warm up, run the upgrade with the engine's `Executor` on the environment's target (local:
-   LocalTarget, whose multi-node Kafka/Elasticsearch is a simulated data plane following the real pods; kind: real
-   Kafka/Elasticsearch at the environment's endpoints), stop the load, drain, verify, report;
-7. clean-up (unless `--keep`): the probe topic, the namespaces labelled with the run id (and the cluster-scoped
-   objects the charts made for them), the peer. A cluster is never torn down: a kind cluster and a local control
-   plane stay for the next run; a `kube` environment is refused (the rehearsal deploys into it).
-With `--keep` the namespace and its workers stay; the peer is a child of this process and stops with it, its data
-staying under `<state>/rehearsals/<run id>/peer` (`noida-db start --data-dir .../data` brings it back).
+3. local only: the TLS data plane (toolkit.targets.local.dataplane): the single-node Kafka + Elasticsearch peer
+   (noida-db) in its own network namespace of the cluster network, started before the deploy;
+4. `toolkit.provision.deploy.deploy_platform` (the users' deploy path: Ansible + Helm, the charts unmodified) with
+   $TOOLKIT_ENVIRONMENTS_DIR pointing at the run's folder for the duration of the call. Local only, while it runs:
+   as soon as its first role made the platform's Secrets, the run namespace's Kafka bootstrap and Elasticsearch HTTP
+   Services (names and ports from the wiring) are published behind stunnel with the platform's own certificates
+   (`kafka-tls` with mutual TLS against the platform CA, `es-tls`), and the topics and the index layout that the
+   charts' setup Jobs make on other kinds are created as the admin identity (`_LocalDataPlaneSetup`). The node
+   agent's pod runtime runs the worker pods exactly as the chart renders them (the catalog's `toolkit-worker` image
+   is mapped to this installation's bin/ by `toolkit cluster up`): their own network namespace, the kubelet's env,
+   the Secrets at their mountPaths, the Services' ClusterIPs and names; deploy's own wait for the Deployments (the
+   chart's readiness probes) holds, and afterwards every worker pod must run a `toolkit-worker` process;
+5. start the load (local: at the publications' loopback addresses, TLS verified against the platform CA with
+   hostname verification on, as the admin identity; the receivers at their pod IPs and the chart's container ports),
+   warm up, run the upgrade with the engine's `Executor` on the environment's target (local: LocalTarget, whose
+   multi-node Kafka/Elasticsearch is a simulated data plane following the real pods; kind: real Kafka/Elasticsearch
+   at the environment's endpoints), stop the load, drain, verify, report;
+6. clean-up (unless `--keep`): the probe topic, the namespaces labelled with the run id, the CA namespace deploy
+   made for each, and the cluster-scoped objects the charts made for them; local: the peer and its publications
+   always (with `--keep` the namespace and its workers stay, without a Kafka or Elasticsearch to reach; the peer's
+   data stays under the cluster's state directory, network/peer/data). A cluster is never torn down: a kind cluster
+   and a local control plane stay for the next run; a `kube` environment is refused (the rehearsal deploys into it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -43,6 +51,7 @@ from toolkit import catalog as catalog_mod
 from toolkit.config.environments import Environment, from_document
 from toolkit.engine.executor import Event, Executor, RunResult
 from toolkit.errors import UsageError, require_extra
+from toolkit.indices import IndexLayout
 from toolkit.model import UpgradeSettings
 from toolkit.rehearsal.report import RehearsalReport
 from toolkit.rehearsal.verdict import judge
@@ -51,8 +60,9 @@ WARMUP_SECONDS = 60.0
 LIVE_WARMUP_SECONDS = 5.0
 ROLLOUT_TIMEOUT = 300.0
 LOCAL_DATA_PLANE_NOTE = (
-    "workers: real toolkit-worker processes (host processes of the worker pods) against a single-node Kafka + "
-    "Elasticsearch peer (noida-db); the multi-node Kafka/Elasticsearch the engine gated on is a SIMULATED data plane "
+    "workers: the chart's pods, unmodified, run by the local node agent's pod runtime (real toolkit-worker processes "
+    "in their own network namespaces) against a single-node Kafka + Elasticsearch peer (noida-db) behind TLS with "
+    "the platform's certificates; the multi-node Kafka/Elasticsearch the engine gated on is a SIMULATED data plane "
     "following the real pods"
 )
 
@@ -281,16 +291,32 @@ def _rehearse_real(
         liveload.create_run_namespace(api, run_env_name, run_id, run_env_name)
         if not options.keep:
             cleanup.callback(liveload.delete_run_namespaces, api, run_id)
+        setup: _LocalDataPlaneSetup | None = None
         if env.kind == "local":
-            config = _prepare_local(run_env_name, folder, api, cleanup)
-        deployed = deploy_platform(run_env)
+            assert kubeconfig is not None
+            setup = _LocalDataPlaneSetup(run_env, Path(kubeconfig).parent, api, folder, cleanup)
+            setup.start()  # publishes the run's Kafka and Elasticsearch as soon as deploy made their certificates
+        deployed = None
+        try:
+            deployed = deploy_platform(run_env)
+        finally:
+            if setup is not None:  # a failed deploy will not make what the setup waits for: stop it at once
+                setup.finish(wait=ROLLOUT_TIMEOUT if deployed is not None and deployed.ok else 0)
+        if setup is not None and setup.error is not None:
+            raise UsageError(f"rehearsal {run_id}: the local data plane could not be set up: {setup.error}")
         if not deployed.ok:
             raise UsageError(
                 f"rehearsal {run_id}: deploying the --from versions failed: "
                 + "; ".join(f"{t.task}: {t.message}" for t in deployed.failures)
             )
-        if env.kind == "local":
-            _start_local_workers(config, api, run_env_name, folder)
+        if setup is not None:
+            config = setup.config
+            network = setup.plane.network
+            _wait(
+                lambda: _local_workers_serving(api, network, run_env, env.name),
+                ROLLOUT_TIMEOUT,
+                "the worker Deployments to roll out with every pod running toolkit-worker",
+            )
         else:
             config = _prepare_kind(env, run_env_name, api, folder)
         config.rate, config.syslog_rate = options.rate, options.syslog_rate
@@ -299,7 +325,7 @@ def _rehearse_real(
         load.start()
         cleanup.callback(load.close)
         time.sleep(LIVE_WARMUP_SECONDS)
-        pids_before = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
+        pids_before = liveload.worker_pids(network, api, run_env_name) if setup is not None else {}
         load_started = load.started_at
 
         def collect(event: Event) -> None:
@@ -321,7 +347,7 @@ def _rehearse_real(
                 outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
             records = result.steps if result else executor.records
         time.sleep(LIVE_WARMUP_SECONDS)  # the rolled workers carry load before it stops
-        pids_after = liveload.worker_pids(folder / "ports", api, run_env_name) if env.kind == "local" else {}
+        pids_after = liveload.worker_pids(network, api, run_env_name) if setup is not None else {}
         load.stop()
         drained = load.drain(options.drain_timeout)
         store = load.verify()
@@ -348,7 +374,15 @@ def _rehearse_real(
     if env.kind == "local":
         notes.append(LOCAL_DATA_PLANE_NOTE)
         restarted = sorted(p for p in pids_before if p not in pids_after)
-        notes.append(f"worker host processes before the upgrade {pids_before}, after {pids_after} ({restarted} gone)")
+        notes.append(
+            f"worker processes (pod: pid) before the upgrade {pids_before}, after {pids_after} ({restarted} gone)"
+        )
+        if config is not None:
+            notes.append(
+                f"load clients: Kafka {config.kafka.bootstrap}, Elasticsearch {config.elasticsearch.url}, both TLS "
+                f"verified against the platform CA (Secret {run_env_name}/{run_env.wiring.secrets.ca}) with hostname "
+                f"verification on, as identity {run_env.wiring.admin.name}"
+            )
     notes.append(
         f"load {details['load_seconds']:.0f} s, drain {details['drain_seconds']:.1f} s, "
         f"{summary['acknowledged'] / max(details['load_seconds'], 1):.0f} probe msg/s acknowledged, "
@@ -365,68 +399,153 @@ def _rehearse_real(
     )  # fmt: skip
 
 
-def _prepare_local(namespace: str, folder: Path, api: Any, cleanup: contextlib.ExitStack) -> Any:
-    """Start the peer (stopped when `cleanup` closes), create the run's topics and index layout on it; returns the
-    load configuration, whose receivers are the namespace's Ready receiver pods."""
-    from toolkit.config.access import EsConnection, KafkaConnection
-    from toolkit.indices import IndexLayout
-    from toolkit.rehearsal import liveload
-    from toolkit.targets.es_admin import client_for
-    from toolkit.targets.es_indices import apply_index_management
-    from toolkit.targets.peer import PeerUnavailable, running_peer
+class _LocalDataPlaneSetup:
+    """local: the single-node peer (noida-db) behind stunnel with the platform's own certificates, published as the
+    run namespace's Kafka and Elasticsearch Services (toolkit.targets.local.dataplane).
 
-    try:
-        peer = cleanup.enter_context(running_peer(folder / "peer"))
-    except PeerUnavailable as exc:
+    Started before deploy (the peer), it publishes from a thread the moment deploy has made the platform's Secrets
+    (its first role), which is when a real cluster's Kafka and Elasticsearch pods could start serving with them:
+    - Kafka: the bootstrap Service of the wiring, its port, Secret `kafka-tls`, mutual TLS against the platform CA;
+    - Elasticsearch: the HTTP Service of the wiring, its port, Secret `es-tls`.
+    `wait_seconds=0`: the node agent applies a publication as soon as its Service appears (the charts make them).
+    Then, as the admin identity (discovered from the run namespace's Secrets, at the publications' loopback
+    addresses), it creates what the charts' setup Jobs create on other kinds (they need real brokers and nodes, so
+    `local` renders them off): the Kafka chart's topics with their partition counts (replication 1: one broker) and
+    the index layout of the write alias (replicas 0: one node). So the worker pods deploy starts find Kafka and
+    Elasticsearch as on any cluster, and deploy's own wait for their readiness probes holds.
+    The peer and every publication stop when `cleanup` closes (or with this process)."""
+
+    def __init__(self, env: Environment, cluster_state_dir: Path, api: Any, folder: Path, cleanup: Any) -> None:
+        import threading
+
+        from toolkit.targets.local.dataplane import DataPlaneError, LocalDataPlane
+        from toolkit.targets.peer import PeerUnavailable
+
+        self.env, self.api, self.folder = env, api, folder
+        self.config: Any = None
+        self.error: str | None = None
+        self._abandon = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-data-plane-setup", daemon=True)
+        try:
+            self.plane = cleanup.enter_context(LocalDataPlane(cluster_state_dir, api))
+            self.plane.start_peer()
+        except (DataPlaneError, PeerUnavailable) as exc:
+            raise UsageError(
+                f"rehearsal on {env.name}: the local TLS data plane did not start: {exc}; it needs root, "
+                "scripts/local-data-plane.sh and pip install 'toolkit[local]'"
+            ) from None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self, wait: float) -> None:
+        """Wait up to `wait` seconds for the thread (at once when deploy failed and nothing came)."""
+        self._thread.join(wait)
+        if self._thread.is_alive():
+            self._abandon.set()
+            self._thread.join(10)
+            self.error = self.error or f"not done after {wait:.0f} s"
+
+    def _run(self) -> None:
+        try:
+            self.config = self._publish_and_prepare()
+        except Exception as exc:  # reported by the caller, after deploy returned
+            self.error = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+
+    def _secrets_made(self, names: list[str]) -> bool:
+        from kubernetes import client
+
+        namespace = self.env.wiring.namespace
+        present = {s.metadata.name for s in client.CoreV1Api(self.api).list_namespaced_secret(namespace).items}
+        return set(names) <= present
+
+    def _publish_and_prepare(self) -> Any:
+        import base64
+
+        from kubernetes import client
+
+        from toolkit.rehearsal import liveload
+        from toolkit.targets.discovery import discover
+        from toolkit.targets.es_admin import client_for
+        from toolkit.targets.es_indices import apply_index_management
+
+        wiring = self.env.wiring
+        namespace = wiring.namespace
+        needed = [wiring.secrets.ca, wiring.secrets.kafka_tls, wiring.secrets.es_tls]
+        needed += [wiring.admin.kafka_secret, wiring.admin.es_secret]
+        while not self._secrets_made(needed):
+            if self._abandon.wait(0.5):
+                raise UsageError(f"deploy ended before it made the Secrets {', '.join(needed)} in {namespace}")
+        ca = client.CoreV1Api(self.api).read_namespaced_secret(wiring.secrets.ca, namespace).data["ca.crt"]
+        kafka = self.plane.publish(
+            namespace, wiring.kafka_bootstrap.name, wiring.kafka_bootstrap.port, "kafka",
+            f"{namespace}/{wiring.secrets.kafka_tls}", client_ca=base64.b64decode(ca), wait_seconds=0,
+        )  # fmt: skip
+        es = self.plane.publish(
+            namespace, wiring.elasticsearch.name, wiring.elasticsearch.port, "elasticsearch",
+            f"{namespace}/{wiring.secrets.es_tls}", wait_seconds=0,
+        )  # fmt: skip
+        # the addresses this process can reach (the root network namespace has no cluster names); the CA and the
+        # admin identity are discovered from the release's Secrets, as for any environment
+        document = self.env.model_dump(mode="json")
+        document["access"] = {
+            "kafka": {"bootstrap": kafka.loopback},
+            "elasticsearch": {"url": f"https://{es.loopback}"},
+        }
+        found = discover(self.api, from_document(document), self.folder / "access", identity=wiring.admin)
+        if found.kafka is None or found.elasticsearch is None:
+            raise UsageError("; ".join(found.missing.values()))
+        (self.folder / "access" / "connections.json").write_text(
+            json.dumps({"kafka": found.kafka.model_dump(), "elasticsearch": found.elasticsearch.model_dump()}, indent=2)
+        )
+        liveload.create_topics(found.kafka, platform_topics(self.env))
+        es_client = client_for(found.elasticsearch, request_timeout=30)
+        try:
+            apply_index_management(es_client, IndexLayout(alias=wiring.write_alias, replicas=0))
+        finally:
+            es_client.close()
+        return liveload.LiveLoadConfig(
+            run_tag=namespace,
+            kafka=found.kafka,
+            elasticsearch=found.elasticsearch,
+            events_topic=wiring.events_topic,
+            indexer_group=wiring.indexer_group,
+            write_alias=wiring.write_alias,
+            receivers=liveload.local_receivers(self.api, namespace),
+        )
+
+
+def platform_topics(env: Environment) -> dict[str, int]:
+    """The topics the Kafka chart's setup Job creates and their partitions: the chart's defaults overlaid with what
+    deploy gives it (toolkit.provision.values), so names and counts have one source each."""
+    import yaml
+
+    from toolkit.provision import helm
+    from toolkit.provision.values import chart_of, deep_merge
+
+    defaults = yaml.safe_load((helm.CHARTS_DIR / chart_of("kafka") / "values.yaml").read_text())
+    topics = deep_merge(defaults["topics"], helm.environment_values(env, "kafka")["topics"])
+    return {topics[key]["name"]: int(topics[key]["partitions"]) for key in ("events", "deadLetters")}
+
+
+def _local_workers_serving(api: Any, network: Any, env: Environment, base_env: str) -> bool:
+    """The worker Deployments rolled out, each pod running `toolkit-worker`; UsageError when a pod the rollout
+    counts runs no process (the node agent simulates it: its image is not mapped to a directory)."""
+    from toolkit.rehearsal import liveload
+
+    namespace = env.wiring.namespace
+    if not liveload.deployments_rolled_out(api, namespace):
+        return False
+    idle = sorted(name for name, pid in liveload.worker_processes(network, api, namespace).items() if pid is None)
+    if idle:
+        image = catalog_mod.load().component("workers").image
         raise UsageError(
-            f"rehearsal on local needs the single-node peer: {exc}; pip install 'toolkit[local]'"
-        ) from None
-    kafka = KafkaConnection(bootstrap=peer.kafka_bootstrap)
-    config = liveload.LiveLoadConfig(
-        run_tag=namespace,
-        kafka=kafka,
-        elasticsearch=EsConnection(url=peer.elasticsearch_url),
-        events_topic=f"{namespace}-events",
-        indexer_group=f"{namespace}-indexer",
-        write_alias=f"{namespace}-syslog",
-        receivers=liveload.local_receivers(api, namespace, folder / "ports"),
-    )
-    liveload.create_topics(kafka, {config.events_topic: 3, f"{namespace}-dead-letters": 1})
-    es = client_for(config.elasticsearch)
-    try:
-        apply_index_management(es, IndexLayout(alias=config.write_alias, replicas=0, refresh_interval="1s"))
-    finally:
-        es.close()
-    return config
-
-
-def _start_local_workers(config: Any, api: Any, namespace: str, folder: Path) -> None:
-    """Point the worker pods at the peer through the node agent's host-command hook, wait until they serve."""
-    from toolkit.rehearsal import liveload
-
-    ports = folder / "ports"
-    common = {
-        "kafka_bootstrap": config.kafka.bootstrap,
-        "topic": config.events_topic,
-        "dead_letter_topic": f"{namespace}-dead-letters",
-        "consumer_group": config.indexer_group,
-        "write_alias": config.write_alias,
-        "batch_max_wait_ms": "200",
-        "alias_refresh_seconds": "1",
-        # the peer holds a rebalance for the group's whole max.poll.interval when a member dies
-        "session_timeout_ms": "6000",
-        "max_poll_interval_ms": "8000",
-        # short, so a roll of the workers stays quick (the node agent honours the pods' grace period)
-        "shutdown_flush_seconds": "3",
-        "drain_seconds": "3",
-    }
-    commands = {
-        "syslog-receiver": liveload.host_command("receiver", ports, common),
-        "indexer": liveload.host_command("indexer", ports, {**common, "elasticsearch_url": config.elasticsearch.url}),
-    }
-    liveload.annotate_worker_pods(api, namespace, commands, ports)
-    time.sleep(1.0)  # let the Deployment controller see the new template before judging the roll-out
-    _wait(lambda: liveload.workers_ready(api, namespace, ports), ROLLOUT_TIMEOUT, "the real workers to serve")
+            f"worker pods {', '.join(idle)} in {namespace} are Ready but run no {liveload.WORKER_EXECUTABLE}: the node "
+            f"agent of this cluster does not run image {image} (it was started without --run-image {image}=DIR); "
+            f"restart it with `toolkit cluster down --env {base_env}` then `toolkit cluster up --env {base_env}`, "
+            f"which maps {image} to this installation's bin/"
+        )
+    return True
 
 
 def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> Any:

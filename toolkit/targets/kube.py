@@ -96,6 +96,7 @@ CONTROL_NAME = "toolkit-upgrade-control"
 CONTROL_REQUEST_KEY = "request.json"
 CONTROL_RESTARTS_KEY = "restarts.json"
 AUDIT_LABEL = "toolkit.io/audit"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 AUDIT_PREFIX = "toolkit-audit"  # the head's name; archives are AUDIT_PREFIX-NNNN
 AUDIT_ARCHIVED_KEY = "archived"
 AUDIT_KEY = "records.jsonl"
@@ -267,10 +268,35 @@ def retrying(
 def api_client_for(kubeconfig: str | None, context: str | None) -> client.ApiClient:
     """A client for a kubeconfig file and context; in a pod with neither, the in-cluster service account."""
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
+        return client.ApiClient(in_cluster_configuration())
     return config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
+def in_cluster_configuration(
+    token_file: str = SERVICE_ACCOUNT_DIR + "/token", ca_file: str = SERVICE_ACCOUNT_DIR + "/ca.crt"
+) -> client.Configuration:
+    """The pod's service account as a client configuration: the apiserver from KUBERNETES_SERVICE_HOST/PORT, its CA,
+    and the account's token sent as `Authorization: Bearer`, re-read as the loader refreshes it. The kubernetes client
+    (36.x) loads the token under the key `authorization` but authenticates with `BearerToken` only, so as it comes every
+    request of a pod is anonymous (a 403 for `system:anonymous`); the token is copied to the key it authenticates with.
+    """
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    configuration = client.Configuration()
+    InClusterConfigLoader(token_filename=token_file, cert_filename=ca_file).load_and_set(configuration)
+    loaded_refresh = configuration.refresh_api_key_hook
+
+    def bearer(target: client.Configuration) -> None:
+        if loaded_refresh is not None:
+            loaded_refresh(target)
+        scheme, _, token = str(target.api_key.get("authorization", "")).strip().partition(" ")
+        if token:
+            target.api_key["BearerToken"] = token.strip()
+            target.api_key_prefix["BearerToken"] = scheme.capitalize()
+
+    bearer(configuration)
+    configuration.refresh_api_key_hook = bearer
+    return configuration
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -166,3 +166,19 @@ def test_holder_alive_only_knowable_on_this_host():
     dead = 2**22 + 12345  # above the default pid_max: no such process
     assert holder_alive(f"sre@{host}/{dead}", host) is False
     assert holder_alive(f"sre@another-host/{dead}", host) is True
+
+
+def test_in_cluster_requests_carry_the_service_accounts_token(tmp_path, monkeypatch) -> None:
+    """In a pod (the orchestrator Job) every request must authenticate as the pod's ServiceAccount: with the
+    kubernetes client's own in-cluster loader alone, requests went out anonymous (403 for system:anonymous)."""
+    from toolkit.targets.kube import in_cluster_configuration
+
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("header.payload.signature\n")
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.192.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    configuration = in_cluster_configuration(str(token), str(ca))
+    assert configuration.host == "https://10.192.0.1:443" and configuration.ssl_ca_cert == str(ca)
+    sent = configuration.auth_settings()["BearerToken"]
+    assert (sent["in"], sent["key"], sent["value"]) == ("header", "authorization", "Bearer header.payload.signature")

@@ -4,9 +4,9 @@
   scripts/local-control-plane.sh, with nothing started), starts the control plane (`ControlPlane.start`), then
   the node agent as its own process (`python -m toolkit.targets.local.nodeagent`, pid file run/nodeagent.pid,
   log logs/nodeagent.log) and waits until the agent's nodes are registered and Ready. Calling it again on a
-  running cluster starts nothing. The agent runs the catalog's worker image (`toolkit-worker`) as host processes
-  from the directory of this installation's `toolkit-worker` executable (`run_images` overrides), so the worker
-  pods the chart renders really run.
+  running cluster starts nothing. The agent runs the catalog's worker image (`toolkit-worker`) and the toolkit's
+  own image (`toolkit`, the orchestrator Job's) as host processes from the directory of this installation's
+  executables (`run_images` overrides), so the worker pods the chart renders and the orchestrator Job really run.
 - `down(state_dir)` stops the agent, then the control plane, by recorded process ids; `wipe=True` also
   removes the state directory (etcd data, certificates, kubeconfig) and gives back the cluster's network.
 - `status(state_dir)` reports each process and whether the apiserver answers /readyz; it starts nothing.
@@ -41,6 +41,7 @@ from toolkit.targets.local.network import release_network
 
 NODE_AGENT = "nodeagent"
 WORKER_EXECUTABLE = "toolkit-worker"
+TOOLKIT_EXECUTABLE = "toolkit"
 NODE_AGENT_MODULE = "toolkit.targets.local.nodeagent"
 
 
@@ -57,13 +58,19 @@ class EnvironmentStatus:
 
 
 def default_run_images() -> dict[str, Path]:
-    """The catalog's worker image -> the directory of this installation's `toolkit-worker` (when it has one)."""
+    """The catalog's images that this installation provides -> the directory of its executables: the worker image
+    (`toolkit-worker`) and the toolkit's own image (`orchestrator_image`, `toolkit`: the orchestrator Job of
+    `toolkit upgrade job`), each when the executable is there."""
     from toolkit.catalog import load
 
+    catalog = load()
     directory = Path(sys.executable).parent
-    if not (directory / WORKER_EXECUTABLE).exists():
-        return {}
-    return {load().component("workers").image: directory}
+    images = {}
+    if (directory / WORKER_EXECUTABLE).exists():
+        images[catalog.component("workers").image] = directory
+    if (directory / TOOLKIT_EXECUTABLE).exists():
+        images[catalog.orchestrator_image] = directory
+    return images
 
 
 def up(

@@ -59,10 +59,11 @@ class RunnableImages:
         repository, tag = podspec.image_repository(image)
         return self._mapping.get(f"{repository}:{tag}") or self._mapping.get(repository)
 
-    def runs_any(self, pod: Mapping[str, Any]) -> bool:
+    def runs_all(self, pod: Mapping[str, Any]) -> bool:
+        """True when every container of the pod, init containers included, has a runnable image."""
         spec = pod.get("spec") or {}
         containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-        return any(self.directory(str(c.get("image", ""))) is not None for c in containers)
+        return bool(containers) and all(self.directory(str(c.get("image", ""))) is not None for c in containers)
 
 
 def _symlink_chain(path: Path) -> list[Path]:

@@ -21,11 +21,6 @@ What it does
       kube-proxy would: its own network namespace on the cluster bridge, Service ClusterIPs and cluster names,
       the container's command, env and volumes exactly as the spec says, probes, restarts with back-off,
       graceful termination; see runtime.py and the modules it names;
-    * legacy hook, kept until the local rehearsal runs the chart's pods through the runtime: a pod annotated
-      `toolkit.io/host-command` gets that command run as a host process (own session; env POD_NAME,
-      POD_NAMESPACE, POD_UID, NODE_NAME, POD_IP and the first container's literal env) once it is reported
-      Running; the process is stopped (SIGTERM, then SIGKILL) when the pod is deleted; if it exits on its own,
-      the pod's containers are reported terminated and not Ready. Such a pod is never runnable.
 - Pod IPs come from the cluster's pod network (network.py: node k hands out 10.(128+N).k.x), the same for
   simulated and runnable pods, never one that is held.
 - Status writes are strategic-merge patches of the status subresource that carry `metadata.uid`: the
@@ -57,13 +52,10 @@ import itertools
 import json
 import logging
 import os
-import shlex
 import signal
-import subprocess
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,11 +77,6 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 AGENT_LABEL = "toolkit.io/local-node"
 ANNOTATION_READY_DELAY = "toolkit.io/ready-delay-seconds"
 ANNOTATION_NEVER_READY = "toolkit.io/never-ready"
-ANNOTATION_HOST_COMMAND = "toolkit.io/host-command"
-# a JSON file ({"http": PORT}) the host process writes ("{pod}" in the path stands for the pod's name); the agent
-# reports the pod Ready only while http://127.0.0.1:PORT/readyz answers 200, as a kubelet runs a readiness probe
-ANNOTATION_HOST_READINESS = "toolkit.io/host-readiness-file"
-HOST_READINESS_SECONDS = 0.5
 BAD_IMAGE_TAG_SUFFIX = "-bad"
 CONTAINER_ID_SCHEME = "toolkit-local://"
 LEASE_NAMESPACE = "kube-node-lease"
@@ -142,8 +129,6 @@ class AgentSettings:
     heartbeat_seconds: float = 10.0
     watch_timeout_seconds: int = 60
     reconnect_backoff_seconds: float = 0.5
-    host_command_stop_seconds: float = 5.0
-    host_command_log_dir: Path | None = None
     state_dir: Path | None = None  # default: the kubeconfig's directory (the control plane's state dir)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
@@ -159,14 +144,6 @@ class AgentStats:
     pods_run: int = 0  # handed to the pod runtime
     pods_deleted: int = 0
     delete_conflicts: int = 0
-
-
-@dataclass
-class _HostProcess:
-    process: subprocess.Popen[bytes]
-    namespace: str
-    name: str
-    exit_reported: bool = False
 
 
 @dataclass(order=True)
@@ -204,8 +181,6 @@ class NodeAgent:
         self._sequence = itertools.count()
         self._pending_start: set[str] = set()  # pod uids with a start scheduled
         self._pending_delete: set[str] = set()  # pod uids with a final delete scheduled
-        self._host_processes: dict[str, _HostProcess] = {}
-        self._host_starting: set[str] = set()  # claimed under the lock: the watch and timer threads race
         self._ips = IpAllocator({node.name: node.pod_subnet_prefix for node in self.nodes})
         self.runtime = PodRuntime(
             self._core,
@@ -238,7 +213,6 @@ class NodeAgent:
             (self._heartbeat_loop, "heartbeat"),
             (self._watch_loop, "pod-watch"),
             (self._timer_loop, "timer"),
-            (self._host_readiness_loop, "host-readiness"),
         ):
             thread = threading.Thread(target=target, name=f"nodeagent-{name}", daemon=True)
             thread.start()
@@ -246,7 +220,7 @@ class NodeAgent:
         LOG.info("node agent started for %s", ", ".join(self.node_names))
 
     def stop(self) -> None:
-        """Stop the threads and every host process; leaves Node objects in place (they go NotReady later)."""
+        """Stop the threads and the pod runtime; leaves Node objects in place (they go NotReady later)."""
         self._stopping.set()
         with self._lock:
             self._wakeup.notify_all()
@@ -257,8 +231,6 @@ class NodeAgent:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
-        for uid in list(self._host_processes):
-            self._stop_host_process(uid)
         self.runtime.stop()
 
     def set_runnable_image(self, image: str, directory: Path) -> None:
@@ -388,7 +360,6 @@ class NodeAgent:
                     raise
                 self._ensure_node(node)
             self._renew_lease(node)
-        self._report_exited_host_processes()
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.settings.heartbeat_seconds):
@@ -418,10 +389,7 @@ class NodeAgent:
             if not self.runtime.knows(uid):
                 self._ips.release(uid)
         with self._lock:
-            vanished = [uid for uid in self._host_processes if uid not in seen]
             self._pending_delete &= seen
-        for uid in vanished:
-            self._stop_host_process(uid)
         self.stats.relists += 1
         return str(listing["metadata"]["resourceVersion"])
 
@@ -516,32 +484,15 @@ class NodeAgent:
                 self._pending_start.discard(uid)
                 self._pending_delete.discard(uid)
             self._ips.release(uid)
-            self._stop_host_process(uid)
             return
         if metadata.get("deletionTimestamp"):
             with self._lock:
                 if uid in self._pending_delete:
                     return
                 self._pending_delete.add(uid)
-                has_process = uid in self._host_processes
-            if has_process:
-                # as a kubelet does: SIGTERM now, up to the pod's grace period to exit, then the pod goes
-                grace = metadata.get("deletionGracePeriodSeconds")
-                if grace is None:
-                    grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
-                threading.Thread(
-                    target=self._terminate_then_delete,
-                    args=(namespace, name, uid, float(grace)),
-                    name=f"terminate-{name}",
-                    daemon=True,
-                ).start()
-                return
             self._call_later(self.settings.delete_delay_seconds, lambda: self._finish_deletion(namespace, name, uid))
             return
         if _reported_started(pod):
-            wants_process = ANNOTATION_HOST_COMMAND in metadata.get("annotations", {})
-            if wants_process and uid not in self._host_processes and pod["status"].get("phase") == "Running":
-                self._start_host_process(pod)  # the agent restarted while the pod kept running
             return
         with self._lock:
             if uid in self._pending_start:
@@ -562,9 +513,6 @@ class NodeAgent:
                 name, namespace, {"metadata": {"uid": uid}, "status": status}, _content_type=STRATEGIC_MERGE
             )
             self.stats.pods_started += 1
-            wants_process = ANNOTATION_HOST_COMMAND in current["metadata"].get("annotations", {})
-            if wants_process and status["phase"] == "Running" and uid not in self._host_processes:
-                self._start_host_process(current)
         except ApiException as error:
             if error.status not in (404, 409, 422):  # gone or replaced by a same-name pod: nothing to do
                 LOG.warning("could not report pod %s/%s started: %s", namespace, name, error.reason)
@@ -580,12 +528,7 @@ class NodeAgent:
     def _retry_start_later(self, namespace: str, name: str, uid: str) -> None:
         self._call_later(1.0, lambda: self._report_started(namespace, name, uid))
 
-    def _terminate_then_delete(self, namespace: str, name: str, uid: str, grace: float) -> None:
-        self._stop_host_process(uid, grace)
-        self._finish_deletion(namespace, name, uid)
-
     def _finish_deletion(self, namespace: str, name: str, uid: str) -> None:
-        self._stop_host_process(uid)
         options = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid))
         try:
             self._core.delete_namespaced_pod(name, namespace, body=options)
@@ -612,7 +555,7 @@ class NodeAgent:
         now = _rfc3339(time.time())
         never_ready = pod["metadata"].get("annotations", {}).get(ANNOTATION_NEVER_READY) == "true"
         bad = _pod_is_bad(pod)
-        ready = not bad and not never_ready and _host_ready(pod) is not False
+        ready = not bad and not never_ready
         node = self._node_by_name[pod["spec"]["nodeName"]]
         address = self._assign_ip(pod)
         statuses = []
@@ -676,128 +619,6 @@ class NodeAgent:
             status["initContainerStatuses"] = init_statuses
         return status
 
-    # -- host-command hook -------------------------------------------------------------------------------
-    def _start_host_process(self, pod: JsonDict) -> None:
-        """Start the pod's host command once: the watch thread and the timer thread may both see the pod Running,
-        so the uid is claimed under the lock before anything starts."""
-        uid = pod["metadata"]["uid"]
-        with self._lock:
-            if uid in self._host_processes or uid in self._host_starting:
-                return
-            self._host_starting.add(uid)
-        try:
-            self._spawn_host_process(pod)
-        finally:
-            with self._lock:
-                self._host_starting.discard(uid)
-
-    def _spawn_host_process(self, pod: JsonDict) -> None:
-        metadata = pod["metadata"]
-        uid, namespace, name = metadata["uid"], metadata["namespace"], metadata["name"]
-        command = shlex.split(metadata["annotations"][ANNOTATION_HOST_COMMAND])
-        env = dict(os.environ)
-        containers = pod["spec"].get("containers", [])
-        if containers:
-            env.update({item["name"]: item["value"] for item in containers[0].get("env", []) if "value" in item})
-        env.update(
-            POD_NAME=name,
-            POD_NAMESPACE=namespace,
-            POD_UID=uid,
-            NODE_NAME=pod["spec"]["nodeName"],
-            POD_IP=self._assign_ip(pod),
-        )
-        log_dir = self.settings.host_command_log_dir or Path(self.kubeconfig).parent / "logs" / "pods"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / f"{namespace}_{name}_{uid}.log", "ab") as log:
-            try:
-                process = subprocess.Popen(
-                    command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )  # fmt: skip
-            except OSError as error:
-                LOG.warning("pod %s/%s: host command %r could not start: %s", namespace, name, command, error)
-                return
-        with self._lock:
-            self._host_processes[uid] = _HostProcess(process, namespace, name)
-        LOG.info("pod %s/%s: host command started (pid %d)", namespace, name, process.pid)
-
-    def _stop_host_process(self, uid: str, grace: float | None = None) -> None:
-        """SIGTERM the pod's host process group, SIGKILL after `grace` seconds (default: the agent's setting)."""
-        with self._lock:
-            entry = self._host_processes.pop(uid, None)
-        if entry is None or entry.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(entry.process.pid, signal.SIGTERM)
-        try:
-            entry.process.wait(timeout=self.settings.host_command_stop_seconds if grace is None else grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(entry.process.pid, signal.SIGKILL)
-            entry.process.wait(timeout=10)
-
-    def _host_readiness_loop(self) -> None:
-        """The readiness probe of host-command pods: report Ready exactly while the process answers /readyz."""
-        reported: dict[str, bool] = {}
-        while not self._stopping.wait(HOST_READINESS_SECONDS):
-            with self._lock:
-                running = {uid: e for uid, e in self._host_processes.items() if e.process.poll() is None}
-            for uid in list(reported):
-                if uid not in running:
-                    del reported[uid]
-            for uid, entry in running.items():
-                try:
-                    pod = json.loads(
-                        self._core.read_namespaced_pod(entry.name, entry.namespace, _preload_content=False).data
-                    )
-                except (ApiException, urllib3.exceptions.HTTPError, OSError):
-                    continue
-                if pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
-                    continue
-                ready = _host_ready(pod)
-                if ready is None or reported.get(uid) == ready:
-                    continue
-                status = self._started_status(pod)
-                try:
-                    self._core.patch_namespaced_pod_status(
-                        entry.name, entry.namespace, {"metadata": {"uid": uid}, "status": status},
-                        _content_type=STRATEGIC_MERGE,
-                    )  # fmt: skip
-                    reported[uid] = ready
-                except (ApiException, urllib3.exceptions.HTTPError, OSError):
-                    continue
-
-    def _report_exited_host_processes(self) -> None:
-        with self._lock:
-            exited = [
-                (uid, entry)
-                for uid, entry in self._host_processes.items()
-                if not entry.exit_reported and entry.process.poll() is not None
-            ]
-        for uid, entry in exited:
-            now = _rfc3339(time.time())
-            code = entry.process.returncode
-            reason = "Completed" if code == 0 else "Error"
-            pod = json.loads(self._core.read_namespaced_pod(entry.name, entry.namespace, _preload_content=False).data)
-            statuses = [
-                {"name": c["name"], "ready": False, "started": False,
-                 "state": {"terminated": {"exitCode": code, "reason": reason, "finishedAt": now}}}
-                for c in pod["spec"].get("containers", [])
-            ]  # fmt: skip
-            message = f"host command exited with code {code}"
-            patch = {
-                "metadata": {"uid": uid},
-                "status": {
-                    "conditions": [
-                        _condition("ContainersReady", False, now, "ContainersNotReady", message),
-                        _condition("Ready", False, now, "ContainersNotReady", message),
-                    ],
-                    "containerStatuses": statuses,
-                },
-            }
-            self._core.patch_namespaced_pod_status(entry.name, entry.namespace, patch, _content_type=STRATEGIC_MERGE)
-            entry.exit_reported = True
-
     # -- timer -------------------------------------------------------------------------------------------
     def _call_later(self, delay: float, action: Callable[[], None]) -> None:
         with self._lock:
@@ -817,19 +638,6 @@ class NodeAgent:
                 due.action()
             except Exception:
                 LOG.exception("node agent action failed")
-
-
-def _host_ready(pod: JsonDict) -> bool | None:
-    """None when the pod has no host readiness file; else whether its process answers /readyz with 200."""
-    path = pod["metadata"].get("annotations", {}).get(ANNOTATION_HOST_READINESS)
-    if not path:
-        return None
-    try:
-        port = int(json.loads(Path(path.replace("{pod}", pod["metadata"]["name"])).read_text())["http"])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as answer:
-            return bool(answer.status == 200)
-    except (OSError, ValueError, KeyError):
-        return False
 
 
 def _apiserver_address(url: str) -> tuple[str, int] | None:

@@ -1,10 +1,13 @@
 """The node agent's pod runtime: which pods run as real processes, and the machinery they share.
 
-A pod is *runnable* when at least one of its (init) container images is a runnable image (launcher.RunnableImages:
-repository -> host directory), its image tag does not end in `-bad` (the agent's convention for a broken image)
-and it does not carry the legacy `toolkit.io/host-command` annotation. Runnable pods are run by a PodWorker each
-(podworker.py); every other pod keeps the agent's simulated behaviour. A container of a runnable pod whose image is
-not runnable waits in ErrImageNeverPull, naming the images the agent runs: nothing is ever faked for it.
+A pod is *runnable* when every one of its container images, init containers included, is a runnable image
+(launcher.RunnableImages: repository -> host directory) and no image tag ends in `-bad` (the agent's convention for
+a broken image). Runnable pods are run by a PodWorker each (podworker.py); every other pod keeps the agent's
+simulated behaviour as a whole. So a pod that mixes a runnable image with one that cannot run here stays simulated:
+on `local` the Kafka brokers' and Elasticsearch nodes' pods, whose init containers use the toolkit's own image
+(zone lookup) but whose servers are the simulated data plane; running only their init container would leave them
+stuck forever. A container whose image stops being runnable while its pod runs (the mapping removed) waits in
+ErrImageNeverPull, naming the images the agent runs: nothing is ever faked for a runnable pod.
 
 `start()`:
 1. asks the host what is missing (network.HostNetwork.support_problem); with a problem the runtime still starts,
@@ -38,7 +41,6 @@ from toolkit.targets.local.services import ServiceProxy
 
 LOG = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
-HOST_COMMAND_ANNOTATION = "toolkit.io/host-command"
 BAD_TAG_SUFFIX = "-bad"
 
 
@@ -168,13 +170,11 @@ class PodRuntime:
     # -- pods --------------------------------------------------------------------------------------------
     def claims(self, pod: JsonDict) -> bool:
         """True when this runtime runs the pod (see the module docstring)."""
-        metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        if HOST_COMMAND_ANNOTATION in (metadata.get("annotations") or {}):
-            return False
+        spec = pod.get("spec") or {}
         containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
         if any(_bad(str(c.get("image", ""))) for c in containers):
             return False
-        return self.images.runs_any(pod)
+        return self.images.runs_all(pod)
 
     def knows(self, uid: str) -> bool:
         """True while a worker runs the pod or tears its sandbox down (its address is still held)."""
