@@ -133,7 +133,9 @@ def test_the_container_gets_the_kubelets_env_files_identity_and_cluster_names(lo
 
     def report_with_names() -> dict:
         answer = get_json(url)
-        return answer if answer["names"][headless] == [pod.status.pod_ip] else {}
+        names = answer["names"]
+        service = f"peers.{ns}.svc.cluster.local"  # both follow the same Endpoints; the hosts file is rewritten once
+        return answer if names[headless] == [pod.status.pod_ip] and names[service] == [pod.status.pod_ip] else {}
 
     report = wait_for(report_with_names, 20, f"{url} through the Service, with the headless names")
     env = report["env"]
