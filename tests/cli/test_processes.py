@@ -278,4 +278,4 @@ def test_pause_resume_and_abort_from_other_processes(paced: Callable[..., str], 
 
 def test_jsonl_is_refused_where_there_is_no_stream() -> None:
     done = toolkit("upgrade", "plan", "--env", "sim", "--to", "kafka=4.1.0", "--output", "jsonl")
-    assert done.returncode == 2 and "use table or json" in done.stderr
+    assert done.returncode == 2 and "use table, json or yaml" in done.stderr
