@@ -265,12 +265,13 @@ class Rotation:
             while progress.in_progress:
                 stage = self._secrets_stage if progress.stage == "secrets" else self._roll_stage
                 progress = stage(progress)
+            how = "WITHOUT any gate (UNSAFE)" if self.settings.skip_gates else "behind the gates"
             outcome, verdict = (
                 "completed",
                 Verdict.passed(
                     "certs.rotated",
                     f"rotation {generation} completed: every Secret trusts only the new CA, every leaf is signed by "
-                    "it, every pod restarted on them behind the gates",
+                    f"it, every pod restarted on them {how}",
                 ),
             )
             self.emit("done", verdict.reason)
@@ -418,46 +419,39 @@ class Rotation:
         self._check_stop(f"before restarting the pods on phase {progress.phase}")
         stamp = progress.stamp
         record = self._stage(progress.phase, "roll")
-        self.emit("phase", f"{progress.phase}: every pod restarts behind the gates (pod template stamp {stamp})")
+        how = "WITHOUT gates (UNSAFE)" if self.settings.skip_gates else "behind the gates"
+        self.emit("phase", f"{progress.phase}: every pod restarts {how} (pod template stamp {stamp})")
         state = self.target.observe()
         for component in self.catalog.upgrade_order:
             workloads = state.workloads_of(component)
             if not workloads:
                 continue
-            names = tuple(w.name for w in workloads)
-            if any(w.annotation(STAMP_ANNOTATION) != stamp for w in workloads):
-                with self._lease():
-                    try:
-                        self.target.workloads.annotate_template(component, names, {STAMP_ANNOTATION: stamp})
-                    except ActionError as exc:
-                        raise _Ended(
-                            "halted",
-                            Verdict.refuse(
-                                "certs.stamp", f"stamping {', '.join(names)}: {exc}; run the same command to resume"
-                            ),
-                        ) from None
-                    self.audit(
-                        f"stamp {component} {STAMP_ANNOTATION}={stamp}",
-                        f"phase {progress.phase}: restart every pod of {', '.join(names)} behind the gates",
-                        "ok",
+            # OnDelete workloads (StatefulSets) are stamped together: nothing restarts until the engine restarts
+            # it. A RollingUpdate workload (a Deployment) starts rolling through its own strategy when stamped, so
+            # each is stamped alone, right before the engine run that follows its roll (lag gate between batches)
+            on_delete = tuple(w.name for w in workloads if w.update_strategy == "OnDelete")
+            batches = ([on_delete] if on_delete else []) + [
+                (w.name,) for w in workloads if w.update_strategy != "OnDelete"
+            ]
+            for names in batches:
+                self._stamp(component, names, stamp, progress.phase)
+                result = Executor(
+                    self.target,
+                    self.catalog,
+                    {component: workloads[0].target_version},
+                    self.settings,
+                    holder=self.holder,
+                    on_event=self._on_event,
+                    stop_requested=self._stop_requested,
+                    drivers=self._drivers,
+                    stop_now=self._stop_now,
+                ).run()
+                record.runs.append(result)
+                if not result.ok:
+                    raise _Ended(
+                        result.outcome, Verdict.refuse(result.rule, f"phase {progress.phase}: {result.reason}")
                     )
-                self._await_stamp(names, stamp)
-            version = workloads[0].target_version
-            result = Executor(
-                self.target,
-                self.catalog,
-                {component: version},
-                self.settings,
-                holder=self.holder,
-                on_event=self._on_event,
-                stop_requested=self._stop_requested,
-                drivers=self._drivers,
-                stop_now=self._stop_now,
-            ).run()
-            record.runs.append(result)
-            if not result.ok:
-                raise _Ended(result.outcome, Verdict.refuse(result.rule, f"phase {progress.phase}: {result.reason}"))
-            self._check_stop(f"after restarting {component} on phase {progress.phase}")
+                self._check_stop(f"after restarting {', '.join(names)} on phase {progress.phase}")
         behind = self._not_rolled(self.target.observe(), stamp)
         if behind:
             raise _Ended(
@@ -474,6 +468,29 @@ class Rotation:
             "Deployments rolled"
         )
         self.emit("phase", f"{progress.phase}: {record.message}")
+
+    def _stamp(self, component: str, names: tuple[str, ...], stamp: str, phase: str) -> None:
+        """Stamp the workloads' pod template with this phase (under the lease; skipped where it is there), and wait
+        until the stamp is observed."""
+        state = self.target.observe()
+        if all(w.annotation(STAMP_ANNOTATION) == stamp for w in state.workloads if w.name in names):
+            return
+        with self._lease():
+            try:
+                self.target.workloads.annotate_template(component, names, {STAMP_ANNOTATION: stamp})
+            except ActionError as exc:
+                raise _Ended(
+                    "halted",
+                    Verdict.refuse(
+                        "certs.stamp", f"stamping {', '.join(names)}: {exc}; run the same command to resume"
+                    ),
+                ) from None
+            self.audit(
+                f"stamp {', '.join(names)} {STAMP_ANNOTATION}={stamp}",
+                f"phase {phase}: restart every pod of {', '.join(names)} behind the gates",
+                "ok",
+            )
+        self._await_stamp(names, stamp)
 
     def _await_stamp(self, names: tuple[str, ...], stamp: str) -> None:
         """Observe until the workloads show the stamp (a target's observations may lag its actions, as polling

@@ -238,6 +238,8 @@ class World:
     pki_progress: str = ""
     # live load during a rehearsal (toolkit.rehearsal.traffic): anything with tick(world, dt); never saved
     traffic: Annotated[Any, Field(exclude=True)] = None
+    # the last TLS judgement and the running pods (by uid) it was made for; never saved
+    tls_judged: Annotated[Any, Field(exclude=True)] = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -630,6 +632,7 @@ class World:
     def mount(self, mounts: dict[str, list[str]]) -> None:
         """Which Secrets each workload's pods mount; the pods running now are taken to have loaded them at start."""
         self.tls_mounts = {k: list(v) for k, v in mounts.items()}
+        self.tls_judged = None
         for pod in self.pods.values():
             pod.trusts, pod.presents = self.tls_loaded(pod.workload)
 
@@ -813,7 +816,10 @@ class World:
             "allocation": self.es_allocation,
         }
         if self.tls_mounts:
-            count, first = self.tls_failures()
+            running = tuple(sorted(p.uid for p in self.pods.values() if p.phase == "running"))
+            if self.tls_judged is None or self.tls_judged[0] != running:
+                self.tls_judged = (running, self.tls_failures())  # what running pods loaded changes only with them
+            count, first = self.tls_judged[1]
             sample["tls_failures"] = count
             if first:
                 sample["tls_failure"] = first
