@@ -136,9 +136,11 @@ def test_a_rotation_restarts_every_pod_once_per_phase_and_no_handshake_ever_fail
     assert "tls_failures" in sc.world.history[-1]  # the TLS model was on
     for w in sc.world.workloads.values():
         assert w.annotations[STAMP_ANNOTATION] == "1-drop"
-    # the Deployments rolled through the engine's roll steps, after the StatefulSets of each phase
+    # per phase: the StatefulSets of a component stamped together, each Deployment alone (it rolls once stamped)
     runs = [[c for c, _ in r.plan.targets] for s in result.stages for r in s.runs]
-    assert runs == [["kafka"], ["elasticsearch"], ["workers"]] * 3
+    assert runs == [["kafka"], ["elasticsearch"], ["workers"], ["workers"]] * 3
+    rolled = [st.members[0] for s in result.stages for r in s.runs for st in r.steps if st.kind == "roll"]
+    assert rolled == ["workers-receiver", "workers-indexer"] * 3
     whats = [a["what"] for a in sc.world.audit]
     assert (
         whats.index("certs trust: bundles")
