@@ -593,13 +593,12 @@ def rotate_certs(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
             "negative control on sim and local"
         )
-    if env.kind == "sim":
-        _sim_pki(env)
-    with open_target(env) as target, _cert_store(env, target) as store:
-        rotation = Rotation(
+
+    def rotation(targets: Callable[[], contextlib.AbstractContextManager[Target]], store: Any) -> Any:
+        return Rotation(
             env.name,
             credentials.plan(env),
-            target,
+            targets,
             store,
             catalog_mod.load(),
             settings,
@@ -607,5 +606,13 @@ def rotate_certs(
             on_event=on_event,
             stop_requested=stop_requested,
             stop_now=stop_now,
-        )
-        return rotation.run()
+        ).run()
+
+    if env.kind == "sim":
+        from toolkit.provision.rotation import fixed
+
+        _sim_pki(env)
+        with open_target(env) as target, _cert_store(env, target) as store:
+            return rotation(fixed(target), store)  # one simulated platform in memory, saved as it goes
+    with _cert_store(env) as store:
+        return rotation(lambda: open_target(env), store)  # a target opened afresh for each stage

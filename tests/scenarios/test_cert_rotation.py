@@ -27,7 +27,7 @@ from toolkit.engine.executor import Event, Executor
 from toolkit.model import Component, UpgradeSettings
 from toolkit.operations import platform_secrets
 from toolkit.provision import certs, credentials
-from toolkit.provision.rotation import STAMP_ANNOTATION, Rotation, RotationResult
+from toolkit.provision.rotation import STAMP_ANNOTATION, Rotation, RotationResult, fixed
 from toolkit.targets.sim import Faults, OrchestratorCrash, SimParams, SimTarget
 from toolkit.targets.sim.pki import SimCertStore, install
 
@@ -59,7 +59,7 @@ def rotate(
     return Rotation(
         ENV.name,
         ITEMS,
-        sc.target,
+        fixed(sc.target),
         store or SimCertStore(sc.target),
         load(),
         settings or UpgradeSettings(),

@@ -24,6 +24,10 @@ command run again after Ctrl-C, SIGTERM or SIGKILL continues at the stage that w
 template stamps are written under the environment's lease (the engine's), so an upgrade and a rotation never act
 on one platform at the same time.
 
+Each stage works on a target opened afresh (`targets`): on a real cluster the orchestrator's own Kafka and
+Elasticsearch clients load the Secrets as they stand when the stage begins, so they trust both CAs once the bundle
+is written and present their reissued identity once it is issued, which every pod they talk to accepts in turn.
+
 Refused before anything changes (exit 3): a Secret of the plan missing, a component whose spec and pods disagree
 on its version (an upgrade in progress: finish it first), a CA Secret that is not the one the recorded rotation
 was using, the lease held by a live orchestrator.
@@ -34,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +59,11 @@ PREVIOUS_PHASE = {"reissue": "trust", "drop": "reissue"}
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def fixed(target: Target) -> Callable[[], AbstractContextManager[Target]]:
+    """The same open target for every stage (the simulated platform, a rehearsal, a test)."""
+    return lambda: contextlib.nullcontext(target)
 
 
 @dataclass
@@ -139,7 +149,7 @@ class Rotation:
         self,
         environment: str,
         items: CredentialPlan,
-        target: Target,
+        targets: Callable[[], AbstractContextManager[Target]],
         store: CertStore,
         catalog: Catalog,
         settings: UpgradeSettings,
@@ -152,7 +162,9 @@ class Rotation:
     ) -> None:
         self.environment = environment
         self.items = items
-        self.target = target
+        self._targets = targets
+        self._depth = 0
+        self.target: Target | Any = None  # the target of the stage in progress (the last one opened, after)
         self.store = store
         self.catalog = catalog
         self.settings = settings
@@ -222,6 +234,25 @@ class Rotation:
             with contextlib.suppress(LeaseHeldError):
                 control.write_lease(None, ours)
 
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[None]:
+        """A target opened afresh for this stage (re-entrant): on a real cluster the orchestrator's own Kafka and
+        Elasticsearch clients then load the Secrets as they stand now (the bundle once trusted, its reissued
+        identity once reissued), so they keep verifying the pods they watch and being accepted by them."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self._targets() as target:
+            self.target, self._depth = target, 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
     def _check_stop(self, where: str) -> None:
         if self._stop_requested() or self._stop_now():
             raise _Ended(
@@ -235,33 +266,13 @@ class Rotation:
     # ------------------------------------------------------------------ run
 
     def run(self) -> RotationResult:
-        started = self.target.clock.now()
+        started = 0.0
         generation = 0
         try:
-            state = self.target.observe()
-            progress = Progress.from_json(self.store.read_progress())
-            refusals = preflight(self.items, self.store, state, progress, self.environment)
-            if refusals:
-                raise _Ended("refused", refusals[0])
-            if progress is None or not progress.in_progress:
-                generation = (progress.generation if progress else 0) + 1
-                current = self._authorities().current
-                assert current is not None  # preflight
-                with self._lease():
-                    progress = self._record(
-                        Progress(
-                            generation,
-                            "trust",
-                            "secrets",
-                            old_ca=certs.fingerprint(current),
-                            started_at=self._now().isoformat(timespec="seconds"),
-                        )
-                    )
-                self.emit("phase", f"rotation {generation} starts: a new CA will be trusted beside the current one")
-            else:
+            with self._opened():
+                started = self.target.clock.now()
+                progress = self._begin()
                 generation = progress.generation
-                self.progress = progress
-                self.emit("phase", f"resuming {progress.describe()}")
             while progress.in_progress:
                 stage = self._secrets_stage if progress.stage == "secrets" else self._roll_stage
                 progress = stage(progress)
@@ -297,6 +308,33 @@ class Rotation:
             ended_at=self.target.clock.now(),
         )
 
+    def _begin(self) -> Progress:
+        """Refuse what cannot be rotated, or start a new rotation's record, or pick up the one in progress."""
+        state = self.target.observe()
+        progress = Progress.from_json(self.store.read_progress())
+        refusals = preflight(self.items, self.store, state, progress, self.environment)
+        if refusals:
+            raise _Ended("refused", refusals[0])
+        if progress is not None and progress.in_progress:
+            self.progress = progress
+            self.emit("phase", f"resuming {progress.describe()}")
+            return progress
+        generation = (progress.generation if progress else 0) + 1
+        current = self._authorities().current
+        assert current is not None  # preflight
+        with self._lease():
+            progress = self._record(
+                Progress(
+                    generation,
+                    "trust",
+                    "secrets",
+                    old_ca=certs.fingerprint(current),
+                    started_at=self._now().isoformat(timespec="seconds"),
+                )
+            )
+        self.emit("phase", f"rotation {generation} starts: a new CA will be trusted beside the current one")
+        return progress
+
     # ------------------------------------------------------------------ stages
 
     def _stage(self, phase: str, stage: str) -> StageRecord:
@@ -305,6 +343,10 @@ class Rotation:
         return record
 
     def _secrets_stage(self, progress: Progress) -> Progress:
+        with self._opened():
+            return self._secrets(progress)
+
+    def _secrets(self, progress: Progress) -> Progress:
         self._check_stop(f"before writing the Secrets of phase {progress.phase}")
         previous = PREVIOUS_PHASE.get(progress.phase)
         if previous is not None:
@@ -408,11 +450,11 @@ class Rotation:
         return data
 
     def _roll_stage(self, progress: Progress) -> Progress:
-        self._roll(progress)
-        with self._lease():
-            following = NEXT_PHASE[progress.phase]
-            progress = self._record(progress.moved(phase=following, stage="secrets" if following != "done" else ""))
-        return progress
+        with self._opened():
+            self._roll(progress)
+            with self._lease():
+                following = NEXT_PHASE[progress.phase]
+                return self._record(progress.moved(phase=following, stage="secrets" if following != "done" else ""))
 
     def _roll(self, progress: Progress) -> None:
         """Stamp every workload with this phase and restart every pod behind the gates, component by component."""

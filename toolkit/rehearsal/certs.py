@@ -27,7 +27,7 @@ from toolkit.engine.executor import Event, StepRecord
 from toolkit.errors import UsageError
 from toolkit.model import UpgradeSettings
 from toolkit.provision import credentials
-from toolkit.provision.rotation import Rotation
+from toolkit.provision.rotation import Rotation, fixed
 
 LOCAL_REFUSAL = (
     "--rotate-certs rehearses on sim only for now: on {env} the rehearsal's real workers talk plaintext to the "
@@ -65,7 +65,7 @@ def rotate(
     result = Rotation(
         env.name,
         credentials.plan(env),
-        target,
+        fixed(target),
         SimCertStore(target),
         catalog_mod.load(),
         settings,
