@@ -140,6 +140,7 @@ class _Ended(Exception):
         super().__init__(verdict.reason)
         self.outcome = outcome
         self.verdict = verdict
+        self.reported = False
 
 
 class Rotation:
@@ -250,8 +251,24 @@ class Rotation:
             self.target, self._depth = target, 1
             try:
                 yield
+            except _Ended as ended:
+                self._report(ended)  # while the target is open: the audit goes through it
+                raise
             finally:
                 self._depth = 0
+
+    def _report(self, ended: _Ended) -> None:
+        if ended.reported:
+            return
+        ended.reported = True
+        verdict = ended.verdict
+        if self.stages and self.stages[-1].outcome == "running":
+            self.stages[-1].outcome = ended.outcome
+            self.stages[-1].message = verdict.reason
+            self.stages[-1].ended_at = self.target.clock.now()
+        self.emit("stop" if ended.outcome == "stopped" else "halt", verdict.reason, verdict.rule)
+        if ended.outcome != "refused" or self.progress is not None:
+            self.audit("certs rotate", verdict.reason, ended.outcome)
 
     def _check_stop(self, where: str) -> None:
         if self._stop_requested() or self._stop_now():
@@ -288,13 +305,7 @@ class Rotation:
             self.emit("done", verdict.reason)
         except _Ended as ended:
             outcome, verdict = ended.outcome, ended.verdict
-            if self.stages and self.stages[-1].outcome == "running":
-                self.stages[-1].outcome = outcome
-                self.stages[-1].message = verdict.reason
-                self.stages[-1].ended_at = self.target.clock.now()
-            self.emit("stop" if outcome == "stopped" else "halt", verdict.reason, verdict.rule)
-            if outcome != "refused" or self.progress is not None:
-                self.audit("certs rotate", verdict.reason, outcome)
+            self._report(ended)
         return RotationResult(
             environment=self.environment,
             simulated=self.target.simulated,
