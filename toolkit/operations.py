@@ -494,3 +494,125 @@ def dump_state(env: Environment) -> PlatformState:
 def audit_trail(env: Environment) -> list[dict[str, Any]]:
     with open_target(env) as target:
         return target.control.audit_trail()
+
+
+# ---------------------------------------------------------------------------------------------- certificates
+
+
+def _sim_pki(env: Environment) -> None:
+    """Give a simulated platform the certificates deploy would make (once: its first `toolkit certs` command), the
+    same Secrets `toolkit.provision.credentials.generate` makes for a cluster; refused while a run holds it."""
+    from toolkit.provision import credentials
+    from toolkit.targets.sim import build_world, params_for
+    from toolkit.targets.sim.pki import install
+
+    store = sim_store(env)
+    with store.locked():
+        world = store.load() if store.exists() else build_world(env.name, env.platform, params_for(env))
+        if world.pki:
+            return
+        _refuse_while_running(env, store, "giving it certificates")
+        install(world, platform_secrets(env, credentials.generate(env)), env.wiring)
+        store.save(world)
+
+
+def platform_secrets(env: Environment, generated: dict[str, dict[str, bytes]]) -> dict[str, dict[str, bytes]]:
+    """`credentials.generate`'s Secrets keyed "<namespace>/<name>" (the CA's key already names its namespace)."""
+    namespace = env.wiring.namespace
+    return {name if "/" in name else f"{namespace}/{name}": data for name, data in generated.items()}
+
+
+@contextlib.contextmanager
+def _cert_store(env: Environment, target: Target | None = None) -> Iterator[Any]:
+    """The environment's certificate store: the simulated platform's (of `target`), or the cluster's Secrets."""
+    if env.kind == "sim":
+        from toolkit.targets.sim.pki import SimCertStore
+
+        if target is None:
+            with open_target(env) as opened:
+                yield SimCertStore(opened)  # type: ignore[arg-type]
+        else:
+            yield SimCertStore(target)  # type: ignore[arg-type]
+        return
+    from toolkit.provision.credentials import ca_namespace
+    from toolkit.targets.kube_certs import KubeCertStore
+    from toolkit.targets.real import kube_api
+
+    api = kube_api(env)
+    try:
+        yield KubeCertStore(api, ca_namespace(env.wiring.namespace))
+    finally:
+        api.close()
+
+
+def certs_status(env: Environment, warn_days: int | None = None, now: Any = None) -> Any:
+    """`toolkit certs status`: every certificate of the platform's Secrets, its expiry and signer
+    (toolkit.provision.certs.CertsStatus). Changes nothing (a simulated platform gets its certificates first)."""
+    import datetime as dt
+
+    from toolkit.provision import certs, credentials
+
+    days = certs.WARN_DAYS if warn_days is None else warn_days
+    if days < 0:
+        raise UsageError(f"--warn-days {days} must be 0 or more days")
+    when = now or dt.datetime.now(dt.UTC)
+    items = credentials.plan(env)
+    if env.kind == "sim":
+        _sim_pki(env)
+    with _cert_store(env) as store:
+        secrets = certs.inspect(items, store, when, days)
+        progress = certs.Progress.from_json(store.read_progress())
+        notes = [f"read from {store.description}"]
+    return certs.CertsStatus(
+        environment=env.name,
+        simulated=env.kind == "sim",
+        checked_at=when.isoformat(timespec="seconds"),
+        warn_days=days,
+        secrets=secrets,
+        rotation=progress,
+        notes=tuple(notes),
+    )
+
+
+def rotate_certs(
+    env: Environment,
+    settings: UpgradeSettings,
+    on_event: Callable[[Event], None] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
+    stop_now: Callable[[], bool] = lambda: False,
+    holder: str | None = None,
+) -> Any:
+    """`toolkit certs rotate`: trust a new CA, reissue the leaves, drop the old CA, each phase followed by every pod
+    restarted behind the gates (toolkit.provision.rotation); resumes where an interrupted rotation stands."""
+    from toolkit.provision import credentials
+    from toolkit.provision.rotation import Rotation
+
+    check_settings(settings)
+    if settings.skip_gates and env.kind not in ("sim", "local"):
+        raise UsageError(
+            f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
+            "negative control on sim and local"
+        )
+
+    def rotation(targets: Callable[[], contextlib.AbstractContextManager[Target]], store: Any) -> Any:
+        return Rotation(
+            env.name,
+            credentials.plan(env),
+            targets,
+            store,
+            catalog_mod.load(),
+            settings,
+            holder=holder,
+            on_event=on_event,
+            stop_requested=stop_requested,
+            stop_now=stop_now,
+        ).run()
+
+    if env.kind == "sim":
+        from toolkit.provision.rotation import fixed
+
+        _sim_pki(env)
+        with open_target(env) as target, _cert_store(env, target) as store:
+            return rotation(fixed(target), store)  # one simulated platform in memory, saved as it goes
+    with _cert_store(env) as store:
+        return rotation(lambda: open_target(env), store)  # a target opened afresh for each stage

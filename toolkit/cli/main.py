@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from toolkit.cli import cluster, deploy, es, region, rehearse, state, upgrade
+from toolkit.cli import certs, cluster, deploy, es, region, rehearse, state, upgrade
 from toolkit.cli.common import OutputOption, check_output, document
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ app.add_typer(cluster.app, name="cluster")
 
 app.add_typer(region.app, name="region")
 app.add_typer(es.app, name="es")
+app.add_typer(certs.app, name="certs")
 app.command("deploy")(deploy.command)
 app.command("rehearse")(rehearse.command)
 

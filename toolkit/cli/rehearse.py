@@ -46,6 +46,10 @@ def command(
         bool, typer.Option("--unsafe-skip-gates", help="NEGATIVE CONTROL (sim, local): roll with every gate off")
     ] = False,
     step_timeout: Annotated[float, typer.Option("--step-timeout", help="seconds a member may take")] = 900.0,
+    rotate_certs: Annotated[
+        bool,
+        typer.Option("--rotate-certs", help="the change is a certificate rotation instead of an upgrade (sim only)"),
+    ] = False,
 ) -> None:
     """Install today's versions, put live load on the platform, upgrade through the engine, drain and verify:
     nothing lost, nothing duplicated, never red. Writes JSON, JUnit, a table and a timeline picture."""
@@ -72,6 +76,7 @@ def command(
         injections=list(inject or []),
         settings=settings,
         max_unavailable_bound=max_unavailable,
+        rotate_certs=rotate_certs,
     )
     result = guarded(lambda: rehearse(resolved, from_versions, to_versions, options))
     folder = report or Path("reports") / result.run_id

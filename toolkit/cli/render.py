@@ -186,6 +186,7 @@ class LiveView:
         if self._live is not None:
             self._live.update(self._render())
         elif event.kind in (
+            "phase",  # a certificate rotation's phases (toolkit certs rotate)
             "step",
             "gate-wait",
             "requeue",

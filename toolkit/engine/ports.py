@@ -2,8 +2,8 @@
 
 A `Target` (the simulated platform, the local control plane, kind, EKS) offers
 - `observe()`: the whole platform as plain data (`PlatformState`), fresh at each call;
-- `workloads`: the Kubernetes side every component shares (change a workload's version, restart one pod, pause a
-  Deployment);
+- `workloads`: the Kubernetes side every component shares (change a workload's version, stamp its pod template
+  without a version change, restart one pod, pause a Deployment);
 - `data_plane(component)`: the component's own port, whose shape the component's driver declares
   (`toolkit.engine.drivers.kafka.KafkaPort`, ...); a component that acts only through its workloads has none;
 - `control`: what is kept with the platform about the runs on it: the lease (one orchestrator at a time), the audit
@@ -16,6 +16,7 @@ sees these protocols, so every decision is testable on the simulated platform an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from toolkit.model import Lease, PlatformState, RunRequest
@@ -46,6 +47,13 @@ class WorkloadsPort(Protocol):
     def apply_spec(self, component: str, workloads: tuple[str, ...], version: str) -> None:
         """Make the workloads ask for `version` (pod template image and version label); with OnDelete nothing
         restarts, a Deployment rolls through its own strategy."""
+
+    def annotate_template(self, component: str, workloads: tuple[str, ...], annotations: Mapping[str, str]) -> None:
+        """Set `annotations` on the workloads' pod template, their version unchanged (a restart asked for without a
+        new version: rotated certificates, for one). Their controllers see a new revision, so a run of the engine at
+        the CURRENT versions restarts every pod behind the usual gates (`stale_pods`): with OnDelete nothing restarts
+        until the engine restarts it; a Deployment rolls through its own strategy. Idempotent: a template that
+        carries them already is not touched. Observed back in `Workload.annotations`."""
 
     def restart_pod(self, pod: str) -> None:
         """Delete exactly this pod (with a UID precondition) so its controller re-creates it on the new spec."""

@@ -63,6 +63,12 @@ class Workload:
     max_unavailable: int = 0
     tier: str = ""  # elasticsearch data tier of the node set, "" for master-only sets
     pods: tuple[Pod, ...] = ()
+    # the pod template's `toolkit.io/` annotations, sorted: what the toolkit stamped on it without a version change
+    # (e.g. `toolkit.io/tls-generation` while certificates rotate); a change is a new revision like a version's
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    def annotation(self, key: str) -> str:
+        return dict(self.annotations).get(key, "")
 
     @property
     def ready_replicas(self) -> int:

@@ -77,6 +77,7 @@ class RehearsalOptions:
     injections: list[str] = field(default_factory=list)
     settings: UpgradeSettings = field(default_factory=UpgradeSettings)
     max_unavailable_bound: float | None = None
+    rotate_certs: bool = False  # the change is a certificate rotation, not an upgrade (sim only: rehearsal/certs.py)
 
 
 def new_run_id() -> str:
@@ -91,8 +92,14 @@ def rehearse(
     options: RehearsalOptions,
     on_event: Callable[[Event], None] | None = None,
 ) -> RehearsalReport:
-    if not to_versions:
-        raise UsageError("nothing to rehearse: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
+    if options.rotate_certs:
+        from toolkit.rehearsal import certs as rotation_change
+
+        rotation_change.check(env, to_versions)
+    elif not to_versions:
+        raise UsageError(
+            "nothing to rehearse: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0), or --rotate-certs"
+        )
     if options.unsafe_skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
@@ -179,6 +186,10 @@ def _rehearse_sim(
     traffic = Traffic(rate=options.rate, syslog_rate=options.syslog_rate)
     world.traffic = traffic
     target = SimTarget(world)
+    if options.rotate_certs:  # hook: the change is a certificate rotation (toolkit.rehearsal.certs)
+        from toolkit.rehearsal import certs as rotation_change
+
+        rotation_change.install(env, world)
     world.advance(WARMUP_SECONDS)
     events: list[Event] = []
 
@@ -192,10 +203,17 @@ def _rehearse_sim(
         target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
     )
     outcome, reason = "completed", ""
+    notes: list[str] = []
+    rotated: list[Any] | None = None
     try:
-        result: RunResult | None = executor.run()
-        assert result is not None
-        outcome, reason = result.outcome, result.reason
+        result: RunResult | None = None
+        if options.rotate_certs:  # hook: the rotation's engine runs instead of one upgrade run
+            outcome, reason, rotated, notes = rotation_change.rotate(
+                env, target, settings, f"rehearsal/{run_id}", collect
+            )
+        else:
+            result = executor.run()
+            outcome, reason = result.outcome, result.reason
     except OrchestratorCrash as crash:
         result = None
         outcome, reason = "crashed", str(crash)
@@ -208,13 +226,16 @@ def _rehearse_sim(
     reasons = list(verdict.reasons)
     if not traffic.drained:
         reasons.append(f"the load did not drain within {options.drain_timeout:.0f} s after the upgrade")
-    steps: list[dict[str, Any]] = [r.as_dict() for r in (result.steps if result else executor.records)]
+    if options.rotate_certs:
+        reasons.extend(rotation_change.tls_reasons(world))
+    records = rotated if rotated is not None else (result.steps if result else executor.records)
+    steps: list[dict[str, Any]] = [r.as_dict() for r in records]
     restarts = [(e.at, e.message.split()[1]) for e in events if e.kind == "act" and e.message.startswith("restart ")]
     if options.keep:
         SimStore(store_for(env).path.with_name(f"{run_id}.json")).save(world)
     return _report(
         run_id, env, True, from_versions, to_versions, options, outcome, reason, reasons, summary, steps, restarts,
-        traffic.timeline, [],
+        traffic.timeline, notes,
     )  # fmt: skip
 
 

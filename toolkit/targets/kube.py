@@ -9,7 +9,7 @@ workers)
 - version of a pod = its label `app.kubernetes.io/version`; target_version of a workload = the same label on its
   pod template; previous_version = the workload annotation `toolkit.io/previous-version` (written by `apply_spec`);
   role = label `app.kubernetes.io/component`; tier = label `toolkit.io/es-tier`; zone = the label
-  `topology.kubernetes.io/zone` of the pod's Node.
+  `topology.kubernetes.io/zone` of the pod's Node; annotations = the pod template's `toolkit.io/` annotations.
 
 Observation strategy: a fresh LIST per observation (StatefulSets, Deployments, ReplicaSets, pods; Nodes at most once
 a minute), not a watch-fed cache. Why: the engine observes once per poll interval (seconds), a platform namespace
@@ -30,6 +30,8 @@ Actions
 - `restart_pod`: DELETE of exactly that pod with a UID precondition (the UID of the last observation). Never an
   eviction: a PDB with maxUnavailable 1 would refuse the second member of a parallel batch; PDBs stay for drains.
   A pod already gone (404) or already replaced (409 on the precondition) counts as restarted.
+- `annotate_template`: one strategic-merge patch of the pod template's annotations (the version untouched), skipped
+  when they are there already; like `apply_spec`, a StatefulSet's call returns once its controller observed it.
 - `pause_deployment`: patch `spec.paused`.
 Conflicts (409 where no precondition was meant), throttling (429), server errors (5xx) and connection errors are
 retried with exponential backoff for up to `RetryPolicy.deadline_seconds`; what remains becomes `ActionError`
@@ -67,7 +69,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -91,6 +93,7 @@ LABEL_ZONE = "topology.kubernetes.io/zone"
 ANNOTATION_PREVIOUS_VERSION = "toolkit.io/previous-version"
 ANNOTATION_DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
 ANNOTATION_NODE_ID_BASE = "toolkit.io/kafka-node-id-base"
+TOOLKIT_ANNOTATION_PREFIX = "toolkit.io/"
 LEASE_NAME = "toolkit-upgrade"
 CONTROL_NAME = "toolkit-upgrade-control"
 CONTROL_REQUEST_KEY = "request.json"
@@ -310,6 +313,11 @@ def _annotations(obj: Any) -> dict[str, str]:
     return dict(obj.metadata.annotations or {})
 
 
+def _template_annotations(obj: Any) -> tuple[tuple[str, str], ...]:
+    notes = (obj.spec.template.metadata.annotations or {}) if obj.spec.template.metadata else {}
+    return tuple(sorted((k, str(v)) for k, v in notes.items() if k.startswith(TOOLKIT_ANNOTATION_PREFIX)))
+
+
 def _resolve_intstr(value: Any, total: int, round_up: bool) -> int:
     if value is None:
         return 0
@@ -461,6 +469,7 @@ class KubeWorkloads:
                     max_surge=0,
                     max_unavailable=1,
                     pods=tuple(sorted(pods_of.get(s.metadata.name, []), key=lambda p: p.name)),
+                    annotations=_template_annotations(s),
                 )
             )
         for d in deployments.items:
@@ -489,6 +498,7 @@ class KubeWorkloads:
                     ),
                     tier="",
                     pods=tuple(sorted(pods_of.get(d.metadata.name, []), key=lambda p: p.name)),
+                    annotations=_template_annotations(d),
                 )
             )
         workloads.sort(key=lambda w: (w.component, w.name))
@@ -536,6 +546,18 @@ class KubeWorkloads:
             patch = self._template_patch(obj, component, version)
             if patch is not None:
                 self._patch_workload(obj.kind, name, patch, version)
+
+    def annotate_template(self, component: str, workloads: tuple[str, ...], annotations: Mapping[str, str]) -> None:
+        wanted = {k: str(v) for k, v in annotations.items()}
+        for name in workloads:
+            obj = self._read_workload(name)
+            template = obj.spec.template
+            current = dict((template.metadata.annotations or {}) if template.metadata else {})
+            if all(current.get(k) == v for k, v in wanted.items()):
+                continue
+            patch = {"spec": {"template": {"metadata": {"annotations": wanted}}}}
+            what = ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+            self._patch_workload(obj.kind, name, patch, what)
 
     def _patch_workload(self, kind: str, name: str, patch: dict[str, Any], version: str) -> None:
         ns = self.namespace

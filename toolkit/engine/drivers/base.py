@@ -209,15 +209,19 @@ def perform_apply_spec(step: Step, ctx: StepContext) -> None:
 
 def restart_unsafe(step: Step, ctx: StepContext, members: list[str]) -> None:
     """The negative control: what a naive roller does. No gate, no preparation, no wait beyond the pods being
-    Ready on the new version."""
+    replaced (a new pod: another UID, so a restart at the same version is not taken for done before it happened)
+    and Ready on the version."""
+    before = ctx.observe()
+    uids = {pod: p.uid for pod in members if (p := before.pod(pod)) is not None}
     for pod in members:
         ctx.act(f"restart {pod} (UNSAFE)", _restart_call(ctx, pod))
 
     def pods_ready(s: PlatformState) -> Verdict:
         for pod in members:
             p = s.pod(pod)
-            if p is None or not p.ready or p.version != step.version:
-                return Verdict.wait("unsafe.pod-ready", f"pod {pod} is not Ready on {step.version} yet")
+            replaced = p is not None and (not p.uid or p.uid != uids.get(pod))
+            if p is None or not replaced or not p.ready or p.version != step.version:
+                return Verdict.wait("unsafe.pod-ready", f"pod {pod} is not replaced and Ready on {step.version} yet")
         return Verdict.passed("unsafe.pod-ready", f"{', '.join(members)} Ready (no other check: UNSAFE)")
 
     ctx.wait_for(pods_ready)

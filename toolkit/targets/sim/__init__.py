@@ -28,7 +28,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,11 @@ class SimWorkloads:
         for name in workloads:
             self._world.apply_spec(name, version)
         self._target.step_action()
+
+    def annotate_template(self, component: str, workloads: tuple[str, ...], annotations: Mapping[str, str]) -> None:
+        for name in workloads:
+            self._world.annotate_template(name, dict(annotations))
+        self._target.persist()
 
     def restart_pod(self, pod: str) -> None:
         self._world.delete_pod(pod)

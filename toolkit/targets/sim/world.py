@@ -13,6 +13,13 @@ It is a model, not the real thing, and every output built on it says "simulated"
   (no started copy: the primary is unassigned and health turns red). A returning node recovers its copies, except
   replicas while allocation is restricted to primaries, and never a replica whose primary sits on a newer node.
 - Workers: events arrive at a steady rate; each ready indexer consumes at a fixed capacity; lag is the backlog.
+- TLS (only once certificates are installed: `pki`, the platform's Secrets with real X.509 content, made by the
+  same code as deploy's): a pod loads the Secrets its workload mounts when it starts and keeps them; it trusts the
+  CAs of their `ca.crt` and presents the issuer of their `tls.crt` (by key identifier). Peers that talk (Kafka
+  nodes with each other and with the workers, mutual; Elasticsearch nodes with each other, mutual; the indexers
+  with Elasticsearch, server only) and do not trust what the other presents fail their handshake: a broker then
+  does not rejoin the ISR of a partition whose leader it cannot reach, and every sample counts such pairs
+  (`tls_failures`).
 - Observations are snapshots taken every `observe_interval` seconds, as real polling would see them.
 
 Time advances only through `advance(to)`, in steps of at most one second; every transition happens at a recorded
@@ -127,6 +134,8 @@ class SimPod:
     recovering_until: float = 0.0  # a Kafka broker in log recovery until then (fault injection)
     probe_fails_until: float = 0.0  # readiness probe failing (NotReady) while the process serves, until then
     down_at: float | None = None  # terminating: when its process leaves the data plane (None: already left)
+    trusts: list[str] = field(default_factory=list)  # key ids of the CAs it loaded at start ([]: no TLS modelled)
+    presents: list[str] = field(default_factory=list)  # key ids of the CAs that issued the certificates it presents
 
 
 @dataclass
@@ -144,6 +153,7 @@ class SimWorkload:
     max_surge: int = 1
     node_id_base: int = 0
     revisions: dict[str, str] = field(default_factory=dict)  # revision -> version
+    annotations: dict[str, str] = field(default_factory=dict)  # pod template annotations (toolkit.io/...)
 
 
 @dataclass
@@ -185,6 +195,15 @@ class SimShutdown:
 
 
 @dataclass
+class SimTlsView:
+    """What a Secret gives the pod that mounts it: the key ids of the CAs in its `ca.crt` and of the issuer of its
+    `tls.crt` (computed where the Secret is written: toolkit.targets.sim.pki)."""
+
+    trusts: list[str] = field(default_factory=list)
+    presents: list[str] = field(default_factory=list)
+
+
+@dataclass
 class World:
     environment: str
     params: SimParams
@@ -211,8 +230,16 @@ class World:
     restarts_given: dict[str, int] = field(default_factory=dict)  # "pod@version" -> restarts (in-memory control)
     actions: int = 0  # step-starting actions taken, for crash injection
     history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every simulated second
+    # certificates (empty: TLS not modelled): "<namespace>/<secret>" -> key -> base64 value, what each Secret gives a
+    # pod, which Secrets each workload's pods mount, and a certificate rotation's progress record (its JSON)
+    pki: dict[str, dict[str, str]] = field(default_factory=dict)
+    pki_views: dict[str, SimTlsView] = field(default_factory=dict)
+    tls_mounts: dict[str, list[str]] = field(default_factory=dict)
+    pki_progress: str = ""
     # live load during a rehearsal (toolkit.rehearsal.traffic): anything with tick(world, dt); never saved
     traffic: Annotated[Any, Field(exclude=True)] = None
+    # the last TLS judgement and the running pods (by uid) it was made for; never saved
+    tls_judged: Annotated[Any, Field(exclude=True)] = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -228,6 +255,12 @@ class World:
         """A deterministic stand-in for a random choice in range(size) (Kafka picks some placements at random)."""
         digest = hashlib.sha1(f"{self.params.seed}/{key}".encode()).digest()
         return int.from_bytes(digest[:4], "big") % max(1, size)
+
+    @staticmethod
+    def _revision(name: str, version: str, annotations: dict[str, str] | None = None) -> str:
+        """A workload's revision: its name, version and template annotations (none: the same as without them)."""
+        key = f"{name}/{version}" + "".join(f"/{k}={v}" for k, v in sorted((annotations or {}).items()))
+        return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
     def kafka_node_of_pod(self, pod: str) -> SimKafkaNode | None:
         return next((n for n in self.kafka_nodes if n.pod == pod), None)
@@ -261,7 +294,7 @@ class World:
         zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c"),
     ) -> SimWorkload:
         """A workload of any component, its pods healthy and up for a while, every one on `version`."""
-        rev = f"{name}-{hashlib.sha1(f'{name}/{version}'.encode()).hexdigest()[:8]}"
+        rev = self._revision(name, version)
         w = SimWorkload(
             name=name,
             component=component,
@@ -299,9 +332,20 @@ class World:
             return
         w.previous_version = w.target_version
         w.target_version = version
-        rev = f"{w.name}-{hashlib.sha1(f'{w.name}/{version}'.encode()).hexdigest()[:8]}"
+        rev = self._revision(w.name, version, w.annotations)
         w.update_revision = rev
         w.revisions[rev] = version
+
+    def annotate_template(self, workload: str, annotations: dict[str, str]) -> None:
+        """Stamp the workload's pod template (its version unchanged): a new revision when anything changed."""
+        w = self.workloads[workload]
+        merged = {**w.annotations, **annotations}
+        if merged == w.annotations:
+            return
+        w.annotations = merged
+        rev = self._revision(w.name, w.target_version, merged)
+        w.update_revision = rev
+        w.revisions[rev] = w.target_version
 
     def delete_pod(self, name: str, seconds: float | None = None, node_stays: bool = False) -> None:
         """The pod is deleted: it terminates for `seconds` (default: the component's stop time), then its
@@ -449,7 +493,7 @@ class World:
         for p in self.partitions:
             for key, at in list(p.rejoin_at.items()):
                 b = int(key)
-                if at <= self.now and b in ready:
+                if at <= self.now and b in ready and self._can_fetch(b, p.leader):
                     if p.leader is None:
                         p.leader = b
                     if b not in p.isr:
@@ -459,6 +503,18 @@ class World:
             voters = [n for n in self.kafka_nodes if n.role != "broker" and self._voter_caught_up(n)]
             if voters:
                 self.active_controller = voters[0].id
+
+    def _can_fetch(self, follower: int, leader: int | None) -> bool:
+        """Whether a follower's fetch requests reach the partition's leader (TLS between the two nodes)."""
+        if leader is None or leader == follower or not self.tls_mounts:
+            return True
+        a, b = self.kafka_node(follower), self.kafka_node(leader)
+        if a is None or b is None or a.pod not in self.pods or b.pod not in self.pods:
+            return True
+        return self.tls_ok(self.pods[a.pod], self.pods[b.pod])
+
+    def kafka_node(self, node_id: int) -> SimKafkaNode | None:
+        return next((n for n in self.kafka_nodes if n.id == node_id), None)
 
     def _voter_caught_up(self, node: SimKafkaNode) -> bool:
         pod = self.pods[node.pod]
@@ -565,6 +621,74 @@ class World:
     def es_remove_shutdown(self, node: str) -> None:
         self.es_shutdowns = [r for r in self.es_shutdowns if r.node != node]
 
+    # ------------------------------------------------------------------ TLS physics
+
+    def put_secret(self, key: str, data: dict[str, str], view: SimTlsView) -> None:
+        """Write one Secret ("<namespace>/<name>", base64 values) and what it gives a pod; running pods keep what
+        they loaded at start (they read their certificates once), new pods load the new content."""
+        self.pki[key] = dict(data)
+        self.pki_views[key] = view
+
+    def mount(self, mounts: dict[str, list[str]]) -> None:
+        """Which Secrets each workload's pods mount; the pods running now are taken to have loaded them at start."""
+        self.tls_mounts = {k: list(v) for k, v in mounts.items()}
+        self.tls_judged = None
+        for pod in self.pods.values():
+            pod.trusts, pod.presents = self.tls_loaded(pod.workload)
+
+    def tls_loaded(self, workload: str) -> tuple[list[str], list[str]]:
+        """(trusted CA key ids, presented issuer key ids) a pod of `workload` starting now loads: it trusts what
+        every mounted Secret's ca.crt holds (each connection uses its own Secret), presents every issuer."""
+        views = [self.pki_views[k] for k in self.tls_mounts.get(workload, []) if k in self.pki_views]
+        if not views:
+            return [], []
+        trusts = set(views[0].trusts)
+        for view in views[1:]:
+            trusts &= set(view.trusts)
+        presents = sorted({p for view in views for p in view.presents})
+        return sorted(trusts), presents
+
+    @staticmethod
+    def tls_ok(a: SimPod, b: SimPod, mutual: bool = True) -> bool:
+        """Can client `a` complete a handshake with server `b` (and `b` verify `a`, with mutual TLS)? Pods that
+        loaded no certificate are not modelled (always True)."""
+        if not a.trusts or not b.trusts:
+            return True
+        if not set(b.presents) <= set(a.trusts):
+            return False
+        return not mutual or set(a.presents) <= set(b.trusts)
+
+    def tls_failures(self) -> tuple[int, str]:
+        """How many (client, server) pairs of running pods that talk fail their handshake, and the first of them
+        ("client -> server", by name). Computed over the distinct certificate sets loaded, not pod by pod."""
+        if not self.tls_mounts:
+            return 0, ""
+        groups: dict[str, list[SimPod]] = {"kafka": [], "elasticsearch": [], "workers": [], "indexer": []}
+        for pod in sorted(self.pods.values(), key=lambda p: p.name):
+            if pod.phase != "running" or not pod.trusts:
+                continue
+            w = self.workloads[pod.workload]
+            groups.setdefault(w.component, []).append(pod)
+            if w.component == "workers" and w.role == "indexer":
+                groups["indexer"].append(pod)
+        count, first = 0, ""
+        for client_group, server_group, mutual in (
+            ("kafka", "kafka", True),
+            ("workers", "kafka", True),
+            ("elasticsearch", "elasticsearch", True),
+            ("indexer", "elasticsearch", False),
+        ):
+            clients, servers = _by_view(groups[client_group]), _by_view(groups[server_group])
+            for c_pods in clients.values():
+                for s_pods in servers.values():
+                    if self.tls_ok(c_pods[0], s_pods[0], mutual):
+                        continue
+                    pairs = [(a.name, b.name) for a in c_pods for b in s_pods if a is not b]
+                    count += len(pairs)
+                    if pairs and not first:
+                        first = f"{pairs[0][0]} -> {pairs[0][1]}"
+        return count, first
+
     # ------------------------------------------------------------------ Kubernetes physics
 
     def serving(self, pod: SimPod) -> bool:
@@ -593,6 +717,7 @@ class World:
         )
         if name in self.faults.never_ready:
             pod.ready_at = NEVER
+        pod.trusts, pod.presents = self.tls_loaded(w.name)
         return pod
 
     def _pods_tick(self) -> None:
@@ -681,17 +806,24 @@ class World:
                 ready[w.name] = sum(1 for p in self._pods_of(w.name) if p.ready)
         if len(self.history) >= HISTORY_LIMIT:
             del self.history[: HISTORY_LIMIT // 10]
-        self.history.append(
-            {
-                "t": self.now,
-                "below_min_isr": below,
-                "offline": offline,
-                "es_health": self.es_health().value,
-                "workers_ready": ready,
-                "lag": round(self.lag),
-                "allocation": self.es_allocation,
-            }
-        )
+        sample = {
+            "t": self.now,
+            "below_min_isr": below,
+            "offline": offline,
+            "es_health": self.es_health().value,
+            "workers_ready": ready,
+            "lag": round(self.lag),
+            "allocation": self.es_allocation,
+        }
+        if self.tls_mounts:
+            running = tuple(sorted(p.uid for p in self.pods.values() if p.phase == "running"))
+            if self.tls_judged is None or self.tls_judged[0] != running:
+                self.tls_judged = (running, self.tls_failures())  # what running pods loaded changes only with them
+            count, first = self.tls_judged[1]
+            sample["tls_failures"] = count
+            if first:
+                sample["tls_failure"] = first
+        self.history.append(sample)
 
     # ------------------------------------------------------------------ observation
 
@@ -730,6 +862,7 @@ class World:
                     max_unavailable=0,
                     tier=w.tier,
                     pods=pods,
+                    annotations=tuple(sorted(w.annotations.items())),
                 )
             )
         return PlatformState(
@@ -819,6 +952,13 @@ class World:
             snapshot_repositories=tuple(self.es_snapshot_repositories),
             supports_shutdown_api=self.params.es_shutdown_api,
         )
+
+
+def _by_view(pods: list[SimPod]) -> dict[tuple[tuple[str, ...], tuple[str, ...]], list[SimPod]]:
+    out: dict[tuple[tuple[str, ...], tuple[str, ...]], list[SimPod]] = {}
+    for pod in pods:
+        out.setdefault((tuple(pod.trusts), tuple(pod.presents)), []).append(pod)
+    return out
 
 
 def rack_alternated(rack_of: dict[int, str]) -> list[int]:
