@@ -39,7 +39,17 @@ Lease: the coordination.k8s.io/v1 Lease `toolkit-upgrade` in the namespace. The 
 target clock (`time.monotonic`); they are stored as wall-clock epoch seconds (annotations, exact; spec times
 rounded) so another process or host can read them. `write_lease(new, expected)` reads the object, checks that it
 still equals `expected`, then replaces it with that object's resourceVersion: a concurrent writer makes the
-apiserver answer 409, which becomes `LeaseHeldError` (compare-and-swap).
+apiserver answer 409, which becomes `LeaseHeldError` (compare-and-swap). Released, the Lease is kept (its
+resourceVersion is what the next holder swaps against, and deleting it would need one more verb) with an empty spec
+and the annotations `toolkit.io/state: free`, `toolkit.io/last-holder` and `toolkit.io/released-at`, so `kubectl get
+lease toolkit-upgrade -o yaml` says it is free and who let go of it when; held, `toolkit.io/state: held`.
+
+Status and Events (`KubeStatus`, the target's `status` port): the ConfigMap `toolkit-upgrade-status` shows the run
+(`toolkit.engine.status`: phase, step, gate, progress, conditions), replaced whole under the read resourceVersion (a
+409 re-reads and writes again); core/v1 Events (served by 1.20 and by current clusters alike, and what `kubectl
+describe` lists) on the pods and workloads a run restarts, waits on, halts on, pauses or completes; a repeat of the
+same reason and message on the same object PATCHes its count and lastTimestamp, as kubectl's event recorder does.
+Both use a short retry deadline: showing a run must never hold it up.
 
 Requests and restart budgets: the ConfigMap `toolkit-upgrade-control` in the namespace, data keys `request.json` (a
 pause or abort request waiting for the run: `toolkit upgrade pause|resume|abort`) and `restarts.json` (restarts the
@@ -67,8 +77,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import urllib3
@@ -78,6 +89,7 @@ from kubernetes.client.rest import ApiException
 from toolkit.catalog import load as load_catalog
 from toolkit.catalog import repository_of
 from toolkit.engine.ports import ActionError, LeaseHeldError
+from toolkit.engine.status import Notice
 from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, RunRequest, WorkersState, Workload
 from toolkit.targets.process import holder_alive, wait_or_wake, wake_also
 
@@ -95,6 +107,9 @@ LEASE_NAME = "toolkit-upgrade"
 CONTROL_NAME = "toolkit-upgrade-control"
 CONTROL_REQUEST_KEY = "request.json"
 CONTROL_RESTARTS_KEY = "restarts.json"
+STATUS_NAME = "toolkit-upgrade-status"
+STATUS_LABEL = "toolkit.io/status"
+EVENT_SOURCE = "toolkit-orchestrator"
 AUDIT_LABEL = "toolkit.io/audit"
 AUDIT_PREFIX = "toolkit-audit"  # the head's name; archives are AUDIT_PREFIX-NNNN
 AUDIT_ARCHIVED_KEY = "archived"
@@ -616,6 +631,11 @@ class KubeLeaseStore:
     ANNOTATION_ACQUIRED = "toolkit.io/acquired-at"
     ANNOTATION_RENEWED = "toolkit.io/renewed-at"
     ANNOTATION_TTL = "toolkit.io/ttl-seconds"
+    # what the Lease says when nobody holds it: that it is free, who held it last and when they let go (a Lease
+    # with an empty spec alone cannot tell "never used" from "released" from "wiped")
+    ANNOTATION_STATE = "toolkit.io/state"  # held | free
+    ANNOTATION_LAST_HOLDER = "toolkit.io/last-holder"
+    ANNOTATION_RELEASED = "toolkit.io/released-at"
 
     def __init__(self, api: client.ApiClient, namespace: str, retry: RetryPolicy = RetryPolicy()) -> None:
         self.namespace = namespace
@@ -671,11 +691,15 @@ class KubeLeaseStore:
             and abs(a.ttl_seconds - b.ttl_seconds) < 1e-3
         )
 
-    def _body(self, lease: Lease | None, resource_version: str | None) -> client.V1Lease:
+    def _body(self, lease: Lease | None, resource_version: str | None, released_by: str = "") -> client.V1Lease:
         annotations: dict[str, str | None]
         if lease is None:
             spec = client.V1LeaseSpec()
-            annotations = {self.ANNOTATION_ACQUIRED: None, self.ANNOTATION_RENEWED: None, self.ANNOTATION_TTL: None}
+            annotations = {
+                self.ANNOTATION_STATE: "free",
+                self.ANNOTATION_LAST_HOLDER: released_by or None,
+                self.ANNOTATION_RELEASED: _rfc3339_micro(time.time()),
+            }
         else:
             acquired, renewed = lease.acquired_at + self._offset, lease.renewed_at + self._offset
             spec = client.V1LeaseSpec(
@@ -685,6 +709,7 @@ class KubeLeaseStore:
                 renew_time=_rfc3339_micro(renewed),
             )
             annotations = {
+                self.ANNOTATION_STATE: "held",
                 self.ANNOTATION_ACQUIRED: repr(acquired),
                 self.ANNOTATION_RENEWED: repr(renewed),
                 self.ANNOTATION_TTL: repr(lease.ttl_seconds),
@@ -715,7 +740,7 @@ class KubeLeaseStore:
                     retry_conflicts=False,
                 )
             else:
-                body = self._body(new, obj.metadata.resource_version)
+                body = self._body(new, obj.metadata.resource_version, current.holder if current is not None else "")
                 retrying(
                     f"replace lease {self.namespace}/{LEASE_NAME}",
                     lambda: self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, body),
@@ -959,6 +984,175 @@ def _json_lines(text: str) -> Iterator[dict[str, Any]]:
                 yield value
 
 
+# ---------------------------------------------------------------------------------------------- status, Events
+
+
+class KubeStatus:
+    """The run's status ConfigMap and its Kubernetes Events (`toolkit.engine.ports.StatusPort`; see module doc).
+    Objects are resolved from the workloads' last observation (a pod -> itself and its StatefulSet/Deployment; a
+    component -> its workloads); a name that is neither (a repair's "allocation") is skipped."""
+
+    RETRY = RetryPolicy(first_delay=0.1, max_delay=1.0, deadline_seconds=5.0)
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str, workloads: KubeWorkloads, retry: RetryPolicy = RETRY
+    ) -> None:
+        self.namespace = namespace
+        self.retry = retry
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self._workloads = workloads
+        self._host = socket.gethostname()
+        self._uids: dict[tuple[str, str], str] = {}  # (kind, name) -> uid of a workload
+        self._recorded: dict[tuple[str, str, str, str], tuple[str, int]] = {}  # (uid, reason, type, message)
+
+    # ------------------------------------------------------------------ the status ConfigMap
+
+    def read_status(self) -> dict[str, str] | None:
+        try:
+            obj = retrying(
+                f"read configmap {self.namespace}/{STATUS_NAME}",
+                lambda: self.core.read_namespaced_config_map(STATUS_NAME, self.namespace),
+                self.retry,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ActionError(f"kubernetes: read configmap {self.namespace}/{STATUS_NAME}: {_describe(exc)}") from None
+        return dict(obj.data or {})
+
+    def write_status(self, data: Mapping[str, str]) -> None:
+        deadline = time.monotonic() + self.retry.deadline_seconds
+        while True:
+            try:
+                try:
+                    current = self.core.read_namespaced_config_map(STATUS_NAME, self.namespace)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                    current = None
+                body = client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(
+                        name=STATUS_NAME,
+                        namespace=self.namespace,
+                        resource_version=current.metadata.resource_version if current is not None else None,
+                        labels={"app.kubernetes.io/managed-by": "toolkit", STATUS_LABEL: "true"},
+                    ),
+                    data=dict(data),
+                )
+                if current is None:
+                    self.core.create_namespaced_config_map(self.namespace, body)
+                else:
+                    self.core.replace_namespaced_config_map(STATUS_NAME, self.namespace, body)
+                return
+            except ApiException as exc:
+                if exc.status not in RETRYABLE_STATUS or time.monotonic() > deadline:
+                    raise ActionError(
+                        f"kubernetes: write configmap {self.namespace}/{STATUS_NAME}: {_describe(exc)}"
+                    ) from None
+                time.sleep(0.05 if exc.status == 409 else 0.3)  # 409: someone wrote meanwhile; re-read, write again
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    raise ActionError(f"kubernetes: write configmap {self.namespace}/{STATUS_NAME}: {exc}") from None
+                time.sleep(0.3)
+
+    # ------------------------------------------------------------------ Events
+
+    def _workload_uid(self, kind: str, name: str) -> str | None:
+        key = (kind, name)
+        if key not in self._uids:
+            read = (
+                self.apps.read_namespaced_stateful_set
+                if kind == "StatefulSet"
+                else self.apps.read_namespaced_deployment
+            )
+            try:
+                obj = retrying(
+                    f"read {kind.lower()} {self.namespace}/{name}", lambda: read(name, self.namespace), self.retry
+                )
+            except ApiException:
+                return None
+            self._uids[key] = obj.metadata.uid
+        return self._uids[key]
+
+    def _refs(self, notice: Notice) -> list[dict[str, str]]:
+        last = self._workloads.last
+        kinds = {w.name: w.kind for w in last.workloads}
+        owner = {p.name: w.name for w in last.workloads for p in w.pods}
+        refs: list[dict[str, str]] = []
+
+        def add(kind: str, name: str, uid: str | None) -> None:
+            if uid and all(r["uid"] != uid for r in refs):
+                api_version = "v1" if kind == "Pod" else "apps/v1"
+                refs.append(
+                    {"apiVersion": api_version, "kind": kind, "name": name, "namespace": self.namespace, "uid": uid}
+                )
+
+        def add_workload(name: str) -> None:
+            if name in kinds:
+                add(kinds[name], name, self._workload_uid(kinds[name], name))
+
+        for name in notice.objects:
+            if name in owner:
+                add("Pod", name, last.pod_uids.get(name))
+                add_workload(owner[name])
+            else:
+                add_workload(name)
+        for component in notice.components:
+            for w in last.workloads:
+                if w.component == component:
+                    add_workload(w.name)
+        return refs
+
+    def record_event(self, notice: Notice) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for ref in self._refs(notice):
+            key = (ref["uid"], notice.reason, notice.type, notice.message)
+            seen = self._recorded.get(key)
+            if seen is not None:
+                name, count = seen
+                patch = {"count": count + 1, "lastTimestamp": now}
+                try:
+                    retrying(
+                        f"patch event {self.namespace}/{name}",
+                        partial(self.core.patch_namespaced_event, name, self.namespace, patch),
+                        self.retry,
+                    )
+                    self._recorded[key] = (name, count + 1)
+                    continue
+                except ApiException as exc:
+                    if exc.status != 404:  # gone (events expire): record it afresh
+                        raise ActionError(
+                            f"kubernetes: patch event {self.namespace}/{name}: {_describe(exc)}"
+                        ) from None
+            name = f"{ref['name']}.{time.time_ns():x}"
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "involvedObject": ref,
+                "reason": notice.reason,
+                "message": notice.message,
+                "type": notice.type,
+                "source": {"component": EVENT_SOURCE, "host": self._host},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "reportingComponent": EVENT_SOURCE,
+                "reportingInstance": self._host,
+            }
+            try:
+                retrying(
+                    f"create event {self.namespace}/{name}",
+                    partial(self.core.create_namespaced_event, self.namespace, body),
+                    self.retry,
+                    retry_conflicts=False,
+                )
+            except ApiException as exc:
+                raise ActionError(f"kubernetes: create event in {self.namespace}: {_describe(exc)}") from None
+            self._recorded[key] = (name, 1)
+
+
 # ---------------------------------------------------------------------------------------------- the target
 
 
@@ -1055,6 +1249,7 @@ class KubeTarget:
         self.simulated = data_plane.simulated
         self.clock = clock or RealClock()
         self._ports = data_plane.ports()
+        self.status = KubeStatus(lease.coordination.api_client, lease.namespace, workloads)
 
     def data_plane(self, component: str) -> Any:
         return self._ports[component]
