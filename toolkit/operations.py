@@ -224,19 +224,45 @@ class Reporting:
 
 
 @contextlib.contextmanager
+def _metrics(reporting: Reporting, environment: str) -> Iterator[Any]:
+    """The run's Prometheus metrics when asked for, served for the block. Opened BEFORE the target: a port that
+    cannot be served is bad input and changes nothing (no fault injected, no platform created)."""
+    if reporting.metrics_port is None and reporting.metrics_push is None:
+        yield None
+        return
+    from toolkit.targets.run_metrics import RunMetrics
+
+    metrics = RunMetrics(environment)
+    server = None
+    if reporting.metrics_port is not None:
+        try:
+            server = metrics.serve(reporting.metrics_port, reporting.metrics_addr)
+        except OSError as exc:  # the port is taken or not ours to bind
+            raise UsageError(
+                f"--metrics-port {reporting.metrics_port}: cannot serve metrics there ({exc.strerror or exc}); "
+                "pick another port"
+            ) from None
+        if reporting.on_serving is not None:
+            reporting.on_serving(server.port)
+    try:
+        yield metrics
+    finally:
+        if server is not None:
+            server.close()
+
+
+@contextlib.contextmanager
 def _reported(
     target: Target,
     holder: str,
     targets: dict[str, str],
     on_event: Callable[[Event], None] | None,
     reporting: Reporting,
+    metrics: Any,
 ) -> Iterator[Any]:
-    """A RunReporter around the run (status object, Events, metrics served for the block)."""
-    from toolkit.targets.run_metrics import RunMetrics
+    """A RunReporter around the run: the status object, Events and metrics (toolkit.targets.run_reporting)."""
     from toolkit.targets.run_reporting import RunReporter
 
-    wanted = reporting.metrics_port is not None or reporting.metrics_push is not None
-    metrics = RunMetrics(target.name) if wanted else None
     reporter = RunReporter(
         target,
         holder,
@@ -247,23 +273,10 @@ def _reported(
         interval=reporting.status_interval,
         **({"wall": reporting.wall} if reporting.wall is not None else {}),
     )
-    server = None
-    if metrics is not None and reporting.metrics_port is not None:
-        try:
-            server = metrics.serve(reporting.metrics_port, reporting.metrics_addr)
-        except OSError as exc:  # the port is taken or not ours to bind: refused before anything changed
-            raise UsageError(
-                f"--metrics-port {reporting.metrics_port}: cannot serve metrics there ({exc.strerror or exc}); "
-                "pick another port"
-            ) from None
-        if reporting.on_serving is not None:
-            reporting.on_serving(server.port)
     try:
         yield reporter
     finally:
         reporting.problems[:] = reporter.problems
-        if server is not None:
-            server.close()
 
 
 def run_upgrade(
@@ -287,7 +300,11 @@ def run_upgrade(
             "negative control on sim and local"
         )
     holder = holder or default_holder()
-    with open_target(env, injections) as target, _reported(target, holder, targets, on_event, reporting) as reporter:
+    with (
+        _metrics(reporting, env.name) as metrics,
+        open_target(env, injections) as target,
+        _reported(target, holder, targets, on_event, reporting, metrics) as reporter,
+    ):
         executor = Executor(
             target,
             catalog_mod.load(),
@@ -338,13 +355,13 @@ def run_rollback(
     reporting = reporting or Reporting()
     reporting.check()
     settings = replace(settings, rollback=True)
-    with open_target(env) as target:
+    with _metrics(reporting if not dry_run else Reporting(), env.name) as metrics, open_target(env) as target:
         state = target.observe()
         targets = rollback_targets(state, components)
         if dry_run:
             return targets, make_plan(state, targets, settings)
         holder = default_holder()
-        with _reported(target, holder, targets, on_event, reporting) as reporter:
+        with _reported(target, holder, targets, on_event, reporting, metrics) as reporter:
             executor = Executor(
                 target,
                 catalog_mod.load(),

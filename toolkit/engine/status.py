@@ -129,6 +129,7 @@ class RunStatus:
     finished_at: str = ""
     conditions: dict[str, Condition] = field(default_factory=dict)
     _acted: str = ""  # the step that has acted since it started (a gate wait after it is for its promised state)
+    _why: str = ""  # the current step's reason (its "step" event), repeated in the Events it is worth
 
     def __post_init__(self) -> None:
         now = rfc3339(self.wall())
@@ -183,7 +184,7 @@ class RunStatus:
             self._progressing("LeaseTaken", self.message)
         elif kind == "step":
             self._clear_gate()
-            self.phase, self.step, self._acted = RUNNING, event.step, ""
+            self.phase, self.step, self._acted, self._why = RUNNING, event.step, "", event.message
             self.message = f"{event.step}: {event.message}"
             self._progressing("StepStarted", self.message)
         elif kind == "gate-wait":
@@ -248,7 +249,8 @@ class RunStatus:
 
     def _step_head(self, step_id: str) -> str:
         targets = ", ".join(f"{c}={v}" for c, v in self.targets.items())
-        return f"step {step_id} of the upgrade to {targets} by {self.holder}"
+        why = f" ({self._why})" if self._why and step_id == self.step else ""
+        return f"step {step_id}{why} of the upgrade to {targets} by {self.holder}"
 
     def finish(self, outcome: str, rule: str, reason: str, steps: tuple[int, int] | None = None) -> list[Notice]:
         """The run ended with `outcome` (completed | halted | stopped | refused); the Events it is worth."""

@@ -82,8 +82,13 @@ class RunReporter:
     # ------------------------------------------------------------------ events
 
     def __call__(self, event: Event) -> None:
+        """Show `event`, then hand it on (`forward`: the CLI's live view), so what the CLI prints is already what
+        `kubectl get` shows."""
+        self._report(event)
         if self.forward is not None:
             self.forward(event)
+
+    def _report(self, event: Event) -> None:
         notices = self.status.apply(event)
         if event.kind == "lease":
             self._owner = True
