@@ -284,8 +284,36 @@ def api_client_for(kubeconfig: str | None, context: str | None) -> client.ApiCli
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+        return client.ApiClient(_send_bearer_token(configuration))
+    api = config.new_client_from_config(config_file=kubeconfig, context=context)
+    _send_bearer_token(api.configuration)
+    return api
+
+
+def _send_bearer_token(configuration: client.Configuration) -> client.Configuration:
+    """kubernetes 36.0.0's generated client sends the token kept under api_key['BearerToken'], while its own config
+    loaders (in-cluster ServiceAccount, a kubeconfig `token:`) keep it under api_key['authorization']
+    (kubernetes-client/python#2582, #2584): unbridged, every token-authenticated request goes out without an
+    Authorization header, as system:anonymous, and the orchestrator Job is refused everything. Keep both keys equal,
+    also after the loaders' refresh hook re-reads a rotated token (an exec plugin's such as EKS's, a projected
+    ServiceAccount token): that hook installs itself again each time it runs, so it is wrapped again each time.
+    Harmless on a client version that reads either key."""
+    loaders: list[Any] = [configuration.refresh_api_key_hook]
+
+    def refresh(conf: Any) -> None:
+        if loaders[0] is not None:
+            loaders[0](conf)
+            if conf.refresh_api_key_hook is not refresh:  # the loader put its own hook back: keep it, wrapped
+                loaders[0] = conf.refresh_api_key_hook
+                conf.refresh_api_key_hook = refresh
+        token = conf.api_key.get("authorization")
+        if token:
+            conf.api_key["BearerToken"] = token
+
+    if configuration.api_key.get("authorization"):
+        refresh(configuration)
+        configuration.refresh_api_key_hook = refresh
+    return configuration
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -761,24 +789,36 @@ class KubeLeaseStore:
 
 
 class KubeControlStore:
-    """Requests and restart budgets in the ConfigMap `toolkit-upgrade-control` (see module doc)."""
+    """Requests and restart budgets in the ConfigMap `toolkit-upgrade-control` (see module doc); with another `name`
+    (and `labels`), any ConfigMap of the orchestrator's own that is read, changed and replaced the same way (the
+    run's status, `KubeStatus`)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        retry: RetryPolicy = RetryPolicy(),
+        name: str = CONTROL_NAME,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         self.namespace = namespace
         self.retry = retry
         self.core = client.CoreV1Api(api)
+        self.name = name
+        self.labels = {"app.kubernetes.io/managed-by": "toolkit", **(labels or {})}
 
     def _read(self) -> Any | None:
+        name = self.name
         try:
             return retrying(
-                f"read configmap {self.namespace}/{CONTROL_NAME}",
-                lambda: self.core.read_namespaced_config_map(CONTROL_NAME, self.namespace),
+                f"read configmap {self.namespace}/{name}",
+                lambda: self.core.read_namespaced_config_map(name, self.namespace),
                 self.retry,
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise ActionError(f"kubernetes: read configmap {self.namespace}/{CONTROL_NAME}: {_describe(exc)}") from None
+            raise ActionError(f"kubernetes: read configmap {self.namespace}/{name}: {_describe(exc)}") from None
 
     def data(self) -> dict[str, str]:
         obj = self._read()
@@ -792,10 +832,10 @@ class KubeControlStore:
             new = change(dict((obj.data or {}) if obj is not None else {}))
             body = client.V1ConfigMap(
                 metadata=client.V1ObjectMeta(
-                    name=CONTROL_NAME,
+                    name=self.name,
                     namespace=self.namespace,
                     resource_version=obj.metadata.resource_version if obj is not None else None,
-                    labels={"app.kubernetes.io/managed-by": "toolkit"},
+                    labels=dict(self.labels),
                 ),
                 data=new,
             )
@@ -803,12 +843,12 @@ class KubeControlStore:
                 if obj is None:
                     self.core.create_namespaced_config_map(self.namespace, body)
                 else:
-                    self.core.replace_namespaced_config_map(CONTROL_NAME, self.namespace, body)
+                    self.core.replace_namespaced_config_map(self.name, self.namespace, body)
                 return new
             except ApiException as exc:
                 if exc.status not in RETRYABLE_STATUS or time.monotonic() > deadline:
                     raise ActionError(
-                        f"kubernetes: write configmap {self.namespace}/{CONTROL_NAME}: {_describe(exc)}"
+                        f"kubernetes: write configmap {self.namespace}/{self.name}: {_describe(exc)}"
                     ) from None
                 time.sleep(0.05 if exc.status == 409 else 0.5)
 
@@ -1001,6 +1041,7 @@ class KubeStatus:
         self.retry = retry
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
+        self.store = KubeControlStore(api, namespace, retry, name=STATUS_NAME, labels={STATUS_LABEL: "true"})
         self._workloads = workloads
         self._host = socket.gethostname()
         self._uids: dict[tuple[str, str], str] = {}  # (kind, name) -> uid of a workload
@@ -1009,52 +1050,12 @@ class KubeStatus:
     # ------------------------------------------------------------------ the status ConfigMap
 
     def read_status(self) -> dict[str, str] | None:
-        try:
-            obj = retrying(
-                f"read configmap {self.namespace}/{STATUS_NAME}",
-                lambda: self.core.read_namespaced_config_map(STATUS_NAME, self.namespace),
-                self.retry,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise ActionError(f"kubernetes: read configmap {self.namespace}/{STATUS_NAME}: {_describe(exc)}") from None
-        return dict(obj.data or {})
+        obj = self.store._read()
+        return dict(obj.data or {}) if obj is not None else None
 
     def write_status(self, data: Mapping[str, str]) -> None:
-        deadline = time.monotonic() + self.retry.deadline_seconds
-        while True:
-            try:
-                try:
-                    current = self.core.read_namespaced_config_map(STATUS_NAME, self.namespace)
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
-                    current = None
-                body = client.V1ConfigMap(
-                    metadata=client.V1ObjectMeta(
-                        name=STATUS_NAME,
-                        namespace=self.namespace,
-                        resource_version=current.metadata.resource_version if current is not None else None,
-                        labels={"app.kubernetes.io/managed-by": "toolkit", STATUS_LABEL: "true"},
-                    ),
-                    data=dict(data),
-                )
-                if current is None:
-                    self.core.create_namespaced_config_map(self.namespace, body)
-                else:
-                    self.core.replace_namespaced_config_map(STATUS_NAME, self.namespace, body)
-                return
-            except ApiException as exc:
-                if exc.status not in RETRYABLE_STATUS or time.monotonic() > deadline:
-                    raise ActionError(
-                        f"kubernetes: write configmap {self.namespace}/{STATUS_NAME}: {_describe(exc)}"
-                    ) from None
-                time.sleep(0.05 if exc.status == 409 else 0.3)  # 409: someone wrote meanwhile; re-read, write again
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if time.monotonic() > deadline:
-                    raise ActionError(f"kubernetes: write configmap {self.namespace}/{STATUS_NAME}: {exc}") from None
-                time.sleep(0.3)
+        """Replace the data whole; a 409 (written meanwhile) re-reads and writes again: the last run's picture."""
+        self.store.update(lambda _current: dict(data))
 
     # ------------------------------------------------------------------ Events
 
