@@ -144,7 +144,7 @@ def test_events_name_the_pod_and_its_workload_for_restarts_and_the_gate_wait_and
     assert all("log recovery" in e["message"] and e["count"] == 1 for e in waits)  # one per transition, no repeats
     completed = by_reason["ToolkitCompleted"]
     assert {e["involvedObject"]["name"] for e in completed} == {"kafka-controller", "kafka-broker"}
-    assert all("completed after 7 steps" in e["message"] for e in completed)
+    assert all("completed (7/7 steps done)" in e["message"] for e in completed)
     assert "ToolkitHalted" not in by_reason
 
 

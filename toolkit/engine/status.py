@@ -272,7 +272,8 @@ class RunStatus:
         )
         components = tuple(self.targets)
         targets = ", ".join(f"{c}={v}" for c, v in self.targets.items())
-        message = _clip(f"upgrade to {targets} {outcome} after {self.steps_done} steps [{rule}]: {reason}")
+        progress = f"{self.steps_done}/{self.steps_total} steps done"
+        message = _clip(f"upgrade to {targets} {outcome} ({progress}) [{rule}]: {reason}")
         if self.phase == COMPLETED:
             return [Notice("ToolkitCompleted", "Normal", message, (), components)]
         if self.phase == HALTED:
