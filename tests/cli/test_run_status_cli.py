@@ -226,3 +226,29 @@ def test_job_pod_monitor_without_a_metrics_port_is_bad_input() -> None:
     assert code == 0
     job = next(d for d in yaml.safe_load_all(out) if d and d["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"] == "metrics"
+
+
+def test_status_while_a_gate_blocks_shows_the_gate_line() -> None:
+    """`toolkit upgrade status` (table and json) asked from the CLI at the moment the run reports the log-recovery
+    gate: the phase, the gate with its rule, the step it keeps from starting, and the reason."""
+    shown: dict[str, Any] = {}
+
+    def ask(event: Event) -> None:
+        if event.kind == "gate-wait" and event.rule == "kafka.not-in-recovery" and not shown:
+            shown["table"] = " ".join(invoke("upgrade", "status", "--env", "sim", "--audit-lines", "0")[1].split())
+            shown["json"] = json.loads(invoke("upgrade", "status", "--env", "sim", "-o", "json")[1])["run"]
+
+    result = operations.run_upgrade(
+        resolve("sim"), {"kafka": "4.1.0"}, UpgradeSettings(), ["recovering=kafka-broker-0:1500"], on_event=ask
+    )
+    assert result.ok, result.reason
+    assert "run: WaitingOnGate (9/10 steps) to kafka=4.1.0" in shown["table"]
+    assert (
+        "waiting on [kafka.not-in-recovery] before kafka/restart/kafka-broker-0 since " in shown["table"]
+        and "is in log recovery: restarting it would start recovery over" in shown["table"]
+    )
+    run = shown["json"]
+    assert run["phase"] == "WaitingOnGate" and run["stale"] is False
+    assert run["gate"]["rule"] == "kafka.not-in-recovery" and run["gate"]["stage"] == "before-step"
+    blocked = next(c for c in run["conditions"] if c["type"] == "GateBlocked")
+    assert blocked["status"] == "True" and blocked["reason"] == "KafkaNotInRecovery"

@@ -309,9 +309,8 @@ def run_lines(run: dict[str, Any] | None) -> list[str]:
         )
     gate = run.get("gate")
     if gate:
-        lines.append(
-            f"  waiting on [{gate['rule']}] since {gate['since']} ({gate['stage']} {gate['step']}): {gate['reason']}"
-        )
+        where = "for the promised state of" if gate.get("stage") == "promised-state" else "before"
+        lines.append(f"  waiting on [{gate['rule']}] {where} {gate['step']} since {gate['since']}: {gate['reason']}")
     elif run.get("step") and run.get("phase") in ("Running", "Paused"):
         lines.append(f"  step {run['step']}")
     if run.get("message") and not gate:
