@@ -210,6 +210,8 @@ def test_a_run_as_the_service_account_shows_its_phases_events_and_frees_the_leas
     reported = {(e["rule"], e["step"]) for e in lines if e["event"] == "gate-wait"}
     assert all((v["gate"], v["gateStep"]) in reported for v in waits)  # each shown gate is one the run reported
     assert all(v["gateReason"] and v["gateSince"] for v in waits)
+    shown_waiting = {k: v for k, v in waits[0].items() if k != "conditions"}
+    print(f"mid-run, as the watch saw it (data, without conditions):\n{yaml.safe_dump(shown_waiting)}")
     assert {v["holder"] for v in seen.versions} == {seen.versions[-1]["holder"]}
 
     # the final object, as `kubectl get configmap toolkit-upgrade-status -o yaml` shows it
@@ -231,6 +233,8 @@ def test_a_run_as_the_service_account_shows_its_phases_events_and_frees_the_leas
     assert conditions["Completed"]["status"] == "True" and conditions["Completed"]["reason"] == "RunCompleted"
     assert conditions["Progressing"]["status"] == "False"
     assert from_data(data)["phase"] == "Completed"
+    phase = kubectl(local_env, "-n", namespace, "get", "configmap", STATUS_NAME, "-o", "jsonpath={.data.phase}")
+    assert phase == "Completed"
 
     # Events: on the StatefulSet and Deployment by UID, on each pod by the UID it had when restarted
     sts = apps.read_namespaced_stateful_set("kafka", namespace)

@@ -142,9 +142,9 @@ def job_manifests(
             {
                 "apiVersion": "monitoring.coreos.com/v1",
                 "kind": "PodMonitor",
-                "metadata": meta,
+                "metadata": {**meta, "labels": dict(labels)},
                 "spec": {
-                    "selector": {"matchLabels": labels},
+                    "selector": {"matchLabels": dict(labels)},
                     "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics", "interval": "15s"}],
                 },
             }
