@@ -356,3 +356,20 @@ def test_the_service_account_updates_its_own_configmaps_and_events_and_no_other(
         assert raced[0] and status.read_status() == {"phase": "Halted"}
     finally:
         orchestrator.close()
+
+
+def test_applying_a_pod_monitor_where_the_cluster_has_no_prometheus_operator_is_refused_naming_it(
+    local_env: Any, namespace: str
+) -> None:
+    from toolkit.errors import RefusedError
+    from toolkit.targets import manifests
+
+    env = resolve("local")
+    env = env.model_copy(update={"platform": env.platform.model_copy(update={"namespace": namespace})})
+    docs = job_manifests(env, {"kafka": KAFKA_TO}, metrics_port=9405, pod_monitor=True)
+    with pytest.raises(RefusedError, match=r"does not serve monitoring\.coreos\.com/v1 PodMonitor"):
+        manifests.apply(
+            local_env.api_client, [d for d in docs if d["kind"] not in ("ClusterRole", "ClusterRoleBinding")]
+        )
+    accounts = client.CoreV1Api(local_env.api_client).list_namespaced_service_account(namespace).items
+    assert NAME not in {a.metadata.name for a in accounts}  # refused before anything was applied
