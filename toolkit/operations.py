@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,9 @@ from toolkit import catalog as catalog_mod
 from toolkit.config.access import EsConnection
 from toolkit.config.environments import Environment
 from toolkit.engine import planner
-from toolkit.engine.executor import Event, Executor, RunResult
+from toolkit.engine.executor import Event, Executor, RunResult, default_holder
 from toolkit.engine.ports import Target
+from toolkit.engine.status import ACTIVE_PHASES, IDLE, from_data
 from toolkit.errors import RefusedError, UsageError
 from toolkit.indices import IndexLayout
 from toolkit.model import Plan, PlatformState, RunRequest, UpgradeSettings, Verdict
@@ -185,6 +186,99 @@ def plan_upgrade(
         return make_plan(target.observe(), targets, settings)
 
 
+@dataclass
+class Reporting:
+    """How a run is shown beyond the CLI's own output (`toolkit.targets.run_reporting`): the status object and the
+    Kubernetes Events are always written when the target offers a status port; Prometheus metrics are served on
+    `metrics_port` (0: any free port, told to `on_serving`) and/or pushed to the Pushgateway at `metrics_push`.
+    `problems` is filled after the run with what could not be written (the run itself is not affected)."""
+
+    metrics_port: int | None = None
+    metrics_push: str | None = None
+    metrics_addr: str = "0.0.0.0"
+    status_interval: float = 10.0
+    wall: Callable[[], float] | None = None  # epoch seconds for the status times; None: the system clock
+    on_serving: Callable[[int], None] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Refuse options that cannot work, naming them, before anything is opened."""
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise UsageError(f"--metrics-port {self.metrics_port}: not a TCP port; give 1-65535 (0: any free port)")
+        if self.metrics_push is not None:
+            from urllib.parse import urlsplit
+
+            url = self.metrics_push if "://" in self.metrics_push else f"http://{self.metrics_push}"
+            parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018 - raises on a malformed port
+            except ValueError:
+                parts = parts._replace(netloc="")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UsageError(
+                    f"--metrics-push {self.metrics_push!r}: not a Pushgateway address; give http(s)://HOST[:PORT] "
+                    "(e.g. http://pushgateway.monitoring:9091)"
+                )
+        if not self.status_interval > 0 or self.status_interval == float("inf"):
+            raise UsageError(f"status interval {self.status_interval}: give a finite number of seconds above 0")
+
+
+@contextlib.contextmanager
+def _metrics(reporting: Reporting, environment: str) -> Iterator[Any]:
+    """The run's Prometheus metrics when asked for, served for the block. Opened BEFORE the target: a port that
+    cannot be served is bad input and changes nothing (no fault injected, no platform created)."""
+    if reporting.metrics_port is None and reporting.metrics_push is None:
+        yield None
+        return
+    from toolkit.targets.run_metrics import RunMetrics
+
+    metrics = RunMetrics(environment)
+    server = None
+    if reporting.metrics_port is not None:
+        try:
+            server = metrics.serve(reporting.metrics_port, reporting.metrics_addr)
+        except OSError as exc:  # the port is taken or not ours to bind
+            raise UsageError(
+                f"--metrics-port {reporting.metrics_port}: cannot serve metrics there ({exc.strerror or exc}); "
+                "pick another port"
+            ) from None
+        if reporting.on_serving is not None:
+            reporting.on_serving(server.port)
+    try:
+        yield metrics
+    finally:
+        if server is not None:
+            server.close()
+
+
+@contextlib.contextmanager
+def _reported(
+    target: Target,
+    holder: str,
+    targets: dict[str, str],
+    on_event: Callable[[Event], None] | None,
+    reporting: Reporting,
+    metrics: Any,
+) -> Iterator[Any]:
+    """A RunReporter around the run: the status object, Events and metrics (toolkit.targets.run_reporting)."""
+    from toolkit.targets.run_reporting import RunReporter
+
+    reporter = RunReporter(
+        target,
+        holder,
+        targets,
+        forward=on_event,
+        metrics=metrics,
+        push_url=reporting.metrics_push,
+        interval=reporting.status_interval,
+        **({"wall": reporting.wall} if reporting.wall is not None else {}),
+    )
+    try:
+        yield reporter
+    finally:
+        reporting.problems[:] = reporter.problems
+
+
 def run_upgrade(
     env: Environment,
     targets: dict[str, str],
@@ -194,26 +288,36 @@ def run_upgrade(
     stop_requested: Callable[[], bool] = lambda: False,
     holder: str | None = None,
     stop_now: Callable[[], bool] = lambda: False,
+    reporting: Reporting | None = None,
 ) -> RunResult:
     _require_targets(targets)
     check_settings(settings)
+    reporting = reporting or Reporting()
+    reporting.check()
     if settings.skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
             "negative control on sim and local"
         )
-    with open_target(env, injections) as target:
+    holder = holder or default_holder()
+    with (
+        _metrics(reporting, env.name) as metrics,
+        open_target(env, injections) as target,
+        _reported(target, holder, targets, on_event, reporting, metrics) as reporter,
+    ):
         executor = Executor(
             target,
             catalog_mod.load(),
             targets,
             settings,
             holder=holder,
-            on_event=on_event,
+            on_event=reporter,
             stop_requested=stop_requested,
             stop_now=stop_now,
         )
-        return executor.run()
+        result = executor.run()
+        reporter.finish(result)
+        return result
 
 
 def rollback_targets(state: PlatformState, components: list[str]) -> dict[str, str]:
@@ -245,24 +349,32 @@ def run_rollback(
     stop_requested: Callable[[], bool] = lambda: False,
     dry_run: bool = False,
     stop_now: Callable[[], bool] = lambda: False,
+    reporting: Reporting | None = None,
 ) -> tuple[dict[str, str], RunResult | Plan]:
     check_settings(settings)
+    reporting = reporting or Reporting()
+    reporting.check()
     settings = replace(settings, rollback=True)
-    with open_target(env) as target:
+    with _metrics(reporting if not dry_run else Reporting(), env.name) as metrics, open_target(env) as target:
         state = target.observe()
         targets = rollback_targets(state, components)
         if dry_run:
             return targets, make_plan(state, targets, settings)
-        executor = Executor(
-            target,
-            catalog_mod.load(),
-            targets,
-            settings,
-            on_event=on_event,
-            stop_requested=stop_requested,
-            stop_now=stop_now,
-        )
-        return targets, executor.run()
+        holder = default_holder()
+        with _reported(target, holder, targets, on_event, reporting, metrics) as reporter:
+            executor = Executor(
+                target,
+                catalog_mod.load(),
+                targets,
+                settings,
+                holder=holder,
+                on_event=reporter,
+                stop_requested=stop_requested,
+                stop_now=stop_now,
+            )
+            result = executor.run()
+            reporter.finish(result)
+        return targets, result
 
 
 @dataclass
@@ -288,6 +400,9 @@ class Status:
     es_allocation: str | None
     audit_tail: list[dict[str, Any]]
     request: RunRequest | None = None  # a pause or abort waiting for the run
+    # the last run as it showed itself (toolkit.engine.status: phase, step, gate, conditions; `stale` when its phase
+    # is active but no live orchestrator holds the lease); None when the target keeps no status or none was written
+    run: dict[str, Any] | None = None
 
     @property
     def in_progress(self) -> bool:
@@ -325,8 +440,13 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         now = target.clock.now()
         trail = target.control.audit_trail()
         request = target.control.read_request()
+        run = run_status(target)
+        alive = lease is not None and target.control.holder_alive(lease.holder)
     comps = [s for c in catalog_mod.load().upgrade_order if (s := component_status(state, c)) is not None]
     live_lease = lease if lease is not None and not lease.expired(now) else None
+    if run is not None:
+        held = live_lease is not None and alive and live_lease.holder == run["holder"]
+        run["stale"] = run["phase"] in ACTIVE_PHASES and not held
     return Status(
         environment=env.name,
         simulated=state.simulated,
@@ -339,7 +459,18 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         es_allocation=state.elasticsearch.allocation_enable,
         audit_tail=trail[-audit_lines:] if audit_lines else trail,
         request=request,
+        run=run,
     )
+
+
+def run_status(target: Target) -> dict[str, Any] | None:
+    """The status object the last run wrote (`toolkit.engine.status`), as a document; phase Idle when the target
+    keeps status but no run wrote one; None when the target keeps none."""
+    port = getattr(target, "status", None)
+    if port is None:
+        return None
+    data = port.read_status()
+    return from_data(data if data is not None else {"phase": IDLE, "message": "no run has written a status yet"})
 
 
 @dataclass
@@ -363,8 +494,6 @@ def request_run(env: Environment, action: str, reason: str = "", by: str | None 
     Rollouts abort). A pause holds the run at its next step boundary, also a run started later, until resumed; an
     abort stops the run in progress at once, leaving the platform safe (refused when no run is in progress)."""
     import datetime as dt
-
-    from toolkit.engine.executor import default_holder
 
     if action not in ("pause", "resume", "abort"):
         raise UsageError(f"unknown request {action!r}: use pause, resume or abort")
@@ -467,12 +596,20 @@ def take_snapshot(env: Environment, repository: str, name: str | None, indices: 
             es.close()
 
 
-def orchestrator_job(env: Environment, targets: dict[str, str]) -> list[dict[str, Any]]:
+def orchestrator_job(
+    env: Environment,
+    targets: dict[str, str],
+    metrics_port: int | None = None,
+    pod_monitor: bool = False,
+    metrics_push: str | None = None,
+) -> list[dict[str, Any]]:
     """The manifests of the in-cluster orchestrator Job (toolkit.provision.orchestrator)."""
     from toolkit.provision.orchestrator import job_manifests
 
     _require_targets(targets)
-    return job_manifests(env, targets)
+    if metrics_push is not None:
+        Reporting(metrics_push=metrics_push).check()
+    return job_manifests(env, targets, metrics_port=metrics_port, pod_monitor=pod_monitor, metrics_push=metrics_push)
 
 
 def apply_orchestrator_job(env: Environment, docs: list[dict[str, Any]]) -> list[str]:

@@ -78,3 +78,58 @@ def test_the_pod_resolves_its_environment_and_finds_every_file_it_names(tmp_path
     result = run_container(spec, container, objects)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split()[:3] == ["kube", "None", "False"]
+
+
+def test_the_role_lets_it_update_its_status_configmap_and_record_events_and_nothing_more() -> None:
+    docs = job_manifests(resolve("kind"), TARGETS)
+    role = next(d for d in docs if d["kind"] == "Role")
+    updates = [r for r in role["rules"] if "configmaps" in r["resources"] and "update" in r["verbs"]]
+    assert updates == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["update"],
+            "resourceNames": ["toolkit-audit", "toolkit-upgrade-control", "toolkit-upgrade-status"],
+        }
+    ]
+    events = [r for r in role["rules"] if "events" in r["resources"]]
+    assert events == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}]
+
+
+def test_without_metrics_options_the_job_exposes_no_port() -> None:
+    job = next(d for d in job_manifests(resolve("kind"), TARGETS) if d["kind"] == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert "ports" not in container and "--metrics-port" not in container["command"]
+    assert "annotations" not in job["spec"]["template"]["metadata"]
+
+
+def test_metrics_port_push_and_pod_monitor_when_asked() -> None:
+    url = "http://pushgateway.monitoring:9091"
+    docs = job_manifests(resolve("eu-west-1"), TARGETS, metrics_port=9405, pod_monitor=True, metrics_push=url)
+    for doc in docs:
+        if doc["kind"] != "PodMonitor":  # a CRD: no bundled schema
+            kubernetes_validate.validate(doc, "1.33", strict=True)
+    assert docs[-1]["kind"] == "Job"  # `--apply` follows the last object's logs
+    job = docs[-1]
+    template = job["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9405, "protocol": "TCP"}]
+    command = container["command"]
+    assert command[command.index("--metrics-port") + 1] == "9405"
+    assert command[command.index("--metrics-push") + 1] == url
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9405",
+        "prometheus.io/path": "/metrics",
+    }
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"] == template["metadata"]["labels"]
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+
+
+def test_a_pod_monitor_without_a_port_is_refused_naming_the_way_out() -> None:
+    from toolkit.errors import UsageError
+
+    with pytest.raises(UsageError, match="--pod-monitor scrapes the Job's metrics port: give --metrics-port"):
+        job_manifests(resolve("kind"), TARGETS, pod_monitor=True)

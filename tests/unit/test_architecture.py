@@ -7,7 +7,8 @@ The contracts (see [tool.importlinter] in pyproject.toml):
 - layers: cli > operations > rehearsal > provision > targets > engine | compliance > config | indices > catalog >
   errors > model (a lower layer never imports a higher one, directly or not);
 - the worker is its own process: it imports nothing of the orchestrator and no orchestration client;
-- decisions and plain data (model, engine, catalog, errors, config, indices) import no client library;
+- decisions and plain data (model, engine, catalog, errors, config, indices) import no client library (nor the
+  Prometheus client: the engine emits events, adapters count them);
 - the CLI and the composition root import no client library directly (only through adapters).
 """
 
@@ -64,6 +65,8 @@ PLANTED = {
     "toolkit/targets/planted_cli.py": "from toolkit.cli import main\n",
     # a client library in the CLI
     "toolkit/cli/planted_client.py": "import kubernetes\n",
+    # the engine emits events; metrics are written by adapters (toolkit.targets.run_metrics)
+    "toolkit/engine/planted_metrics.py": "import prometheus_client\n",
 }
 
 
@@ -79,6 +82,7 @@ def test_each_planted_violation_breaks_a_contract(tmp_path: Path) -> None:
         "toolkit.worker.planted_engine -> toolkit.engine.planner",
         "toolkit.targets.planted_cli -> toolkit.cli.main",
         "toolkit.cli.planted_client -> kubernetes",
+        "toolkit.engine.planted_metrics -> prometheus_client",
     ):
         assert needle in result.stdout, f"{needle} was not reported:\n{result.stdout[-3000:]}"
 

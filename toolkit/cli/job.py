@@ -21,6 +21,21 @@ def command(
     to: ToOption = None,
     render: Annotated[Path | None, typer.Option("--render", help="write the manifests to this file")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply them to the environment's cluster")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="serve the run's metrics from the pod on this port (container port `metrics`, prometheus.io "
+            "annotations), e.g. 9405",
+        ),
+    ] = None,
+    pod_monitor: Annotated[
+        bool, typer.Option("--pod-monitor", help="also a PodMonitor (Prometheus Operator) on the metrics port")
+    ] = False,
+    metrics_push: Annotated[
+        str | None,
+        typer.Option("--metrics-push", help="Pushgateway URL the run pushes its metrics to (each transition, the end)"),
+    ] = None,
 ) -> None:
     """Run `toolkit upgrade run` inside the cluster as a Job (its own least-privilege ServiceAccount and identity;
     resumes from the observed state if it crashes). Without --render or --apply, print the manifests."""
@@ -34,7 +49,11 @@ def command(
         die(EXIT_USAGE, "error: nothing to upgrade: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0)")
     if resolved.kind == "sim":
         die(EXIT_USAGE, f"error: environment {resolved.name} is simulated: there is no cluster to run a Job in")
-    docs = operations.orchestrator_job(resolved, targets)
+    docs = guarded(
+        lambda: operations.orchestrator_job(
+            resolved, targets, metrics_port=metrics_port, pod_monitor=pod_monitor, metrics_push=metrics_push
+        )
+    )
     text = yaml.safe_dump_all(docs, sort_keys=False)
     if render is not None:
         render.write_text(text)

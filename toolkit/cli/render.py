@@ -233,6 +233,7 @@ def status_dict(status: Status) -> dict[str, Any]:
         ],
         "audit_tail": status.audit_tail,
         "request": _request_dict(status.request),
+        "run": status.run,
     }
 
 
@@ -283,10 +284,40 @@ def print_status(status: Status, output: str) -> None:
         con.print(f"lease held by {status.lease_holder} (expires in {status.lease_expires_in:.0f}s unless renewed)")
     else:
         con.print("no orchestrator holds the lease")
+    for line in run_lines(status.run):
+        con.print(_esc(line))
     if status.audit_tail:
         con.print("recent audit entries:")
         for entry in status.audit_tail:
             con.print(f"  {_esc(format_audit(entry))}")
+
+
+def run_lines(run: dict[str, Any] | None) -> list[str]:
+    """The last run as its status object shows it: phase, progress, step; the gate it waits on; whether it is stale."""
+    if run is None:
+        return []
+    steps = run.get("steps") or {}
+    head = f"run: {run.get('phase', '?')}"
+    if run.get("phase") != "Idle":
+        targets = ",".join(f"{c}={v}" for c, v in (run.get("targets") or {}).items())
+        head += f" ({steps.get('done', 0)}/{steps.get('total', 0)} steps) to {targets} by {run.get('holder', '?')}"
+        head += f", started {run.get('startedAt', '?')}, updated {run.get('updatedAt', '?')}"
+    lines = [head]
+    if run.get("stale"):
+        lines.append(
+            "  STALE: no live orchestrator holds the lease for this run: it ended without writing its outcome "
+            "(killed?); run the same command to resume"
+        )
+    gate = run.get("gate")
+    if gate:
+        where = "for the promised state of" if gate.get("stage") == "promised-state" else "before"
+        lines.append(f"  waiting on [{gate['rule']}] {where} {gate['step']} since {gate['since']}: {gate['reason']}")
+    elif run.get("step") and run.get("phase") in ("Running", "Paused"):
+        lines.append(f"  step {run['step']}")
+    if run.get("message") and not gate:
+        rule = f"[{run['rule']}] " if run.get("rule") else ""
+        lines.append(f"  {rule}{run['message']}")
+    return lines
 
 
 def format_audit(entry: dict[str, Any]) -> str:

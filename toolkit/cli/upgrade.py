@@ -87,7 +87,36 @@ OPTION_OF = {
     "lag_bound": "--lag-bound",
     "accept_unavailable_indices": "--accept-unavailable-index",
 }
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        help="serve the run's Prometheus metrics on this port while it runs (GET /metrics; 0: any free port)",
+    ),
+]
+MetricsPushOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-push",
+        help="Pushgateway URL: push the run's metrics at each transition and at the end (a short-lived Job)",
+    ),
+]
 RUN_OUTPUTS = ("table", "json", "jsonl")
+
+
+def reporting_for(metrics_port: int | None, metrics_push: str | None) -> Any:
+    from toolkit.operations import Reporting
+
+    return Reporting(
+        metrics_port=metrics_port,
+        metrics_push=metrics_push,
+        on_serving=lambda port: err(f"metrics: serving the run's metrics on port {port} (GET /metrics)"),
+    )
+
+
+def warn_problems(reporting: Any) -> None:
+    for problem in reporting.problems:
+        err(f"warning: the run was not fully shown: {problem}")
 
 
 def check_run_output(output: str) -> None:
@@ -225,6 +254,8 @@ def run(
         bool,
         typer.Option("--unsafe-skip-gates", help="NEGATIVE CONTROL ONLY (sim, local): restart without any gate"),
     ] = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_push: MetricsPushOption = None,
 ) -> None:
     """Run an upgrade: re-check the gates on live state before every step, act, wait, and resume from observed
     state when run again. Ctrl-C/SIGTERM stops at the next safe point, a second one at once (exit 4)."""
@@ -265,6 +296,7 @@ def run(
     stop.install()
     view = render.LiveView(resolved.simulated, enabled=output == "table")
     on_event = _JsonLines() if output == "jsonl" else view
+    reporting = reporting_for(metrics_port, metrics_push)
     try:
         with view:
             result = guarded(
@@ -276,10 +308,12 @@ def run(
                     on_event=on_event,
                     stop_requested=stop,
                     stop_now=stop.at_once,
+                    reporting=reporting,
                 )
             )
     except OrchestratorCrash as crash:
         die(EXIT_CRASHED, f"orchestrator crashed (injected): {crash}. Run the same command again to resume.")
+    warn_problems(reporting)
     _finish(result, output)
 
 
@@ -291,7 +325,9 @@ def status(
     output: OutputOption = "table",
     audit_lines: Annotated[int, typer.Option("--audit-lines", help="recent audit entries to show")] = 10,
 ) -> None:
-    """Where an upgrade stands: spec vs running versions per component, the lease, recent audit entries."""
+    """Where an upgrade stands: spec vs running versions per component, the lease, the last run as its status object
+    shows it (phase, step, the gate it waits on; on Kubernetes the ConfigMap toolkit-upgrade-status), recent audit
+    entries."""
     check_output(output)
     from toolkit import operations
     from toolkit.cli import render
@@ -322,6 +358,8 @@ def rollback(
     poll: PollOption = DEFAULTS.poll_interval,
     confirm: ConfirmOption = DEFAULTS.confirm_seconds,
     accept_unavailable_index: AcceptOption = None,
+    metrics_port: MetricsPortOption = None,
+    metrics_push: MetricsPushOption = None,
 ) -> None:
     """Return components to their previous version where that is still safe, through the same gates; refuse with
     the reason where it is not (Kafka after metadata.version was raised, Elasticsearch after a newer node joined)."""
@@ -347,6 +385,7 @@ def rollback(
     resolved = environment(env, context, namespace)
     stop = _StopFlag()
     stop.install()
+    reporting = reporting_for(metrics_port, metrics_push)
     targets, outcome = guarded(
         lambda: operations.run_rollback(
             resolved,
@@ -356,8 +395,10 @@ def rollback(
             stop_requested=stop,
             dry_run=dry_run,
             stop_now=stop.at_once,
+            reporting=reporting,
         )
     )
+    warn_problems(reporting)
     err("rolling back to " + ", ".join(f"{c}={v}" for c, v in targets.items()))
     if isinstance(outcome, Plan):
         render.print_plan(outcome, "json" if output == "jsonl" else output)

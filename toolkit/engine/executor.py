@@ -137,6 +137,8 @@ class Event:
     message: str
     step: str = ""
     rule: str = ""
+    # (steps done in this run, steps this run has planned: done + the steps of the latest plan it acted from)
+    progress: tuple[int, int] = (0, 0)
 
 
 class Executor:
@@ -167,6 +169,7 @@ class Executor:
         self._lease: Lease | None = None
         self._pending_gates: dict[str, float] = {}
         self._gate_reasons: dict[str, str] = {}
+        self._steps_planned = 0
         problems = settings.problems()
         self._settings_problem = "; ".join(f"{name}: {why}" for name, why in problems)
         poll = settings.poll_interval if not problems else 0.0
@@ -176,7 +179,9 @@ class Executor:
 
     def emit(self, kind: str, message: str, step: str = "", rule: str = "") -> None:
         if self._on_event is not None:
-            self._on_event(Event(self.clock.now(), kind, message, step, rule))
+            done = sum(1 for r in self.records if r.outcome == "done")
+            progress = (done, max(done, self._steps_planned))
+            self._on_event(Event(self.clock.now(), kind, message, step, rule, progress))
 
     def audit(self, what: str, why: str, result: str, step: str = "") -> None:
         self.target.control.audit(
@@ -306,6 +311,7 @@ class Executor:
             return self._result(empty, "refused", v, started)
         state = self.target.observe()
         first_plan = self.plan(state)
+        self._steps_planned = len(first_plan.steps)
         self.emit("plan", f"{len(first_plan.steps)} steps planned")
         if first_plan.refused:
             v = first_plan.refusals[0]
@@ -360,6 +366,7 @@ class Executor:
             if plan.refused:
                 raise Halt(plan.refusals[0])
             if not plan.steps:
+                self._steps_planned = 0  # done == total
                 v = Verdict.passed("run.completed", "every component runs its target version")
                 self.target.control.clear_restarts()
                 self.emit("done", v.reason)
@@ -398,6 +405,7 @@ class Executor:
                 verdict = step.blocked
                 if verdict is None:
                     self._pending_gates = pending
+                    self._steps_planned = sum(1 for r in self.records if r.outcome == "done") + len(plan.steps)
                     if blocking is not None:
                         message = f"{candidates[0].id} cannot roll yet and goes back in the queue: {blocking.reason}"
                         self.emit("requeue", message, step=step.id, rule=blocking.rule)

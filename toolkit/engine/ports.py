@@ -9,7 +9,9 @@ A `Target` (the simulated platform, the local control plane, kind, EKS) offers
 - `control`: what is kept with the platform about the runs on it: the lease (one orchestrator at a time), the audit
   trail, a pending pause/abort request, and the restarts each member was given (the restart budget), so a resumed
   run neither forgets a request nor starts its budget over;
-- `clock`: the only way the engine waits (virtual in tests).
+- `clock`: the only way the engine waits (virtual in tests);
+- optionally `status` (`StatusPort`): where a run is shown to people (a status object, events on the workloads),
+  written from the executor's events by the caller, never read by the engine.
 Implementations live in `toolkit.targets` (adapters) and `toolkit.sim` (the simulated platform); the engine only
 sees these protocols, so every decision is testable on the simulated platform and a virtual clock.
 """
@@ -17,9 +19,12 @@ sees these protocols, so every decision is testable on the simulated platform an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from toolkit.model import Lease, PlatformState, RunRequest
+
+if TYPE_CHECKING:
+    from toolkit.engine.status import Notice
 
 
 class Clock(Protocol):
@@ -116,3 +121,22 @@ class Target(Protocol):
 
     def data_plane(self, component: str) -> Any:
         """The component's own port (its driver names the protocol); raises KeyError when it has none."""
+
+
+class StatusPort(Protocol):
+    """Where a run is shown to people while and after it runs (`toolkit.engine.status`): one status object with the
+    platform (on Kubernetes the ConfigMap `toolkit-upgrade-status`, Strimzi/ECK style) and events on the objects the
+    run touches (Kubernetes Events). Never read back to decide anything: the engine plans from observed state. A
+    target that offers it has a `status` attribute; writing it must never fail a run (adapters raise ActionError,
+    the reporter counts it and carries on)."""
+
+    def write_status(self, data: Mapping[str, str]) -> None:
+        """Replace the status object's data (a ConfigMap's string map); a concurrent change is re-read and the
+        write applied again (the last run's picture wins)."""
+
+    def read_status(self) -> dict[str, str] | None:
+        """The status object's data, or None when no run has written one."""
+
+    def record_event(self, notice: Notice) -> None:
+        """Record `notice` on the objects it names (a pod's notice also on its workload; a component's on all of its
+        workloads); a repeat of the same notice on the same object counts up instead of adding another."""

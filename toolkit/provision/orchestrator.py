@@ -12,8 +12,11 @@ depend on a laptop staying awake. The Job's pod
   password of Secret `kafka-user-toolkit-orchestrator`, the Elasticsearch user of `es-user-toolkit-orchestrator`),
   mounted as files: the orchestrator needs no right to read Secrets at all;
 - has a ServiceAccount whose Role allows exactly what `toolkit.targets.kube` does (observe workloads and pods,
-  patch the workloads' version, delete one pod at a time with a UID precondition, the lease and the audit trail)
-  and reading Nodes (zones). It cannot evict, read Secrets, or touch anything outside its namespace.
+  patch the workloads' version, delete one pod at a time with a UID precondition, the lease, the audit trail, the
+  run's status ConfigMap `toolkit-upgrade-status` and Events) and reading Nodes (zones). It cannot evict, read
+  Secrets, or touch anything outside its namespace;
+- shows its run: the status ConfigMap and Events always; Prometheus metrics when asked (a named `metrics` port with
+  scrape annotations, a PodMonitor, and/or pushes to a Pushgateway).
 `job_manifests(environment, targets, ...)` is pure; `toolkit upgrade job` prints or applies them.
 """
 
@@ -24,7 +27,8 @@ from typing import Any
 from toolkit import catalog as catalog_mod
 from toolkit.config.access import Access, EsAccess, KafkaAccess
 from toolkit.config.environments import Environment
-from toolkit.targets.kube import AUDIT_PREFIX, CONTROL_NAME, LEASE_NAME  # the names the adapter writes
+from toolkit.errors import UsageError
+from toolkit.targets.kube import AUDIT_PREFIX, CONTROL_NAME, LEASE_NAME, STATUS_NAME  # the names the adapter writes
 
 NAME = "toolkit-orchestrator"
 JOB_NAME = "toolkit-upgrade"
@@ -34,7 +38,8 @@ ES_DIR = "/etc/toolkit/orchestrator/es"
 CA_DIR = "/etc/toolkit/orchestrator/ca"
 RUN_AS = catalog_mod.TOOLKIT_IMAGE_UID
 
-OWN_CONFIG_MAPS = (AUDIT_PREFIX, CONTROL_NAME)
+OWN_CONFIG_MAPS = (AUDIT_PREFIX, CONTROL_NAME, STATUS_NAME)
+METRICS_PORT_NAME = "metrics"
 
 # What toolkit.targets.kube does, and nothing more (see that module's docstring for each call).
 RULES: list[dict[str, Any]] = [
@@ -49,6 +54,9 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update"], "resourceNames": list(OWN_CONFIG_MAPS)},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["update"], "resourceNames": [LEASE_NAME]},
+    # Events on the pods and workloads it restarts, waits on, halts on (core/v1, which kubectl describe lists);
+    # patch: a repeat counts up on the same Event, as kubectl's event recorder does
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 NODE_RULES: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
 
@@ -86,11 +94,24 @@ def in_cluster_environment(environment: Environment) -> Environment:
 
 
 def job_manifests(
-    environment: Environment, targets: dict[str, str], extra_args: list[str] | None = None
+    environment: Environment,
+    targets: dict[str, str],
+    extra_args: list[str] | None = None,
+    metrics_port: int | None = None,
+    pod_monitor: bool = False,
+    metrics_push: str | None = None,
 ) -> list[dict[str, Any]]:
-    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, the environment ConfigMap and the Job."""
+    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, the environment ConfigMap and the Job (last).
+
+    Metrics, when asked: `metrics_port` serves the run's metrics from the pod (a container port named `metrics` and
+    the `prometheus.io/scrape|port|path` annotations), `pod_monitor` adds a Prometheus Operator PodMonitor on that
+    port, `metrics_push` pushes them to a Pushgateway at each transition and at the end (the Job is short-lived)."""
     import yaml
 
+    if pod_monitor and metrics_port is None:
+        raise UsageError("--pod-monitor scrapes the Job's metrics port: give --metrics-port too (e.g. 9405)")
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise UsageError(f"--metrics-port {metrics_port}: not a TCP port; give 1-65535 (e.g. 9405)")
     ns = environment.platform.namespace
     wiring = environment.wiring
     catalog = catalog_mod.load()
@@ -100,9 +121,34 @@ def job_manifests(
     command = ["toolkit", "upgrade", "run", "--env", environment.name, "--output", "json"]
     for component, version in targets.items():
         command += ["--to", f"{component}={version}"]
+    pod_meta: dict[str, Any] = {"labels": labels}
+    ports: list[dict[str, Any]] = []
+    if metrics_port is not None:
+        command += ["--metrics-port", str(metrics_port)]
+        ports = [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}]
+        pod_meta["annotations"] = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(metrics_port),
+            "prometheus.io/path": "/metrics",
+        }
+    if metrics_push:
+        command += ["--metrics-push", metrics_push]
     command += list(extra_args or [])
     meta = {"name": NAME, "namespace": ns, "labels": labels}
     cluster_name = f"{ns}-{NAME}-nodes"
+    monitors: list[dict[str, Any]] = []
+    if pod_monitor:
+        monitors.append(
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PodMonitor",
+                "metadata": {**meta, "labels": dict(labels)},
+                "spec": {
+                    "selector": {"matchLabels": dict(labels)},
+                    "podMetricsEndpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics", "interval": "15s"}],
+                },
+            }
+        )
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": RULES},
@@ -132,6 +178,7 @@ def job_manifests(
             "metadata": {"name": f"{NAME}-environment", "namespace": ns, "labels": labels},
             "data": {f"{environment.name}.yaml": yaml.safe_dump(document, sort_keys=False)},
         },
+        *monitors,
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -140,7 +187,7 @@ def job_manifests(
                 "backoffLimit": 3,  # a crashed orchestrator starts again and resumes from the observed state
                 "activeDeadlineSeconds": 6 * 3600,
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": pod_meta,
                     "spec": {
                         "serviceAccountName": NAME,
                         "restartPolicy": "Never",
@@ -158,6 +205,7 @@ def job_manifests(
                                 "image": catalog.orchestrator_ref(),
                                 "imagePullPolicy": "IfNotPresent",
                                 "command": command,
+                                **({"ports": ports} if ports else {}),
                                 "env": [
                                     {"name": "TOOLKIT_ENVIRONMENTS_DIR", "value": ENV_DIR},
                                     {"name": "TOOLKIT_STATE_DIR", "value": "/tmp/toolkit-state"},

@@ -41,7 +41,17 @@ Lease: the coordination.k8s.io/v1 Lease `toolkit-upgrade` in the namespace. The 
 target clock (`time.monotonic`); they are stored as wall-clock epoch seconds (annotations, exact; spec times
 rounded) so another process or host can read them. `write_lease(new, expected)` reads the object, checks that it
 still equals `expected`, then replaces it with that object's resourceVersion: a concurrent writer makes the
-apiserver answer 409, which becomes `LeaseHeldError` (compare-and-swap).
+apiserver answer 409, which becomes `LeaseHeldError` (compare-and-swap). Released, the Lease is kept (its
+resourceVersion is what the next holder swaps against, and deleting it would need one more verb) with an empty spec
+and the annotations `toolkit.io/state: free`, `toolkit.io/last-holder` and `toolkit.io/released-at`, so `kubectl get
+lease toolkit-upgrade -o yaml` says it is free and who let go of it when; held, `toolkit.io/state: held`.
+
+Status and Events (`KubeStatus`, the target's `status` port): the ConfigMap `toolkit-upgrade-status` shows the run
+(`toolkit.engine.status`: phase, step, gate, progress, conditions), replaced whole under the read resourceVersion (a
+409 re-reads and writes again); core/v1 Events (served by 1.20 and by current clusters alike, and what `kubectl
+describe` lists) on the pods and workloads a run restarts, waits on, halts on, pauses or completes; a repeat of the
+same reason and message on the same object PATCHes its count and lastTimestamp, as kubectl's event recorder does.
+Both use a short retry deadline: showing a run must never hold it up.
 
 Requests and restart budgets: the ConfigMap `toolkit-upgrade-control` in the namespace, data keys `request.json` (a
 pause or abort request waiting for the run: `toolkit upgrade pause|resume|abort`) and `restarts.json` (restarts the
@@ -71,6 +81,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import urllib3
@@ -80,6 +91,7 @@ from kubernetes.client.rest import ApiException
 from toolkit.catalog import load as load_catalog
 from toolkit.catalog import repository_of
 from toolkit.engine.ports import ActionError, LeaseHeldError
+from toolkit.engine.status import Notice
 from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, RunRequest, WorkersState, Workload
 from toolkit.targets.process import holder_alive, wait_or_wake, wake_also
 
@@ -98,6 +110,9 @@ LEASE_NAME = "toolkit-upgrade"
 CONTROL_NAME = "toolkit-upgrade-control"
 CONTROL_REQUEST_KEY = "request.json"
 CONTROL_RESTARTS_KEY = "restarts.json"
+STATUS_NAME = "toolkit-upgrade-status"
+STATUS_LABEL = "toolkit.io/status"
+EVENT_SOURCE = "toolkit-orchestrator"
 AUDIT_LABEL = "toolkit.io/audit"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 AUDIT_PREFIX = "toolkit-audit"  # the head's name; archives are AUDIT_PREFIX-NNNN
@@ -272,34 +287,47 @@ def api_client_for(kubeconfig: str | None, context: str | None) -> client.ApiCli
     """A client for a kubeconfig file and context; in a pod with neither, the in-cluster service account."""
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         return client.ApiClient(in_cluster_configuration())
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+    api = config.new_client_from_config(config_file=kubeconfig, context=context)
+    _send_bearer_token(api.configuration)
+    return api
+
+
+def _send_bearer_token(configuration: client.Configuration) -> client.Configuration:
+    """kubernetes 36.0.0's generated client sends the token kept under api_key['BearerToken'], while its own config
+    loaders (in-cluster ServiceAccount, a kubeconfig `token:`) keep it under api_key['authorization']
+    (kubernetes-client/python#2582, #2584): unbridged, every token-authenticated request goes out without an
+    Authorization header, as system:anonymous, and the orchestrator Job is refused everything. Keep both keys equal,
+    also after the loaders' refresh hook re-reads a rotated token (an exec plugin's such as EKS's, a projected
+    ServiceAccount token): that hook installs itself again each time it runs, so it is wrapped again each time.
+    Harmless on a client version that reads either key."""
+    loaders: list[Any] = [configuration.refresh_api_key_hook]
+
+    def refresh(conf: Any) -> None:
+        if loaders[0] is not None:
+            loaders[0](conf)
+            if conf.refresh_api_key_hook is not refresh:  # the loader put its own hook back: keep it, wrapped
+                loaders[0] = conf.refresh_api_key_hook
+                conf.refresh_api_key_hook = refresh
+        scheme, _, token = str(conf.api_key.get("authorization") or "").strip().partition(" ")
+        if token:  # the in-cluster loader writes `bearer <token>`: sent as the scheme is spelled (RFC 6750)
+            conf.api_key["BearerToken"] = f"{scheme.capitalize()} {token.strip()}"
+
+    if configuration.api_key.get("authorization"):
+        refresh(configuration)
+        configuration.refresh_api_key_hook = refresh
+    return configuration
 
 
 def in_cluster_configuration(
     token_file: str = SERVICE_ACCOUNT_DIR + "/token", ca_file: str = SERVICE_ACCOUNT_DIR + "/ca.crt"
 ) -> client.Configuration:
     """The pod's service account as a client configuration: the apiserver from KUBERNETES_SERVICE_HOST/PORT, its CA,
-    and the account's token sent as `Authorization: Bearer`, re-read as the loader refreshes it. The kubernetes client
-    (36.x) loads the token under the key `authorization` but authenticates with `BearerToken` only, so as it comes every
-    request of a pod is anonymous (a 403 for `system:anonymous`); the token is copied to the key it authenticates with.
-    """
+    and the account's token sent as `Authorization: Bearer`, re-read as the loader refreshes it."""
     from kubernetes.config.incluster_config import InClusterConfigLoader
 
     configuration = client.Configuration()
     InClusterConfigLoader(token_filename=token_file, cert_filename=ca_file).load_and_set(configuration)
-    loaded_refresh = configuration.refresh_api_key_hook
-
-    def bearer(target: client.Configuration) -> None:
-        if loaded_refresh is not None:
-            loaded_refresh(target)
-        scheme, _, token = str(target.api_key.get("authorization", "")).strip().partition(" ")
-        if token:
-            target.api_key["BearerToken"] = token.strip()
-            target.api_key_prefix["BearerToken"] = scheme.capitalize()
-
-    bearer(configuration)
-    configuration.refresh_api_key_hook = bearer
-    return configuration
+    return _send_bearer_token(configuration)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -664,6 +692,11 @@ class KubeLeaseStore:
     ANNOTATION_ACQUIRED = "toolkit.io/acquired-at"
     ANNOTATION_RENEWED = "toolkit.io/renewed-at"
     ANNOTATION_TTL = "toolkit.io/ttl-seconds"
+    # what the Lease says when nobody holds it: that it is free, who held it last and when they let go (a Lease
+    # with an empty spec alone cannot tell "never used" from "released" from "wiped")
+    ANNOTATION_STATE = "toolkit.io/state"  # held | free
+    ANNOTATION_LAST_HOLDER = "toolkit.io/last-holder"
+    ANNOTATION_RELEASED = "toolkit.io/released-at"
 
     def __init__(self, api: client.ApiClient, namespace: str, retry: RetryPolicy = RetryPolicy()) -> None:
         self.namespace = namespace
@@ -719,11 +752,15 @@ class KubeLeaseStore:
             and abs(a.ttl_seconds - b.ttl_seconds) < 1e-3
         )
 
-    def _body(self, lease: Lease | None, resource_version: str | None) -> client.V1Lease:
+    def _body(self, lease: Lease | None, resource_version: str | None, released_by: str = "") -> client.V1Lease:
         annotations: dict[str, str | None]
         if lease is None:
             spec = client.V1LeaseSpec()
-            annotations = {self.ANNOTATION_ACQUIRED: None, self.ANNOTATION_RENEWED: None, self.ANNOTATION_TTL: None}
+            annotations = {
+                self.ANNOTATION_STATE: "free",
+                self.ANNOTATION_LAST_HOLDER: released_by or None,
+                self.ANNOTATION_RELEASED: _rfc3339_micro(time.time()),
+            }
         else:
             acquired, renewed = lease.acquired_at + self._offset, lease.renewed_at + self._offset
             spec = client.V1LeaseSpec(
@@ -733,6 +770,7 @@ class KubeLeaseStore:
                 renew_time=_rfc3339_micro(renewed),
             )
             annotations = {
+                self.ANNOTATION_STATE: "held",
                 self.ANNOTATION_ACQUIRED: repr(acquired),
                 self.ANNOTATION_RENEWED: repr(renewed),
                 self.ANNOTATION_TTL: repr(lease.ttl_seconds),
@@ -763,7 +801,7 @@ class KubeLeaseStore:
                     retry_conflicts=False,
                 )
             else:
-                body = self._body(new, obj.metadata.resource_version)
+                body = self._body(new, obj.metadata.resource_version, current.holder if current is not None else "")
                 retrying(
                     f"replace lease {self.namespace}/{LEASE_NAME}",
                     lambda: self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, body),
@@ -784,24 +822,36 @@ class KubeLeaseStore:
 
 
 class KubeControlStore:
-    """Requests and restart budgets in the ConfigMap `toolkit-upgrade-control` (see module doc)."""
+    """Requests and restart budgets in the ConfigMap `toolkit-upgrade-control` (see module doc); with another `name`
+    (and `labels`), any ConfigMap of the orchestrator's own that is read, changed and replaced the same way (the
+    run's status, `KubeStatus`)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        retry: RetryPolicy = RetryPolicy(),
+        name: str = CONTROL_NAME,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         self.namespace = namespace
         self.retry = retry
         self.core = client.CoreV1Api(api)
+        self.name = name
+        self.labels = {"app.kubernetes.io/managed-by": "toolkit", **(labels or {})}
 
     def _read(self) -> Any | None:
+        name = self.name
         try:
             return retrying(
-                f"read configmap {self.namespace}/{CONTROL_NAME}",
-                lambda: self.core.read_namespaced_config_map(CONTROL_NAME, self.namespace),
+                f"read configmap {self.namespace}/{name}",
+                lambda: self.core.read_namespaced_config_map(name, self.namespace),
                 self.retry,
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise ActionError(f"kubernetes: read configmap {self.namespace}/{CONTROL_NAME}: {_describe(exc)}") from None
+            raise ActionError(f"kubernetes: read configmap {self.namespace}/{name}: {_describe(exc)}") from None
 
     def data(self) -> dict[str, str]:
         obj = self._read()
@@ -815,10 +865,10 @@ class KubeControlStore:
             new = change(dict((obj.data or {}) if obj is not None else {}))
             body = client.V1ConfigMap(
                 metadata=client.V1ObjectMeta(
-                    name=CONTROL_NAME,
+                    name=self.name,
                     namespace=self.namespace,
                     resource_version=obj.metadata.resource_version if obj is not None else None,
-                    labels={"app.kubernetes.io/managed-by": "toolkit"},
+                    labels=dict(self.labels),
                 ),
                 data=new,
             )
@@ -826,12 +876,12 @@ class KubeControlStore:
                 if obj is None:
                     self.core.create_namespaced_config_map(self.namespace, body)
                 else:
-                    self.core.replace_namespaced_config_map(CONTROL_NAME, self.namespace, body)
+                    self.core.replace_namespaced_config_map(self.name, self.namespace, body)
                 return new
             except ApiException as exc:
                 if exc.status not in RETRYABLE_STATUS or time.monotonic() > deadline:
                     raise ActionError(
-                        f"kubernetes: write configmap {self.namespace}/{CONTROL_NAME}: {_describe(exc)}"
+                        f"kubernetes: write configmap {self.namespace}/{self.name}: {_describe(exc)}"
                     ) from None
                 time.sleep(0.05 if exc.status == 409 else 0.5)
 
@@ -1007,6 +1057,136 @@ def _json_lines(text: str) -> Iterator[dict[str, Any]]:
                 yield value
 
 
+# ---------------------------------------------------------------------------------------------- status, Events
+
+
+class KubeStatus:
+    """The run's status ConfigMap and its Kubernetes Events (`toolkit.engine.ports.StatusPort`; see module doc).
+    Objects are resolved from the workloads' last observation (a pod -> itself and its StatefulSet/Deployment; a
+    component -> its workloads); a name that is neither (a repair's "allocation") is skipped."""
+
+    RETRY = RetryPolicy(first_delay=0.1, max_delay=1.0, deadline_seconds=5.0)
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str, workloads: KubeWorkloads, retry: RetryPolicy = RETRY
+    ) -> None:
+        self.namespace = namespace
+        self.retry = retry
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.store = KubeControlStore(api, namespace, retry, name=STATUS_NAME, labels={STATUS_LABEL: "true"})
+        self._workloads = workloads
+        self._host = socket.gethostname()
+        self._uids: dict[tuple[str, str], str] = {}  # (kind, name) -> uid of a workload
+        self._recorded: dict[tuple[str, str, str, str], tuple[str, int]] = {}  # (uid, reason, type, message)
+
+    # ------------------------------------------------------------------ the status ConfigMap
+
+    def read_status(self) -> dict[str, str] | None:
+        obj = self.store._read()
+        return dict(obj.data or {}) if obj is not None else None
+
+    def write_status(self, data: Mapping[str, str]) -> None:
+        """Replace the data whole; a 409 (written meanwhile) re-reads and writes again: the last run's picture."""
+        self.store.update(lambda _current: dict(data))
+
+    # ------------------------------------------------------------------ Events
+
+    def _workload_uid(self, kind: str, name: str) -> str | None:
+        key = (kind, name)
+        if key not in self._uids:
+            read = (
+                self.apps.read_namespaced_stateful_set
+                if kind == "StatefulSet"
+                else self.apps.read_namespaced_deployment
+            )
+            try:
+                obj = retrying(
+                    f"read {kind.lower()} {self.namespace}/{name}", lambda: read(name, self.namespace), self.retry
+                )
+            except ApiException:
+                return None
+            self._uids[key] = obj.metadata.uid
+        return self._uids[key]
+
+    def _refs(self, notice: Notice) -> list[dict[str, str]]:
+        last = self._workloads.last
+        kinds = {w.name: w.kind for w in last.workloads}
+        owner = {p.name: w.name for w in last.workloads for p in w.pods}
+        refs: list[dict[str, str]] = []
+
+        def add(kind: str, name: str, uid: str | None) -> None:
+            if uid and all(r["uid"] != uid for r in refs):
+                api_version = "v1" if kind == "Pod" else "apps/v1"
+                refs.append(
+                    {"apiVersion": api_version, "kind": kind, "name": name, "namespace": self.namespace, "uid": uid}
+                )
+
+        def add_workload(name: str) -> None:
+            if name in kinds:
+                add(kinds[name], name, self._workload_uid(kinds[name], name))
+
+        for name in notice.objects:
+            if name in owner:
+                add("Pod", name, last.pod_uids.get(name))
+                add_workload(owner[name])
+            else:
+                add_workload(name)
+        for component in notice.components:
+            for w in last.workloads:
+                if w.component == component:
+                    add_workload(w.name)
+        return refs
+
+    def record_event(self, notice: Notice) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for ref in self._refs(notice):
+            key = (ref["uid"], notice.reason, notice.type, notice.message)
+            seen = self._recorded.get(key)
+            if seen is not None:
+                name, count = seen
+                patch = {"count": count + 1, "lastTimestamp": now}
+                try:
+                    retrying(
+                        f"patch event {self.namespace}/{name}",
+                        partial(self.core.patch_namespaced_event, name, self.namespace, patch),
+                        self.retry,
+                    )
+                    self._recorded[key] = (name, count + 1)
+                    continue
+                except ApiException as exc:
+                    if exc.status != 404:  # gone (events expire): record it afresh
+                        raise ActionError(
+                            f"kubernetes: patch event {self.namespace}/{name}: {_describe(exc)}"
+                        ) from None
+            name = f"{ref['name']}.{time.time_ns():x}"
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "involvedObject": ref,
+                "reason": notice.reason,
+                "message": notice.message,
+                "type": notice.type,
+                "source": {"component": EVENT_SOURCE, "host": self._host},
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "reportingComponent": EVENT_SOURCE,
+                "reportingInstance": self._host,
+            }
+            try:
+                retrying(
+                    f"create event {self.namespace}/{name}",
+                    partial(self.core.create_namespaced_event, self.namespace, body),
+                    self.retry,
+                    retry_conflicts=False,
+                )
+            except ApiException as exc:
+                raise ActionError(f"kubernetes: create event in {self.namespace}: {_describe(exc)}") from None
+            self._recorded[key] = (name, 1)
+
+
 # ---------------------------------------------------------------------------------------------- the target
 
 
@@ -1103,6 +1283,7 @@ class KubeTarget:
         self.simulated = data_plane.simulated
         self.clock = clock or RealClock()
         self._ports = data_plane.ports()
+        self.status = KubeStatus(lease.coordination.api_client, lease.namespace, workloads)
 
     def data_plane(self, component: str) -> Any:
         return self._ports[component]

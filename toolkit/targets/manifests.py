@@ -33,6 +33,44 @@ def _api_for(api: Any, kind: str) -> tuple[Any, str, bool]:
     return table[kind]
 
 
+CUSTOM_KINDS = {"PodMonitor": ("monitoring.coreos.com", "v1", "podmonitors")}
+
+
+def _require_served(api: Any, obj: dict[str, Any]) -> None:
+    """Refuse, before anything is applied, a custom object whose kind the cluster does not serve (no CRD)."""
+    kind, ns = obj["kind"], obj["metadata"]["namespace"]
+    group, version, plural = CUSTOM_KINDS[kind]
+    try:
+        client.CustomObjectsApi(api).list_namespaced_custom_object(group, version, ns, plural, limit=1)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        raise RefusedError(
+            Verdict.refuse(
+                "orchestrator.pod-monitor",
+                f"the cluster does not serve {group}/{version} {kind}: install the Prometheus Operator's CRDs, or "
+                "leave out --pod-monitor (the pod keeps its prometheus.io annotations); nothing was applied",
+            )
+        ) from None
+
+
+def _apply_custom(api: Any, obj: dict[str, Any]) -> str:
+    """Create or replace a namespaced custom object (a PodMonitor)."""
+    kind, name, ns = obj["kind"], obj["metadata"]["name"], obj["metadata"]["namespace"]
+    group, version, plural = CUSTOM_KINDS[kind]
+    custom = client.CustomObjectsApi(api)
+    try:
+        current = custom.get_namespaced_custom_object(group, version, ns, plural, name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        custom.create_namespaced_custom_object(group, version, ns, plural, obj)
+        return f"created {kind}/{name}"
+    body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+    custom.replace_namespaced_custom_object(group, version, ns, plural, name, body)
+    return f"replaced {kind}/{name}"
+
+
 def _job_finished(job: Any) -> bool:
     status = job.status
     return bool(status and (status.succeeded or status.failed) and not status.active)
@@ -42,7 +80,13 @@ def apply(api: Any, objects: list[dict[str, Any]], timeout: float = 60.0) -> lis
     """Create each object, or replace it when it exists; returns 'created Kind/name' / 'replaced Kind/name'."""
     done: list[str] = []
     for obj in objects:
+        if obj["kind"] in CUSTOM_KINDS:
+            _require_served(api, obj)
+    for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
+        if kind in CUSTOM_KINDS:
+            done.append(_apply_custom(api, obj))
+            continue
         ns = obj["metadata"].get("namespace")
         target, suffix, namespaced = _api_for(api, kind)
         where = (ns,) if namespaced else ()

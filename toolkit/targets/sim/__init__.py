@@ -15,6 +15,8 @@ share it as they would share a real cluster:
   compare-and-swap under an exclusive file lock (fcntl) held across processes.
 - `sim-world.audit.jsonl`: the audit trail, one JSON line appended (and flushed) per record under the same lock:
   a record written before a process dies is kept.
+- `sim-world.status.json`, `sim-world.events.json`: the run's status object and its events, shaped as on Kubernetes
+  (`toolkit.targets.sim.status`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from toolkit.engine.ports import LeaseHeldError
 from toolkit.errors import UsageError
 from toolkit.model import Lease, PlatformState, RunRequest
 from toolkit.targets.process import holder_alive, wait_or_wake
+from toolkit.targets.sim.status import SimStatus
 from toolkit.targets.sim.world import Faults, InjectionError, SimParams, World, build_world, params_from
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "OrchestratorCrash",
     "SimControl",
     "SimParams",
+    "SimStatus",
     "SimStore",
     "SimTarget",
     "StoredSimControl",
@@ -375,7 +379,13 @@ class SimTarget:
 
     simulated = True
 
-    def __init__(self, world: World, holder_host: str | None = None, store: SimStore | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        holder_host: str | None = None,
+        store: SimStore | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.world = world
         self.name = world.environment
         self.clock = VirtualClock(world)
@@ -384,6 +394,7 @@ class SimTarget:
         self.control: SimControl | StoredSimControl = (
             SimControl(world, host) if store is None else StoredSimControl(store, world, host)
         )
+        self.status = SimStatus(store, self.observe, wall)  # the run's status object and events (StatusPort)
         self._ports: dict[str, Any] = {"kafka": SimKafka(self), "elasticsearch": SimElasticsearch(self)}
         self._observers: dict[str, Callable[[World], Any]] = {}
         self._snapshot: PlatformState | None = None
@@ -448,6 +459,8 @@ class SimStore:
         self.control_path = path.with_name(f"{path.stem}.control.json")
         self.audit_path = path.with_name(f"{path.stem}.audit.jsonl")
         self.lock_path = path.with_name(f"{path.stem}.lock")
+        self.status_path = path.with_name(f"{path.stem}.status.json")  # toolkit.targets.sim.status
+        self.events_path = path.with_name(f"{path.stem}.events.json")
         self._lock_fd: int | None = None
         self._depth = 0
 
@@ -518,6 +531,6 @@ class SimStore:
         """Remove the platform with its lease, requests and audit trail."""
         with self.locked():
             existed = self.path.exists()
-            for path in (self.path, self.control_path, self.audit_path):
+            for path in (self.path, self.control_path, self.audit_path, self.status_path, self.events_path):
                 path.unlink(missing_ok=True)
         return existed  # the lock file stays: another process may hold it open
