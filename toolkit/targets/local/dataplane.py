@@ -54,6 +54,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -484,6 +485,7 @@ class LocalDataPlane:
         (self.directory / OWNED_NAMESPACES).write_text("".join(f"{n}\n" for n in owned if n != namespace or mine))
         if not mine:
             remove_record(self.state_dir, namespace)
+            shutil.rmtree(records_dir(self.state_dir) / namespace, ignore_errors=True)  # its certificates and keys
             return
         services = tuple(ServicePublication(p.service, p.port, p.target) for p in mine)
         advertised: tuple[AdvertisedListener, ...] = ()
@@ -550,6 +552,7 @@ def _remove_directory_leftovers(state_dir: Path, directory: Path) -> list[str]:
         if (records_dir(state_dir) / f"{namespace}.json").exists():
             removed.append(f"publication record of {namespace}")
         remove_record(state_dir, namespace)
+        shutil.rmtree(records_dir(state_dir) / namespace, ignore_errors=True)
     (directory / OWNED_NAMESPACES).unlink(missing_ok=True)
     return removed
 

@@ -659,7 +659,9 @@ class PeerOperator:
                 future.result(timeout=30)
                 LOG.info("%s: created topic %s", want.namespace, name)
             except KafkaException as error:
-                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    LOG.info("%s: topic %s exists", want.namespace, name)
+                else:
                     raise OperatorError(
                         f"creating topic {name} at {bootstrap} as {wiring.admin.name}: {error}"
                     ) from None
@@ -793,6 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # one line per request otherwise
     operator = PeerOperator(arguments.kubeconfig)
 
     def request_stop(signum: int, _frame: object) -> None:
