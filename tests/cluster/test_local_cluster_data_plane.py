@@ -250,7 +250,7 @@ def host_objects(cluster: Cluster, network: Any) -> list[str]:
 def test_deploy_right_after_cluster_up_has_its_workers_ready(cluster: Cluster) -> None:
     up = cluster.toolkit("cluster", "up", "--env", ENV)
     assert up.returncode == 0, up.stderr
-    assert "data plane: no platform namespace yet" in up.stdout
+    assert "data plane: no platform namespace yet (`toolkit deploy` makes one)" in up.stdout
     namespace = fresh_namespace("first")
     deployed = cluster.toolkit("deploy", "--env", ENV, "-n", namespace)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr

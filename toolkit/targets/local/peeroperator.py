@@ -360,7 +360,7 @@ class OperatorStatus:
         if self.problem:
             return [f"data plane unavailable: {self.problem}"]
         if not self.namespaces:
-            return ["data plane: no platform namespace yet (deploy one: `toolkit deploy --env ...`)"]
+            return ["data plane: no platform namespace yet (`toolkit deploy` makes one)"]
         return [f"data plane: {n.describe()}" for _, n in sorted(self.namespaces.items())]
 
 
