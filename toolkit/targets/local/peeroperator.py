@@ -681,10 +681,11 @@ class PeerOperator:
         (ca,) = self._admin_files(
             served, {"ca.crt": want.platform_ca}, ("ca.crt",), f"Secret {want.namespace}/{wiring.secrets.ca}"
         )
-        (password,) = self._admin_files(
-            served, want.admin_es, ("password",), f"Secret {want.namespace}/{wiring.admin.es_secret}"
-        )
-        username = want.admin_es.get("username", b"").decode() or "elastic"
+        secret = f"Secret {want.namespace}/{wiring.admin.es_secret}"
+        (password,) = self._admin_files(served, want.admin_es, ("password",), secret)
+        if "username" not in want.admin_es:
+            raise OperatorError(f"{secret} lacks username: redeploy with `toolkit deploy`")
+        username = want.admin_es["username"].decode()
         connection = EsConnection(url=f"https://{loopback}", ca_file=ca, username=username, password_file=password)
         client = client_for(connection, request_timeout=30)
         try:
