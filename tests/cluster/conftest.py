@@ -77,6 +77,23 @@ def runnable_python(local_env: LocalEnvironment) -> Iterator[str]:
     local_env.agent.remove_runnable_image(TEST_PYTHON_IMAGE)
 
 
+@pytest.fixture(scope="module")
+def peer_operator(local_env: LocalEnvironment) -> Iterator[int]:
+    """The cluster's peer operator as `toolkit cluster up` runs it (its own process, pid file and log in the session's
+    state directory), for the tests of one module: every platform namespace deployed meanwhile gets its Kafka and
+    Elasticsearch. Stopped afterwards, so other modules' hand-made data planes publish alone."""
+    from toolkit.targets.local.cluster import start_peer_operator, stop_peer_operator
+
+    problem = local_env.agent.runtime.problem
+    if problem is not None:
+        pytest.skip(f"the local data plane cannot run here: {problem}")
+    started = time.monotonic()
+    pid = start_peer_operator(local_env.control_plane)
+    TIMINGS["peer operator start to its first pass"] = time.monotonic() - started
+    yield pid
+    stop_peer_operator(local_env.control_plane)
+
+
 @pytest.fixture
 def namespace(local_env: LocalEnvironment) -> Iterator[str]:
     """A fresh namespace whose default service account (with its token) exists, deleted afterwards."""

@@ -1,8 +1,9 @@
 """`toolkit rehearse --env local` on the session's real control plane: the platform deployed through the users' deploy
 path into a namespace of the run, the workers chart's pods run UNMODIFIED by the node agent's pod runtime (their own
 network namespace, the kubelet's env, the chart's Secrets at their mountPaths, the chart's readiness probes), Kafka
-and Elasticsearch served by the single-node peer behind stunnel with the platform's own certificates (the TLS data
-plane), the workers upgraded by the engine under live load, then drain and verification.
+and Elasticsearch served by the cluster's peer operator (a single-node peer behind stunnel with the platform's own
+certificates, the chart's topics and write alias made by it), the workers upgraded by the engine under live load,
+then drain and verification.
 
 While the run is live (the engine's first event, and its `done`), the test looks at what runs: the worker pods'
 annotations, env, command and image against `toolkit deploy --render` (`render_platform`) of the same environment;
@@ -199,9 +200,10 @@ class Rehearsal:
 
 
 @pytest.fixture(scope="module")
-def rehearsal(local_env, tmp_path_factory) -> Iterator[Rehearsal]:
+def rehearsal(local_env, peer_operator, tmp_path_factory) -> Iterator[Rehearsal]:
     """One rehearsal for the module: workers 0.1.0 -> 0.2.0 under 100 probe msg/s and 100 syslog events/s, with the
-    catalog's worker image run by the node agent from this virtualenv (as `toolkit cluster up` maps it)."""
+    catalog's worker image run by the node agent from this virtualenv (as `toolkit cluster up` maps it) and the
+    cluster's peer operator serving the run namespace's Kafka and Elasticsearch (as `toolkit cluster up` runs it)."""
     from toolkit import catalog
     from toolkit.config.environments import resolve
     from toolkit.rehearsal.run import RehearsalOptions, rehearse

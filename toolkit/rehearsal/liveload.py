@@ -22,9 +22,9 @@ wrong CA or address fails at once with the clients' own words.
 
 Local helpers (Kubernetes): `local_receivers` lists the Ready receiver pods at their pod IP and the container ports
 the chart gave them; `worker_processes` / `worker_pids` find each worker pod's `toolkit-worker` process in the pod's
-network namespace (the node agent's pod runtime runs the chart's pods unmodified); `create_topics` and `admin_call`
-create what the Kafka chart's setup Job creates on other kinds; `delete_run_namespaces` removes only what carries
-the run's label (and the CA namespace deploy made for it).
+network namespace (the node agent's pod runtime runs the chart's pods unmodified); `delete_run_namespaces` removes
+only what carries the run's label (and the CA namespace deploy made for it). On `local` the chart's topics and
+write alias are made by the cluster's peer operator (toolkit.targets.local.peeroperator).
 """
 
 from __future__ import annotations
@@ -781,14 +781,3 @@ def admin_call(
                 raise LiveLoadError(
                     f"cannot {what}: {name}: {exc}; check that the user may create and delete topics"
                 ) from None
-
-
-def create_topics(connection: KafkaConnection, partitions: dict[str, int]) -> None:
-    """Create topics with replication 1 (the single-node peer holds one replica); a topic that exists is kept (a
-    second rehearsal on the same cluster finds the platform's topics from the first)."""
-    admin_call(
-        client_config(connection),
-        lambda admin: admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()]),
-        f"create topics {', '.join(sorted(partitions))} at {connection.bootstrap}",
-        exists_ok=True,
-    )

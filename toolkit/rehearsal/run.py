@@ -11,28 +11,29 @@ toolkit.rehearsal.live: what is counted and how loss is defined per path). One r
    `kubeconfig:` names a control plane started elsewhere, which is used as it is);
 2. a per-run environment `<run id>` (lower case) written to `<state>/rehearsals/<run id>/envs/`, namespace = the run
    id, the `--from` versions; the namespace is created first, labelled `toolkit.io/rehearsal-run=<run id>`;
-3. local only: the TLS data plane (toolkit.targets.local.dataplane): the single-node Kafka + Elasticsearch peer
-   (noida-db) in its own network namespace of the cluster network, started before the deploy;
+3. local only: the cluster's peer operator must run (toolkit.targets.local.peeroperator, started by
+   `toolkit cluster up`): it gives every platform namespace its own single-node Kafka + Elasticsearch (noida-db)
+   behind stunnel with the platform's own certificates, published as the namespace's Kafka bootstrap (mutual TLS
+   against the platform CA) and Elasticsearch HTTP Services as soon as deploy made them, and creates the chart's
+   topics and the write alias's index layout as the admin identity. The rehearsal uses it as any deploy does;
 4. `toolkit.provision.deploy.deploy_platform` (the users' deploy path: Ansible + Helm, the charts unmodified) with
-   $TOOLKIT_ENVIRONMENTS_DIR pointing at the run's folder for the duration of the call. Local only, while it runs:
-   as soon as its first role made the platform's Secrets, the run namespace's Kafka bootstrap and Elasticsearch HTTP
-   Services (names and ports from the wiring) are published behind stunnel with the platform's own certificates
-   (`kafka-tls` with mutual TLS against the platform CA, `es-tls`), and the topics and the index layout that the
-   charts' setup Jobs make on other kinds are created as the admin identity (`_LocalDataPlaneSetup`). The node
-   agent's pod runtime runs the worker pods exactly as the chart renders them (the catalog's `toolkit-worker` image
-   is mapped to this installation's bin/ by `toolkit cluster up`): their own network namespace, the kubelet's env,
-   the Secrets at their mountPaths, the Services' ClusterIPs and names; deploy's own wait for the Deployments (the
-   chart's readiness probes) holds, and afterwards every worker pod must run a `toolkit-worker` process;
+   $TOOLKIT_ENVIRONMENTS_DIR pointing at the run's folder for the duration of the call. The node agent's pod
+   runtime runs the worker pods exactly as the chart renders them (the catalog's `toolkit-worker` image is mapped to
+   this installation's bin/ by `toolkit cluster up`): their own network namespace, the kubelet's env, the Secrets
+   at their mountPaths, the Services' ClusterIPs and names; deploy's own wait for the Deployments (the chart's
+   readiness probes) holds, and afterwards every worker pod must run a `toolkit-worker` process. Local: the
+   operator's loopback addresses of the run namespace's Kafka and Elasticsearch, with the admin identity's
+   credentials discovered from the run namespace's Secrets, are the load's connections (`_local_load_config`);
 5. start the load (local: at the publications' loopback addresses, TLS verified against the platform CA with
    hostname verification on, as the admin identity; the receivers at their pod IPs and the chart's container ports),
    warm up, run the upgrade with the engine's `Executor` on the environment's target (local: LocalTarget, whose
    multi-node Kafka/Elasticsearch is a simulated data plane following the real pods; kind: real Kafka/Elasticsearch
    at the environment's endpoints), stop the load, drain, verify, report;
 6. clean-up (unless `--keep`): the probe topic, the namespaces labelled with the run id, the CA namespace deploy
-   made for each, and the cluster-scoped objects the charts made for them; local: the peer and its publications
-   always (with `--keep` the namespace and its workers stay, without a Kafka or Elasticsearch to reach; the peer's
-   data stays under the cluster's state directory, network/peer/data). A cluster is never torn down: a kind cluster
-   and a local control plane stay for the next run; a `kube` environment is refused (the rehearsal deploys into it).
+   made for each, and the cluster-scoped objects the charts made for them (local: the operator then stops the
+   run namespace's peer and deletes its data; with `--keep` the namespace, its workers and its Kafka and
+   Elasticsearch stay). A cluster is never torn down: a kind cluster and a local control plane stay for the next
+   run; a `kube` environment is refused (the rehearsal deploys into it).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ from toolkit import catalog as catalog_mod
 from toolkit.config.environments import Environment, from_document
 from toolkit.engine.executor import Event, Executor, RunResult
 from toolkit.errors import UsageError, require_extra
-from toolkit.indices import IndexLayout
 from toolkit.model import UpgradeSettings
 from toolkit.rehearsal.report import RehearsalReport
 from toolkit.rehearsal.verdict import judge
@@ -312,27 +312,23 @@ def _rehearse_real(
         liveload.create_run_namespace(api, run_env_name, run_id, run_env_name)
         if not options.keep:
             cleanup.callback(liveload.delete_run_namespaces, api, run_id)
-        setup: _LocalDataPlaneSetup | None = None
+        cluster_state: Path | None = None
         if env.kind == "local":
             assert kubeconfig is not None
-            setup = _LocalDataPlaneSetup(run_env, Path(kubeconfig).parent, api, folder, cleanup)
-            setup.start()  # publishes the run's Kafka and Elasticsearch as soon as deploy made their certificates
-        deployed = None
-        try:
-            deployed = deploy_platform(run_env)
-        finally:
-            if setup is not None:  # a failed deploy will not make what the setup waits for: stop it at once
-                setup.finish(wait=ROLLOUT_TIMEOUT if deployed is not None and deployed.ok else 0)
-        if setup is not None and setup.error is not None:
-            raise UsageError(f"rehearsal {run_id}: the local data plane could not be set up: {setup.error}")
+            cluster_state = Path(kubeconfig).parent
+            _require_peer_operator(cluster_state, env)
+        deployed = deploy_platform(run_env)
         if not deployed.ok:
             raise UsageError(
                 f"rehearsal {run_id}: deploying the --from versions failed: "
                 + "; ".join(f"{t.task}: {t.message}" for t in deployed.failures)
             )
-        if setup is not None:
-            config = setup.config
-            network = setup.plane.network
+        local = cluster_state is not None
+        if cluster_state is not None:
+            from toolkit.targets.local.network import network_of
+
+            config = _local_load_config(run_env, cluster_state, api, folder)
+            network = network_of(cluster_state)
             _wait(
                 lambda: _local_workers_serving(api, network, run_env, env.name),
                 ROLLOUT_TIMEOUT,
@@ -346,7 +342,7 @@ def _rehearse_real(
         load.start()
         cleanup.callback(load.close)
         time.sleep(LIVE_WARMUP_SECONDS)
-        pids_before = liveload.worker_pids(network, api, run_env_name) if setup is not None else {}
+        pids_before = liveload.worker_pids(network, api, run_env_name) if local else {}
         load_started = load.started_at
 
         def collect(event: Event) -> None:
@@ -368,7 +364,7 @@ def _rehearse_real(
                 outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
             records = result.steps if result else executor.records
         time.sleep(LIVE_WARMUP_SECONDS)  # the rolled workers carry load before it stops
-        pids_after = liveload.worker_pids(network, api, run_env_name) if setup is not None else {}
+        pids_after = liveload.worker_pids(network, api, run_env_name) if local else {}
         load.stop()
         drained = load.drain(options.drain_timeout)
         store = load.verify()
@@ -420,133 +416,62 @@ def _rehearse_real(
     )  # fmt: skip
 
 
-class _LocalDataPlaneSetup:
-    """local: the single-node peer (noida-db) behind stunnel with the platform's own certificates, published as the
-    run namespace's Kafka and Elasticsearch Services (toolkit.targets.local.dataplane).
+def _require_peer_operator(cluster_state: Path, env: Environment) -> None:
+    """local: the cluster's peer operator runs (it serves the run namespace's Kafka and Elasticsearch); UsageError
+    naming how to start it otherwise, before anything is deployed."""
+    from toolkit.targets.local import status
 
-    Started before deploy (the peer), it publishes from a thread the moment deploy has made the platform's Secrets
-    (its first role), which is when a real cluster's Kafka and Elasticsearch pods could start serving with them:
-    - Kafka: the bootstrap Service of the wiring, its port, Secret `kafka-tls`, mutual TLS against the platform CA;
-    - Elasticsearch: the HTTP Service of the wiring, its port, Secret `es-tls`.
-    `wait_seconds=0`: the node agent applies a publication as soon as its Service appears (the charts make them).
-    Then, as the admin identity (discovered from the run namespace's Secrets, at the publications' loopback
-    addresses), it creates what the charts' setup Jobs create on other kinds (they need real brokers and nodes, so
-    `local` renders them off): the Kafka chart's topics with their partition counts (replication 1: one broker) and
-    the index layout of the write alias (replicas 0: one node). So the worker pods deploy starts find Kafka and
-    Elasticsearch as on any cluster, and deploy's own wait for their readiness probes holds.
-    The peer and every publication stop when `cleanup` closes (or with this process)."""
-
-    def __init__(self, env: Environment, cluster_state_dir: Path, api: Any, folder: Path, cleanup: Any) -> None:
-        import threading
-
-        from toolkit.targets.local.dataplane import DataPlaneError, LocalDataPlane
-        from toolkit.targets.peer import PeerUnavailable
-
-        self.env, self.api, self.folder = env, api, folder
-        self.config: Any = None
-        self.error: str | None = None
-        self._abandon = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-data-plane-setup", daemon=True)
-        try:
-            self.plane = cleanup.enter_context(LocalDataPlane(cluster_state_dir, api))
-            self.plane.start_peer()
-        except (DataPlaneError, PeerUnavailable) as exc:
-            raise UsageError(
-                f"rehearsal on {env.name}: the local TLS data plane did not start: {exc}; it needs root, "
-                "scripts/local-data-plane.sh and pip install 'toolkit[local]'"
-            ) from None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def finish(self, wait: float) -> None:
-        """Wait up to `wait` seconds for the thread (at once when deploy failed and nothing came)."""
-        self._thread.join(wait)
-        if self._thread.is_alive():
-            self._abandon.set()
-            self._thread.join(10)
-            self.error = self.error or f"not done after {wait:.0f} s"
-
-    def _run(self) -> None:
-        try:
-            self.config = self._publish_and_prepare()
-        except Exception as exc:  # reported by the caller, after deploy returned
-            self.error = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
-
-    def _secrets_made(self, names: list[str]) -> bool:
-        from kubernetes import client
-
-        namespace = self.env.wiring.namespace
-        present = {s.metadata.name for s in client.CoreV1Api(self.api).list_namespaced_secret(namespace).items}
-        return set(names) <= present
-
-    def _publish_and_prepare(self) -> Any:
-        import base64
-
-        from kubernetes import client
-
-        from toolkit.rehearsal import liveload
-        from toolkit.targets.discovery import discover
-        from toolkit.targets.es_admin import client_for
-        from toolkit.targets.es_indices import apply_index_management
-
-        wiring = self.env.wiring
-        namespace = wiring.namespace
-        needed = [wiring.secrets.ca, wiring.secrets.kafka_tls, wiring.secrets.es_tls]
-        needed += [wiring.admin.kafka_secret, wiring.admin.es_secret]
-        while not self._secrets_made(needed):
-            if self._abandon.wait(0.5):
-                raise UsageError(f"deploy ended before it made the Secrets {', '.join(needed)} in {namespace}")
-        ca = client.CoreV1Api(self.api).read_namespaced_secret(wiring.secrets.ca, namespace).data["ca.crt"]
-        kafka = self.plane.publish(
-            namespace, wiring.kafka_bootstrap.name, wiring.kafka_bootstrap.port, "kafka",
-            f"{namespace}/{wiring.secrets.kafka_tls}", client_ca=base64.b64decode(ca), wait_seconds=0,
-        )  # fmt: skip
-        es = self.plane.publish(
-            namespace, wiring.elasticsearch.name, wiring.elasticsearch.port, "elasticsearch",
-            f"{namespace}/{wiring.secrets.es_tls}", wait_seconds=0,
-        )  # fmt: skip
-        # the addresses this process can reach (the root network namespace has no cluster names); the CA and the
-        # admin identity are discovered from the release's Secrets, as for any environment
-        document = self.env.model_dump(mode="json")
-        document["access"] = {
-            "kafka": {"bootstrap": kafka.loopback},
-            "elasticsearch": {"url": f"https://{es.loopback}"},
-        }
-        found = discover(self.api, from_document(document), self.folder / "access", identity=wiring.admin)
-        if found.kafka is None or found.elasticsearch is None:
-            raise UsageError("; ".join(found.missing.values()))
-        (self.folder / "access" / "connections.json").write_text(
-            json.dumps({"kafka": found.kafka.model_dump(), "elasticsearch": found.elasticsearch.model_dump()}, indent=2)
+    if not status(cluster_state).peer_operator.running:
+        start = (
+            f"`toolkit cluster up --env {env.name}` starts it"
+            if not env.kubeconfig
+            else "start it as `toolkit cluster up` does: python -m toolkit.targets.local.peeroperator --kubeconfig "
+            f"{cluster_state / 'kubeconfig'}"
         )
-        liveload.create_topics(found.kafka, platform_topics(self.env))
-        es_client = client_for(found.elasticsearch, request_timeout=30)
-        try:
-            apply_index_management(es_client, IndexLayout(alias=wiring.write_alias, replicas=0))
-        finally:
-            es_client.close()
-        return liveload.LiveLoadConfig(
-            run_tag=namespace,
-            kafka=found.kafka,
-            elasticsearch=found.elasticsearch,
-            events_topic=wiring.events_topic,
-            indexer_group=wiring.indexer_group,
-            write_alias=wiring.write_alias,
-            receivers=liveload.local_receivers(self.api, namespace),
+        raise UsageError(
+            f"rehearsal on {env.name}: the local cluster in {cluster_state} runs no peer operator (the Kafka and "
+            f"Elasticsearch of its platform namespaces); {start}"
         )
 
 
-def platform_topics(env: Environment) -> dict[str, int]:
-    """The topics the Kafka chart's setup Job creates and their partitions: the chart's defaults overlaid with what
-    deploy gives it (toolkit.provision.values), so names and counts have one source each."""
-    import yaml
+def _local_load_config(env: Environment, cluster_state: Path, api: Any, folder: Path) -> Any:
+    """local: the run namespace's Kafka and Elasticsearch as the cluster's peer operator serves them (their loopback
+    addresses in this network namespace, which has no cluster names), reached as the platform's admin identity: its
+    CA and credentials discovered from the run namespace's Secrets, as for any environment. Waits until the operator
+    reports the namespace ready (both Services published, topics and write alias made)."""
+    from toolkit.rehearsal import liveload
+    from toolkit.targets.discovery import discover
+    from toolkit.targets.local import status
+    from toolkit.targets.local.peeroperator import OperatorError, wait_namespace_ready
 
-    from toolkit.provision import helm
-    from toolkit.provision.values import chart_of, deep_merge
-
-    defaults = yaml.safe_load((helm.CHARTS_DIR / chart_of("kafka") / "values.yaml").read_text())
-    topics = deep_merge(defaults["topics"], helm.environment_values(env, "kafka")["topics"])
-    return {topics[key]["name"]: int(topics[key]["partitions"]) for key in ("events", "deadLetters")}
+    wiring = env.wiring
+    try:
+        served = wait_namespace_ready(
+            cluster_state, wiring.namespace, ROLLOUT_TIMEOUT, alive=lambda: status(cluster_state).peer_operator.running
+        )
+    except OperatorError as exc:
+        raise UsageError(f"rehearsal on {env.name}: {exc}") from None
+    assert served.kafka is not None and served.elasticsearch is not None
+    document = env.model_dump(mode="json")
+    document["access"] = {
+        "kafka": {"bootstrap": served.kafka["loopback"]},
+        "elasticsearch": {"url": f"https://{served.elasticsearch['loopback']}"},
+    }
+    found = discover(api, from_document(document), folder / "access", identity=wiring.admin)
+    if found.kafka is None or found.elasticsearch is None:
+        raise UsageError("; ".join(found.missing.values()))
+    (folder / "access" / "connections.json").write_text(
+        json.dumps({"kafka": found.kafka.model_dump(), "elasticsearch": found.elasticsearch.model_dump()}, indent=2)
+    )
+    return liveload.LiveLoadConfig(
+        run_tag=wiring.namespace,
+        kafka=found.kafka,
+        elasticsearch=found.elasticsearch,
+        events_topic=wiring.events_topic,
+        indexer_group=wiring.indexer_group,
+        write_alias=wiring.write_alias,
+        receivers=liveload.local_receivers(api, wiring.namespace),
+    )
 
 
 def _local_workers_serving(api: Any, network: Any, env: Environment, base_env: str) -> bool:

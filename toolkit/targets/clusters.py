@@ -1,6 +1,7 @@
 """`toolkit cluster up|down|status` for real environments; each returns a printable sentence.
 
-- local: delegates to `toolkit.targets.local` (control plane + node agent) in the environment's state directory.
+- local: delegates to `toolkit.targets.local` (control plane + node agent + peer operator) in the environment's state
+  directory.
 - kind: `kind create cluster --name NAME --config kind-config.yaml` where NAME comes from the environment's context
   (`kind-NAME`, default `kind-toolkit`). A marker file in the state directory records that the toolkit created
   it; `down` deletes only a cluster with that marker. Missing `kind` or `docker` (binary or daemon) is an error
@@ -112,9 +113,16 @@ def up(env: Environment) -> str:
             if cluster.reused
             else f"started (apiserver ready in {cluster.apiserver_ready_seconds:.1f} s)"
         )
-        return (
-            f"local control plane {state} at {cluster.server}; kubeconfig {cluster.kubeconfig}. "
-            "Kafka and Elasticsearch in this environment are a simulated data plane that follows the real pods"
+        serving = local.status(env.state_dir())
+        return "\n".join(
+            [
+                f"local control plane {state} at {cluster.server}; kubeconfig {cluster.kubeconfig}",
+                *serving.data_plane_lines(),
+                "Every platform namespace gets its own single-node Kafka + Elasticsearch (noida-db) behind TLS with "
+                "the platform's certificates, published as its Kafka bootstrap and Elasticsearch HTTP Services; the "
+                "multi-node Kafka/Elasticsearch the engine gates on is a simulated data plane that follows the real "
+                "pods",
+            ]
         )
     if env.kind == "kind":
         name = kind_cluster_name(env)
@@ -151,7 +159,7 @@ def down(env: Environment) -> str:
 
         local.down(env.state_dir())
         return (
-            f"local control plane and node agent in {env.state_dir()} stopped "
+            f"local control plane, node agent and peer operator in {env.state_dir()} stopped "
             "(data kept; it restarts with `cluster up`)"
         )
     if env.kind == "kind":
@@ -206,9 +214,10 @@ def status(env: Environment) -> ClusterStatus:
         lines = [
             f"local environment {env.name} ({st.control_plane.state_dir}): {'running' if st.running else 'not running'}"
         ]
-        for p in (*st.control_plane.processes, st.node_agent):
+        for p in (*st.control_plane.processes, st.node_agent, st.peer_operator):
             lines.append(f"  {p.name}: {'running' if p.running else 'stopped'}" + (f" (pid {p.pid})" if p.pid else ""))
         lines.append(f"  apiserver /readyz: {'ok' if st.control_plane.apiserver_ready else 'no answer'}")
+        lines += [f"  {line}" for line in st.data_plane_lines()]
         missing = local.missing_binaries()
         if missing:
             lines.append(f"  missing: {', '.join(missing)}; run scripts/local-control-plane.sh")

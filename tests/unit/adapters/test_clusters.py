@@ -69,3 +69,4 @@ def test_local_status_of_a_state_dir_with_nothing_running(tmp_path, monkeypatch)
     message = str(found)
     assert not found.answers and "not running" in message
     assert "kube-apiserver: stopped" in message and "nodeagent: stopped" in message
+    assert "peeroperator: stopped" in message and "data plane: not running (`toolkit cluster up` starts it)" in message

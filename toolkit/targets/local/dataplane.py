@@ -21,7 +21,16 @@ platform's certificate: hostname verification stays on in the real clients (libr
 `ssl.endpoint.identification.algorithm=https`, elasticsearch-py's `verify_certs`), so the certificate must carry
 the Service names AND the IP SAN 127.0.0.1, exactly as the platform's certificates must. With a client CA, every
 terminator requires a client certificate that chains to it (mutual TLS, checked by stunnel).
-P is picked free in the root namespace, so two clusters' peers never advertise the same address there.
+P is picked free in the root namespace, so two clusters' peers never advertise the same address there; P and Q are
+kept in `<directory>/ports.json` and taken again by the next start when still free, so clients that cached the
+advertised address (a worker's librdkafka) find the restarted peer where it was.
+
+Peers (slots)
+-------------
+Slot 0 is the cluster's default peer above (`network/peer`, tests and tools that publish by hand). Slot k (1..200)
+is another peer of the same cluster in `tkl<N>-peer<k>` at 10.(128+N).0.(2+k), with its own directory (given by the
+caller): the cluster's peer operator (peeroperator.py) runs one per platform namespace, so every platform has its
+own Kafka and Elasticsearch, its own advertised address and its own certificate there, as on a real cluster.
 
 API
 ---
@@ -33,15 +42,19 @@ API
     plane.unpublish("platform", "kafka-bootstrap", 9094); plane.stop()   # or `with LocalDataPlane(...) as plane:`
 Rule: one peer advertises one address, and the root namespace can serve one certificate there: every Kafka
 publication of a data plane uses the same server certificate and client CA (DataPlaneError otherwise).
-Leftovers of a killed data plane (the peer's namespace and its processes, root listeners by pid file, records)
-are removed by the next `start_peer()`.
+Leftovers of a killed data plane (the peer's namespace and its processes, root listeners by pid file, the records
+of the namespaces it published, listed in `<directory>/namespaces`) are removed by the next `start_peer()` of the
+same slot and directory, or all at once by `remove_leftovers()` (`toolkit cluster down`, the peer operator's start).
+A data plane only ever removes records of namespaces it published, so data planes of other slots keep theirs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,7 +65,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from toolkit.targets.local.network import ClusterNetwork, HostNetwork, NetworkError, network_of, nsenter_argv
+from toolkit.targets.local.network import (
+    ClusterNetwork,
+    HostNetwork,
+    NetworkError,
+    network_of,
+    nsenter_argv,
+    process_alive,
+)
 from toolkit.targets.local.publications import (
     AdvertisedListener,
     NamespacePublications,
@@ -67,6 +87,8 @@ Backend = Literal["kafka", "elasticsearch"]
 BACKENDS = ("kafka", "elasticsearch")
 FIRST_TERMINATOR_PORT = 30000
 ROOT_LISTENER_PIDS = "root-listeners.pids"
+OWNED_NAMESPACES = "namespaces"
+PORTS_FILE = "ports.json"
 
 
 class DataPlaneError(RuntimeError):
@@ -176,10 +198,22 @@ def _write_private(path: Path, data: bytes) -> Path:
 
 
 class LocalDataPlane:
-    """See the module docstring."""
+    """See the module docstring (`slot` and `directory`: section Peers)."""
 
-    def __init__(self, state_dir: Path, api_client: Any = None, network: ClusterNetwork | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        api_client: Any = None,
+        network: ClusterNetwork | None = None,
+        *,
+        slot: int = 0,
+        directory: Path | None = None,
+    ) -> None:
         self.state_dir = state_dir.resolve()
+        if slot != 0 and directory is None:
+            raise DataPlaneError(f"peer slot {slot}: give the directory of its data and files (slot 0 has its own)")
+        self.slot = slot
+        self._directory = directory
         found = network or network_of(self.state_dir)
         if found is None:
             raise DataPlaneError(
@@ -187,6 +221,8 @@ class LocalDataPlane:
                 "first (`toolkit cluster up`), or recreate an older one (`toolkit cluster down --wipe`)"
             )
         self.network = found
+        self.sandbox = found.peer_sandbox_for(slot)
+        self.address = found.peer_ip_for(slot)
         self.host = HostNetwork(found)
         self._api_client = api_client
         self._peer: Peer | None = None
@@ -201,7 +237,16 @@ class LocalDataPlane:
 
     @property
     def directory(self) -> Path:
-        return self.state_dir / "network" / "peer"
+        return self._directory if self._directory is not None else self.state_dir / "network" / "peer"
+
+    @property
+    def peer(self) -> Peer | None:
+        """The running peer (None before `start_peer()` and after `stop()`)."""
+        return self._peer
+
+    @property
+    def peer_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def __enter__(self) -> LocalDataPlane:
         return self
@@ -225,11 +270,11 @@ class LocalDataPlane:
         if binary is None:
             raise PeerUnavailable("the single-node peer noida-db is not installed: pip install noida-db")
         self._clean_leftovers()
-        net = self.network
-        self.host.create_sandbox(net.peer_sandbox, net.peer_ip)
-        kafka_port, es_port = _free_port(), _free_port()
-        self.host.set_sysctl(net.peer_sandbox, "net.ipv4.conf.eth0.route_localnet", "1")
-        self.host.apply_ruleset(net.peer_sandbox, _backend_rules(net.peer_ip, (kafka_port, es_port)))
+        sandbox, address = self.sandbox, self.address
+        self.host.create_sandbox(sandbox, address)
+        kafka_port, es_port = self._ports()
+        self.host.set_sysctl(sandbox, "net.ipv4.conf.eth0.route_localnet", "1")
+        self.host.apply_ruleset(sandbox, _backend_rules(address, (kafka_port, es_port)))
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory / "noida.log"
         argv = [
@@ -238,32 +283,36 @@ class LocalDataPlane:
         ]  # fmt: skip
         with open(log, "ab") as out:
             self._process = subprocess.Popen(
-                nsenter_argv(net.peer_sandbox, argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                nsenter_argv(sandbox, argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        peer = Peer(net.peer_sandbox, net.peer_ip, kafka_port, es_port, self._process.pid, log)
+        peer = Peer(sandbox, address, kafka_port, es_port, self._process.pid, log)
         deadline = time.monotonic() + timeout
         while not (_http_ok(peer.elasticsearch_url + "/") and _connects(peer.kafka_backend)):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                message = f"noida-db in {net.peer_sandbox} did not answer within {timeout:.0f} s; see {log}"
+                message = f"noida-db in {sandbox} did not answer within {timeout:.0f} s; see {log}"
                 raise PeerUnavailable(message)
             time.sleep(0.05)
         self._peer = peer
         return peer
 
     def _clean_leftovers(self) -> None:
-        pid_file = self.directory / ROOT_LISTENER_PIDS
-        with contextlib.suppress(OSError, ValueError):
-            for pid in {int(p) for p in pid_file.read_text().split()}:
-                with contextlib.suppress(OSError):
-                    if Path(f"/proc/{pid}/comm").read_text().strip() == "stunnel4":
-                        os.kill(pid, signal.SIGKILL)
-        pid_file.unlink(missing_ok=True)
-        directory = records_dir(self.state_dir)
-        if directory.is_dir():
-            for record in directory.glob("*.json"):
-                record.unlink(missing_ok=True)
+        _remove_directory_leftovers(self.state_dir, self.directory)
+
+    def _ports(self) -> tuple[int, int]:
+        """The Kafka and Elasticsearch ports of the last start when still free here, else new free ones."""
+        path = self.directory / PORTS_FILE
+        try:
+            recorded = json.loads(path.read_text())
+            kafka_port, es_port = int(recorded["kafka"]), int(recorded["elasticsearch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            kafka_port = es_port = 0
+        if not (kafka_port and es_port and kafka_port != es_port and _port_free(kafka_port) and _port_free(es_port)):
+            kafka_port, es_port = _free_port(), _free_port()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"kafka": kafka_port, "elasticsearch": es_port}) + "\n")
+        return kafka_port, es_port
 
     # -- publications ------------------------------------------------------------------------------------
     def publish(
@@ -284,6 +333,7 @@ class LocalDataPlane:
             raise DataPlaneError(f"backend {backend!r} is unknown; publish kafka or elasticsearch")
         if self._peer is None:
             raise DataPlaneError(f"publish {namespace}/{service}:{port}: the peer is not running; call start_peer()")
+        _check_namespace_name(namespace)
         if isinstance(server_tls, TlsMaterial):
             material = server_tls
         else:
@@ -356,16 +406,15 @@ class LocalDataPlane:
         return sorted(self._publications.values(), key=lambda p: (p.namespace, p.service, p.port))
 
     def stop(self) -> None:
-        """Stop every terminator and the peer, remove the records and the peer's namespace."""
+        """Stop every terminator and the peer, remove the records it wrote and the peer's namespace."""
         for key in list(self._terminators):
             self.unpublish(*key)
         if self._root_listener is not None:
             self._root_listener.stop()
             self._root_listener = None
-        directory = records_dir(self.state_dir)
-        if directory.is_dir():
-            for record in directory.glob("*.json"):
-                record.unlink(missing_ok=True)
+        for namespace in _owned_namespaces(self.directory):
+            remove_record(self.state_dir, namespace)
+        (self.directory / OWNED_NAMESPACES).unlink(missing_ok=True)
         process, self._process = self._process, None
         if process is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -378,7 +427,7 @@ class LocalDataPlane:
                 process.wait(timeout=10)
         self._peer = None
         with contextlib.suppress(NetworkError):
-            self.host.delete_sandbox(self.network.peer_sandbox)
+            self.host.delete_sandbox(self.sandbox)
             self.host.remove_bridge_if_unused()
         (self.directory / ROOT_LISTENER_PIDS).unlink(missing_ok=True)
 
@@ -431,8 +480,12 @@ class LocalDataPlane:
 
     def _write_record(self, namespace: str) -> None:
         mine = [p for p in self._publications.values() if p.namespace == namespace]
+        owned = sorted({p.namespace for p in self._publications.values()} | set(_owned_namespaces(self.directory)))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / OWNED_NAMESPACES).write_text("".join(f"{n}\n" for n in owned if n != namespace or mine))
         if not mine:
             remove_record(self.state_dir, namespace)
+            shutil.rmtree(records_dir(self.state_dir) / namespace, ignore_errors=True)  # its certificates and keys
             return
         services = tuple(ServicePublication(p.service, p.port, p.target) for p in mine)
         advertised: tuple[AdvertisedListener, ...] = ()
@@ -468,6 +521,74 @@ class LocalDataPlane:
             f"to its TLS terminator after {seconds:.0f} s: is the node agent of this cluster running "
             f"(it applies {records_dir(self.state_dir)})?"
         )
+
+
+def _owned_namespaces(directory: Path) -> list[str]:
+    try:
+        return [line.strip() for line in (directory / OWNED_NAMESPACES).read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _check_namespace_name(namespace: str) -> None:
+    """A Kubernetes namespace name (DNS label): it names files of the records."""
+    if not namespace or len(namespace) > 63 or not all(c.isalnum() or c == "-" for c in namespace):
+        raise DataPlaneError(f"namespace {namespace!r} is not a Kubernetes namespace name (a DNS label)")
+
+
+def _remove_directory_leftovers(state_dir: Path, directory: Path) -> list[str]:
+    """What a killed data plane of `directory` left: its root-namespace listeners (by pid file, only if the pid is
+    still a stunnel4) and the records of the namespaces it published. Returns what was removed."""
+    removed: list[str] = []
+    pid_file = directory / ROOT_LISTENER_PIDS
+    with contextlib.suppress(OSError, ValueError):
+        for pid in {int(p) for p in pid_file.read_text().split()}:
+            with contextlib.suppress(OSError):
+                if process_alive(pid) and Path(f"/proc/{pid}/comm").read_text().strip() == "stunnel4":
+                    os.kill(pid, signal.SIGKILL)
+                    removed.append(f"root listener pid {pid}")
+    pid_file.unlink(missing_ok=True)
+    for namespace in _owned_namespaces(directory):
+        if (records_dir(state_dir) / f"{namespace}.json").exists():
+            removed.append(f"publication record of {namespace}")
+        remove_record(state_dir, namespace)
+        shutil.rmtree(records_dir(state_dir) / namespace, ignore_errors=True)
+    (directory / OWNED_NAMESPACES).unlink(missing_ok=True)
+    return removed
+
+
+def operator_directories(state_dir: Path) -> Path:
+    """Where the peer operator keeps one directory per platform namespace (peeroperator.py)."""
+    return state_dir / "network" / "peers"
+
+
+def remove_leftovers(state_dir: Path, network: ClusterNetwork, *, include_default: bool = True) -> list[str]:
+    """Everything data planes of this cluster left running or recorded (owners killed): root-namespace listeners
+    and records of every peer directory (the default `network/peer` only with `include_default`), then the peers'
+    network namespaces with every process in them (noida-db, the Service terminators). Idempotent; returns what
+    was removed."""
+    state_dir = state_dir.resolve()
+    directories = [state_dir / "network" / "peer"] if include_default else []
+    with contextlib.suppress(OSError):
+        directories += sorted(p for p in operator_directories(state_dir).iterdir() if p.is_dir())
+    removed: list[str] = []
+    for directory in directories:
+        removed += _remove_directory_leftovers(state_dir, directory)
+    host = HostNetwork(network)
+    for name in host.peer_sandboxes():
+        if include_default or name != network.peer_sandbox:
+            host.delete_sandbox(name)
+            removed.append(f"peer namespace {name}")
+    return removed
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _backend_rules(address: str, ports: tuple[int, ...]) -> str:
@@ -509,4 +630,13 @@ def _reaches_terminator(address: tuple[str, int], terminator: Terminator) -> boo
     return False
 
 
-__all__ = ["DataPlaneError", "LocalDataPlane", "Peer", "Publication", "TerminatorError", "TlsMaterial"]
+__all__ = [
+    "DataPlaneError",
+    "LocalDataPlane",
+    "Peer",
+    "Publication",
+    "TerminatorError",
+    "TlsMaterial",
+    "operator_directories",
+    "remove_leftovers",
+]

@@ -5,11 +5,12 @@ Addresses and names (one `ClusterNetwork` per cluster, index N in 0..47, unique 
     pod CIDR        10.(128+N).0.0/16   node k (1..250) hands out 10.(128+N).k.2-254 to its pods
     gateway         10.(128+N).0.1      on the bridge, in the root network namespace
     peer            10.(128+N).0.2      the single-node Kafka + Elasticsearch peer's own namespace (dataplane.py)
+    peer k          10.(128+N).0.(2+k)  k = 1..MAX_PEER_SLOTS: the peer of one platform namespace (peeroperator.py)
     service CIDR    10.(192+N).0.0/16   given to kube-apiserver (--service-cluster-ip-range); routed via the bridge
     bridge          tkl<N>              root namespace
     pod sandbox     tkl<N>-<c>-<d>      network namespace AND the host end of its veth (<c>.<d>: last octets of
                                         the pod IP in hex, so the name is unique while the IP is held)
-    peer sandbox    tkl<N>-peer
+    peer sandbox    tkl<N>-peer         and tkl<N>-peer<k> for peer k (never taken for a pod's leftover)
     nft table       ip toolkit_local_<N> in the root namespace (Service ClusterIPs, see kubeproxy.py)
 Everything of cluster N carries the prefix `tkl<N>-` or is the bridge `tkl<N>`, so leftovers of a killed agent are
 found by name and removed at the next start, and two clusters never touch each other's objects.
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_CLUSTERS = 48
+MAX_PEER_SLOTS = 200
 REGISTRY_ENV = "TOOLKIT_LOCAL_NETWORK_REGISTRY"
 DEFAULT_REGISTRY = Path("/run/toolkit-local/networks")
 SETUP_SCRIPT = "scripts/local-data-plane.sh"
@@ -105,6 +107,19 @@ class ClusterNetwork:
     def peer_sandbox(self) -> str:
         return f"{self.name_prefix}peer"
 
+    def peer_sandbox_for(self, slot: int) -> str:
+        """The network namespace of peer `slot` (0: the cluster's default peer, `tkl<N>-peer`)."""
+        _check_slot(slot)
+        return self.peer_sandbox if slot == 0 else f"{self.peer_sandbox}{slot}"
+
+    def peer_ip_for(self, slot: int) -> str:
+        _check_slot(slot)
+        return f"10.{128 + self.index}.0.{2 + slot}"
+
+    def is_peer_sandbox(self, name: str) -> bool:
+        tail = name.removeprefix(self.peer_sandbox)
+        return name.startswith(self.peer_sandbox) and (tail == "" or tail.isdigit())
+
     @property
     def root_table(self) -> str:
         return f"toolkit_local_{self.index}"
@@ -128,6 +143,11 @@ class ClusterNetwork:
 
     def as_record(self) -> dict[str, object]:
         return {"index": self.index, "pod_cidr": self.pod_cidr, "service_cidr": self.service_cidr}
+
+
+def _check_slot(slot: int) -> None:
+    if not 0 <= slot <= MAX_PEER_SLOTS:
+        raise ValueError(f"peer slot {slot} is out of range; use 0..{MAX_PEER_SLOTS}")
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -356,7 +376,8 @@ class HostNetwork:
             _run(["ip", "netns", "delete", name], f"deleting network namespace {name}", check=False)
 
     def leftover_sandboxes(self, include_peer: bool = False) -> list[str]:
-        """Network namespaces and veths of this cluster that exist now (by name)."""
+        """Network namespaces and veths of this cluster that exist now (by name); the peers' (`tkl<N>-peer`,
+        `tkl<N>-peer<k>`: their owner is the data plane, not the node agent) only with `include_peer`."""
         prefix = self.network.name_prefix
         found: set[str] = set()
         with contextlib.suppress(OSError):
@@ -364,8 +385,12 @@ class HostNetwork:
         with contextlib.suppress(OSError):
             found |= {p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(prefix)}
         if not include_peer:
-            found.discard(self.network.peer_sandbox)
+            found = {name for name in found if not self.network.is_peer_sandbox(name)}
         return sorted(found)
+
+    def peer_sandboxes(self) -> list[str]:
+        """The peers' network namespaces (and veths) of this cluster that exist now."""
+        return [name for name in self.leftover_sandboxes(include_peer=True) if self.network.is_peer_sandbox(name)]
 
     # -- rules -------------------------------------------------------------------------------------------
     def apply_ruleset(self, netns: str | None, text: str) -> None:
