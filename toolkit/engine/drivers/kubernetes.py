@@ -73,6 +73,7 @@ from toolkit.model import (
 )
 
 NAME = Component.KUBERNETES.value
+UPDATE_LIMIT = 3600.0  # seconds a control-plane or add-on update may stay UPDATING before the run halts
 KAFKA = Component.KAFKA.value
 ELASTICSEARCH = Component.ELASTICSEARCH.value
 
@@ -435,7 +436,7 @@ class KubernetesDriver:
             return [gates.control_plane_first(k, step.version)]
         if step.kind != StepKind.REPLACE_NODE:
             return []
-        verdicts = [gates.control_plane_first(k, step.version)]
+        verdicts: list[Verdict] = []
         for name in step.members:
             node = k.node(name)
             if node is not None:
@@ -450,6 +451,9 @@ class KubernetesDriver:
                 verdicts.extend(unit_verdicts)
             else:  # a later unit's fatal verdict (no amount of waiting helps) refuses the plan up front
                 verdicts.extend(v for v in unit_verdicts if v.fatal)
+        # last, so that the plan shows what holds the node's pods, when something does, rather than the control
+        # plane step every node follows anyway
+        verdicts.append(gates.control_plane_first(k, step.version))
         return verdicts
 
     @staticmethod
@@ -486,13 +490,35 @@ class KubernetesDriver:
         port: KubernetesPort = ctx.target.data_plane(NAME)
         if step.kind == StepKind.CONTROL_PLANE:
             ctx.act(f"upgrade the control plane to {step.version}", lambda: port.upgrade_control_plane(step.version))
-            ctx.wait_done(confirm=False)
+            self._wait_while_updating(step, ctx)
         elif step.kind == StepKind.ADDON:
             name, version = step.members[0], step.detail
             ctx.act(f"update add-on {name} to {version}", lambda: port.update_addon(name, version))
-            ctx.wait_done(confirm=False)
+            self._wait_while_updating(step, ctx)
         elif step.kind == StepKind.REPLACE_NODE:
             self._replace(step, ctx, port)
+
+    @staticmethod
+    def _wait_while_updating(step: Step, ctx: StepContext) -> None:
+        """Wait for the control plane (or add-on) to be ACTIVE on the version: a step timeout passes while EKS still
+        reports UPDATING is progress, waited again, up to `UPDATE_LIMIT` seconds in all (EKS control-plane updates
+        commonly take longer than a pod's recovery)."""
+        started = ctx.clock.now()
+        while True:
+            try:
+                ctx.wait_done(confirm=False)
+                return
+            except Stop:
+                raise
+            except Halt:
+                k = ctx.observe().kubernetes
+                status = (
+                    k.control_plane_status
+                    if step.kind == StepKind.CONTROL_PLANE
+                    else next((a.status for a in k.addons if a.name == step.members[0]), "")
+                )
+                if status != "UPDATING" or ctx.clock.now() - started >= UPDATE_LIMIT:
+                    raise
 
     def _replace(self, step: Step, ctx: StepContext, port: KubernetesPort) -> None:
         if ctx.settings.skip_gates:
