@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -288,15 +288,51 @@ class Status:
     es_allocation: str | None
     audit_tail: list[dict[str, Any]]
     request: RunRequest | None = None  # a pause or abort waiting for the run
+    # per component in progress: its next step, and what holds it now ("" when nothing does): (step, rule, reason)
+    next_steps: list[tuple[str, str, str]] = field(default_factory=list)
+    kubernetes_control_plane: str = ""  # "1.34 (ACTIVE)", "" when Kubernetes itself is not observed
 
     @property
     def in_progress(self) -> bool:
         return any(c.on_spec < c.members for c in self.components)
 
 
+def kubernetes_status(state: PlatformState) -> ComponentStatus | None:
+    """Kubernetes itself: the control plane's version is the spec; the members are the nodes, on spec when their
+    kubelet runs it, they are Ready and not cordoned (a cordoned node is being replaced)."""
+    k = state.kubernetes
+    if not k.nodes:
+        return None
+    running: dict[str, int] = {}
+    for n in k.nodes:
+        running[n.version] = running.get(n.version, 0) + 1
+    on_spec = sum(1 for n in k.nodes if n.version == k.control_plane_version and n.ready and not n.unschedulable)
+    return ComponentStatus("kubernetes", k.control_plane_version, "", running, len(k.nodes), on_spec)
+
+
+def next_steps(state: PlatformState, components: list[ComponentStatus]) -> list[tuple[str, str, str]]:
+    """For each component not all on its spec: the step that would come next towards the spec, and what holds it
+    now (the plan's own verdict; "" when nothing does)."""
+    targets = {c.component: c.spec_version for c in components if c.on_spec < c.members and c.spec_version}
+    if not targets:
+        return []
+    plan = make_plan(state, targets, UpgradeSettings())
+    out: list[tuple[str, str, str]] = [("plan", r.rule, r.reason) for r in plan.refusals]
+    seen: set[str] = set()
+    for step in plan.steps:
+        if step.component in seen:
+            continue
+        seen.add(step.component)
+        blocked = step.blocked
+        out.append((step.id, blocked.rule if blocked else "", blocked.reason if blocked else step.reason))
+    return out
+
+
 def component_status(state: PlatformState, component: str) -> ComponentStatus | None:
     """Spec vs running per member: a member is on spec when it runs the spec's version on the current revision
     and is Ready. The same observation decides completion of an upgrade (the planner plans every other member)."""
+    if component == "kubernetes":
+        return kubernetes_status(state)
     workloads = state.workloads_of(component)
     if not workloads:
         return None
@@ -339,6 +375,12 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         es_allocation=state.elasticsearch.allocation_enable,
         audit_tail=trail[-audit_lines:] if audit_lines else trail,
         request=request,
+        next_steps=next_steps(state, comps),
+        kubernetes_control_plane=(
+            f"{state.kubernetes.control_plane_version} ({state.kubernetes.control_plane_status})"
+            if state.kubernetes.control_plane_version
+            else ""
+        ),
     )
 
 

@@ -796,6 +796,7 @@ class _DrainContext:
         self._inner = inner
         self._unit = unit
         self._port = port
+        self._evicted: dict[str, str] = {}  # uid -> pod name, evicted by this unit
 
     @property
     def settings(self) -> UpgradeSettings:
@@ -828,15 +829,24 @@ class _DrainContext:
             return [*self._driver.gates(s, self._inner, settings), _budget(s, target)]
 
         self._owner._evict(target, self._base, self._port, gates_of)
+        self._evicted[target.uid] = target.name
+
+    def _left(self, state: PlatformState) -> Verdict | None:
+        """A wait while a pod this unit evicted is still there: a pod moved at the same version looks recovered to
+        a version check until it has actually gone (an Elasticsearch node stays joined while it shuts down)."""
+        for uid, name in self._evicted.items():
+            if any(p.uid == uid for p in state.kubernetes.pods):
+                return Verdict.wait("kubernetes.pod-left", f"pod {name} has not left its node yet (terminating)")
+        return None
 
     def wait_for(
         self, condition: Callable[[PlatformState], Verdict], confirm: bool = False, retry_members: bool = False
     ) -> None:
-        self._base.wait_for(condition, confirm=confirm, retry_members=False)
+        self._base.wait_for(lambda s: self._left(s) or condition(s), confirm=confirm, retry_members=False)
 
     def wait_done(self, confirm: bool, retry_members: bool = False) -> None:
         settings = self._base.settings
-        self._base.wait_for(lambda s: self._driver.done(s, self._inner, settings), confirm=confirm)
+        self.wait_for(lambda s: self._driver.done(s, self._inner, settings), confirm=confirm)
 
     def poll(self) -> None:
         self._base.poll()
