@@ -115,11 +115,12 @@ def delete_sim(env: Environment) -> bool:
 
 
 @contextlib.contextmanager
-def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Target]:
+def open_target(env: Environment, injections: list[str] | None = None, kubernetes: bool = False) -> Iterator[Target]:
     """Open the environment's target. A simulated platform is created on first use; faults given with `--inject`
     are applied to it now (also to one that has been running) or refused with why, never ignored; the platform is
     written back by the process that holds its lease (after each action and before releasing it), also when the
-    orchestrator 'crashes' inside the block (the platform outlives the orchestrator)."""
+    orchestrator 'crashes' inside the block (the platform outlives the orchestrator). With `kubernetes`, a real
+    target observes Kubernetes itself too (nodes, their pods and PDBs: calls a run that does not target it skips)."""
     injections = list(injections or [])
     if env.kind == "sim":
         from toolkit.targets.sim import SimTarget, build_world, params_for, parse_injections
@@ -146,7 +147,7 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
         raise UsageError(f"--inject works only on a sim environment; {env.name} is of kind {env.kind}")
     from toolkit.targets import real  # the adapters; imported only for real environments
 
-    with real.open_real_target(env) as real_target:
+    with real.open_real_target(env, kubernetes=kubernetes) as real_target:
         yield real_target
 
 
@@ -181,7 +182,7 @@ def plan_upgrade(
         return make_plan(load_state_file(state_file), targets, settings)
     if env is None:
         raise UsageError("plan needs an environment (--env) or a state file (--state)")
-    with open_target(env) as target:
+    with open_target(env, kubernetes="kubernetes" in targets) as target:
         return make_plan(target.observe(), targets, settings)
 
 
@@ -202,7 +203,7 @@ def run_upgrade(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
             "negative control on sim and local"
         )
-    with open_target(env, injections) as target:
+    with open_target(env, injections, kubernetes="kubernetes" in targets) as target:
         executor = Executor(
             target,
             catalog_mod.load(),
@@ -355,7 +356,7 @@ def component_status(state: PlatformState, component: str) -> ComponentStatus | 
 
 
 def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
-    with open_target(env) as target:
+    with open_target(env, kubernetes=True) as target:
         state = target.observe()
         lease = target.control.read_lease()
         now = target.clock.now()
@@ -529,7 +530,7 @@ def apply_orchestrator_job(env: Environment, docs: list[dict[str, Any]]) -> list
 
 
 def dump_state(env: Environment) -> PlatformState:
-    with open_target(env) as target:
+    with open_target(env, kubernetes=True) as target:
         return target.observe()
 
 

@@ -72,7 +72,17 @@ from kubernetes.client.rest import ApiException
 
 from toolkit.catalog import load as load_catalog
 from toolkit.engine.ports import ActionError, LeaseHeldError
-from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, RunRequest, WorkersState, Workload
+from toolkit.model import (
+    EsState,
+    KafkaState,
+    KubernetesState,
+    Lease,
+    PlatformState,
+    Pod,
+    RunRequest,
+    WorkersState,
+    Workload,
+)
 from toolkit.targets.process import holder_alive, wait_or_wake, wake_also
 
 LABEL_COMPONENT = "toolkit.io/component"
@@ -96,6 +106,7 @@ AUDIT_ROLL_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB; roll well befo
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 NODE_ZONES_TTL = 60.0
+USER_AGENT = "toolkit-orchestrator"
 
 T = TypeVar("T")
 
@@ -233,11 +244,13 @@ def retrying(
     policy: RetryPolicy = RetryPolicy(),
     retry_conflicts: bool = True,
     error: type[Exception] = ActionError,
+    retry_statuses: frozenset[int] = RETRYABLE_STATUS,
 ) -> T:
     """Run `call`, retrying transient failures with exponential backoff until the policy's deadline.
 
-    Retried: 429, 5xx, 409 (unless `retry_conflicts` is False: then a 409 is returned to the caller at once),
-    connection errors. Anything else, or a transient failure past the deadline, raises `error` naming `what`."""
+    Retried: `retry_statuses` (429, 5xx, 409 by default; a 409 only with `retry_conflicts`, otherwise it is returned
+    to the caller at once, as is a 429 an eviction must see), connection errors. Anything else, or a transient
+    failure past the deadline, raises `error` naming `what`."""
     deadline = time.monotonic() + policy.deadline_seconds
     delay = policy.first_delay
     attempts = 0
@@ -246,7 +259,7 @@ def retrying(
         try:
             return call()
         except ApiException as exc:
-            if exc.status not in RETRYABLE_STATUS or (exc.status == 409 and not retry_conflicts):
+            if exc.status not in retry_statuses or (exc.status == 409 and not retry_conflicts):
                 raise
             last: BaseException = exc
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError) as exc:
@@ -262,8 +275,11 @@ def api_client_for(kubeconfig: str | None, context: str | None) -> client.ApiCli
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+        api = client.ApiClient(configuration)
+    else:
+        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+    api.user_agent = USER_AGENT  # the apiserver's audit log tells the orchestrator's calls from others'
+    return api
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -923,6 +939,12 @@ def _json_lines(text: str) -> Iterator[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- the target
 
 
+class KubernetesObserver(Protocol):
+    """Kubernetes itself (toolkit.targets.kube_nodes.KubeKubernetes): observed into `KubernetesState`."""
+
+    def observe(self) -> KubernetesState: ...
+
+
 class DataPlane(Protocol):
     """The data-plane side of a target: real adapters (kind, EKS) or the simulated data plane (local)."""
 
@@ -1008,6 +1030,7 @@ class KubeTarget:
         data_plane: DataPlane,
         clock: RealClock | None = None,
         host: str | None = None,
+        kubernetes: KubernetesObserver | None = None,
     ) -> None:
         self.name = name
         self.workloads = workloads
@@ -1016,6 +1039,11 @@ class KubeTarget:
         self.simulated = data_plane.simulated
         self.clock = clock or RealClock()
         self._ports = data_plane.ports()
+        # Kubernetes itself (nodes, their pods and PDBs, the control plane): observed only when given, i.e. when a
+        # run targets it or status asks (toolkit.targets.kube_nodes); it is also that component's port
+        self.kubernetes = kubernetes
+        if kubernetes is not None:
+            self._ports["kubernetes"] = kubernetes
 
     def data_plane(self, component: str) -> Any:
         return self._ports[component]
@@ -1032,6 +1060,7 @@ class KubeTarget:
             kafka=kafka,
             elasticsearch=es,
             workers=workers,
+            kubernetes=self.kubernetes.observe() if self.kubernetes is not None else KubernetesState(),
         )
 
     def close(self) -> None:

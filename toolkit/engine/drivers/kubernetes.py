@@ -415,11 +415,14 @@ class KubernetesDriver:
         )
 
     def unit_gates(self, state: PlatformState, unit: Unit, settings: UpgradeSettings) -> list[Verdict]:
-        """Before a unit's pods are evicted: the gates a restart of them would ask, and their PDBs."""
+        """Before a unit's platform pods are evicted: the gates a restart of them would ask, and their PDBs. Pods of
+        other namespaces have no gate here: the Eviction API decides for them (a 429 is waited out, as kubectl drain
+        does)."""
         verdicts: list[Verdict] = []
         driver = self.peers.get(unit.component) if unit.component else None
-        if driver is not None:
-            verdicts.extend(driver.gates(state, self.inner_step(state, unit), settings))
+        if driver is None:
+            return verdicts
+        verdicts.extend(driver.gates(state, self.inner_step(state, unit), settings))
         for pod in unit.pods:
             current = _current(state.kubernetes, pod)
             if current is not None:
@@ -637,7 +640,7 @@ class KubernetesDriver:
             driver = self.peers.get(unit.component) if unit.component else None
             if driver is None:
                 for pod in unit.pods:
-                    self._evict(pod, ctx, port, partial(_budgets, pod=pod))
+                    self._evict(pod, ctx, port, _no_gates)
             else:
                 inner = self.inner_step(state, unit)
                 driver.perform(inner, _DrainContext(ctx, self, driver, inner, unit, port))
@@ -765,8 +768,8 @@ def _current(k: KubernetesState, pod: NodePod) -> NodePod | None:
     return next((p for p in k.pods if p.uid == pod.uid and p.node == pod.node), None)
 
 
-def _budgets(state: PlatformState, pod: NodePod) -> list[Verdict]:
-    return [_budget(state, pod)]
+def _no_gates(state: PlatformState) -> list[Verdict]:
+    return []
 
 
 def _budget(state: PlatformState, pod: NodePod) -> Verdict:
