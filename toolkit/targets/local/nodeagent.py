@@ -232,6 +232,7 @@ class NodeAgent:
         self._coordination = client.CoordinationV1Api(self._api_client)
         self._watch_core = client.CoreV1Api(self._watch_client)
         self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()  # node membership vs. the heartbeat's re-creation of a vanished node
         self._stopping = threading.Event()
         self._wakeup = threading.Condition(self._lock)
         self._due: list[_Due] = []
@@ -351,10 +352,11 @@ class NodeAgent:
                 self._renew_lease(node)
                 LOG.info("node pool: node %s (group %s, image %s) registered", name, node.group, node.image)
         for name in set(current) - set(wanted):
-            with self._lock:
-                self._node_by_name.pop(name, None)
-            if register:
-                self._unregister(name)
+            with self._pool_lock:  # the heartbeat never re-creates it after this
+                with self._lock:
+                    self._node_by_name.pop(name, None)
+                if register:
+                    self._unregister(name)
 
     def _unregister(self, name: str) -> None:
         """The node's instance was terminated: its Node object and Lease go (pods bound to it are the pod garbage
@@ -489,8 +491,12 @@ class NodeAgent:
             except ApiException as error:
                 if error.status != 404:
                     raise
-                self._ensure_node(node)
-            self._renew_lease(node)
+                with self._pool_lock:  # re-create a node that disappeared, unless the pool terminated it meanwhile
+                    if node.name in self._node_by_name:
+                        self._ensure_node(node)
+            with self._pool_lock:
+                if node.name in self._node_by_name:
+                    self._renew_lease(node)
         self._report_exited_host_processes()
 
     def _heartbeat_loop(self) -> None:
