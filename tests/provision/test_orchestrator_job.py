@@ -74,3 +74,33 @@ def test_the_pod_resolves_its_environment_and_finds_every_file_it_names(tmp_path
     result = run_container(spec, container, objects)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split()[:3] == ["kube", "None", "False"]
+
+
+def test_kubernetes_rights_only_when_the_job_targets_kubernetes() -> None:
+    """Evicting, cordoning and listing pods of every namespace are granted by a ClusterRole of their own, rendered
+    only for a Job that targets Kubernetes itself (the base Role never evicts); the local cluster adds its node
+    pool's ConfigMap in kube-system."""
+    from toolkit.provision.orchestrator import KUBERNETES_RULES
+
+    for name in ("kind", "eu-west-1", "local"):
+        env = resolve(name)
+        plain = job_manifests(env, {"kafka": "4.1.0"})
+        assert not any("pods/eviction" in r["resources"] for d in plain if "rules" in d for r in d["rules"])
+        docs = job_manifests(env, {"kubernetes": "1.34"})
+        for doc in docs:
+            kubernetes_validate.validate(doc, "1.33", strict=True)
+        kinds = [d["kind"] for d in docs]
+        assert kinds[-2:] == ["ConfigMap", "Job"]  # the rights exist before the Job starts
+        roles = [d for d in docs if d["kind"] == "ClusterRole" and d["rules"] == KUBERNETES_RULES]
+        assert len(roles) == 1 and roles[0]["metadata"]["name"].endswith("-kubernetes")
+        granted = {(r, v) for rule in roles[0]["rules"] for r in rule["resources"] for v in rule["verbs"]}
+        assert ("pods/eviction", "create") in granted and ("nodes", "patch") in granted
+        assert ("pods", "delete") not in granted and not any(r == "secrets" for r, _v in granted)
+        binding = next(
+            d
+            for d in docs
+            if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == roles[0]["metadata"]["name"]
+        )
+        assert binding["subjects"][0]["name"] == "toolkit-orchestrator"
+        pool = [d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "kube-system"]
+        assert bool(pool) == (name == "local")

@@ -13,7 +13,13 @@ depend on a laptop staying awake. The Job's pod
   mounted as files: the orchestrator needs no right to read Secrets at all;
 - has a ServiceAccount whose Role allows exactly what `toolkit.targets.kube` does (observe workloads and pods,
   patch the workloads' version, delete one pod at a time with a UID precondition, the lease and the audit trail)
-  and reading Nodes (zones). It cannot evict, read Secrets, or touch anything outside its namespace.
+  and reading Nodes (zones). It cannot evict, read Secrets, or touch anything outside its namespace;
+- only when the Job targets Kubernetes itself (`--to kubernetes=...`), a second ClusterRole of its own
+  (`KUBERNETES_RULES`: what `toolkit.targets.kube_nodes` does) lets it cordon and label nodes, list pods on them in
+  every namespace and their PodDisruptionBudgets, and create evictions (`pods/eviction`); still no plain pod delete
+  outside its namespace, no Secret. On the local cluster a Role in kube-system adds the node pool's ConfigMap. On
+  EKS the AWS side (the EKS and Auto Scaling calls of `toolkit.targets.eks`) comes from the ServiceAccount's IAM role
+  (IRSA), not from Kubernetes RBAC.
 `job_manifests(environment, targets, ...)` is pure; `toolkit upgrade job` prints or applies them.
 """
 
@@ -44,6 +50,21 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
 ]
 NODE_RULES: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+# Kubernetes itself as a component (toolkit.targets.kube_nodes), granted only to a Job that targets it.
+KUBERNETES_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list"]},
+]
+LOCAL_POOL_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["toolkit-local-node-pool"],
+        "verbs": ["get", "update"],
+    }
+]
 
 
 def in_cluster_environment(environment: Environment) -> Environment:
@@ -81,12 +102,9 @@ def in_cluster_environment(environment: Environment) -> Environment:
 def job_manifests(
     environment: Environment, targets: dict[str, str], extra_args: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, the environment ConfigMap and the Job."""
-    import yaml
-
+    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, with `kubernetes` among the targets the
+    kubernetes-component rights (module docstring), then the environment ConfigMap and the Job."""
     ns = environment.platform.namespace
-    wiring = environment.wiring
-    catalog = catalog_mod.load()
     inside = in_cluster_environment(environment)
     document = inside.model_dump(mode="json", exclude={"source"})
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "security-data-platform"}
@@ -96,6 +114,60 @@ def job_manifests(
     command += list(extra_args or [])
     meta = {"name": NAME, "namespace": ns, "labels": labels}
     cluster_name = f"{ns}-{NAME}-nodes"
+    base = _base_manifests(environment, meta, labels, cluster_name, document, command)
+    extra = kubernetes_rbac(environment, labels) if "kubernetes" in targets else []
+    return [*base[:-2], *extra, *base[-2:]]  # every right in place before the Job starts
+
+
+def kubernetes_rbac(environment: Environment, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """What a Job that targets Kubernetes itself needs on top of the base Role (module docstring): a ClusterRole and
+    its binding; on the local cluster a Role for the node pool's ConfigMap in kube-system."""
+    ns = environment.platform.namespace
+    name = f"{ns}-{NAME}-kubernetes"
+    subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]
+    out: list[dict[str, Any]] = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels},
+            "rules": KUBERNETES_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": subject,
+        },
+    ]
+    if environment.kind == "local":
+        meta = {"name": name, "namespace": "kube-system", "labels": labels}
+        out += [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": LOCAL_POOL_RULES},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": dict(meta),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": subject,
+            },
+        ]
+    return out
+
+
+def _base_manifests(
+    environment: Environment,
+    meta: dict[str, Any],
+    labels: dict[str, str],
+    cluster_name: str,
+    document: dict[str, Any],
+    command: list[str],
+) -> list[dict[str, Any]]:
+    import yaml
+
+    ns = environment.platform.namespace
+    wiring = environment.wiring
+    catalog = catalog_mod.load()
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": RULES},
