@@ -413,3 +413,38 @@ def test_sigkill_mid_drain_then_the_same_command_resumes_and_evicts_nothing_twic
     events = audit_events(local_env, {namespace})
     deletes = [e for e in events if e.get("userAgent", "").startswith(ORCHESTRATOR) and e["verb"] == "delete"]
     assert not deletes
+
+
+def test_on_eks_without_aws_credentials_the_roll_is_refused_before_anything_moves(
+    local_env: Any,
+    namespace: str,
+    node_groups: dict[str, Any],
+    environment: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The EKS node provider on a real apiserver, with no AWS credentials anywhere: Kubernetes itself cannot be
+    observed (DescribeCluster is refused), so the engine refuses to plan the roll, names what is missing, and
+    changes nothing (exit 3 from the CLI)."""
+    from toolkit.targets.eks import EksProvider
+    from toolkit.targets.kube import KubeTarget
+    from toolkit.targets.kube_nodes import KubeKubernetes
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    create_platform(local_env.api_client, namespace)
+    env = resolve(environment)
+    with open_real_target(env) as base:
+        eks = KubeKubernetes(base.workloads.api, namespace, "", EksProvider("secplat-eu-west-1", "eu-west-1"))
+        target = KubeTarget(
+            env.name, base.workloads, base.control.lease, base.control.audit_log, base.data, kubernetes=eks
+        )
+        before = {p.metadata.uid for p in client.CoreV1Api(local_env.api_client).list_namespaced_pod(namespace).items}
+        result = Executor(target, load(), {"kubernetes": "1.34"}, SETTINGS).run()
+    assert result.outcome == "refused" and result.rule == "kubernetes.observable"
+    assert "AWS credentials not found" in result.reason and "describe EKS cluster secplat-eu-west-1" in result.reason
+    after = {p.metadata.uid for p in client.CoreV1Api(local_env.api_client).list_namespaced_pod(namespace).items}
+    assert after == before
