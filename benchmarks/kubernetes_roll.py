@@ -4,8 +4,9 @@ SIMULATED (the simulated platform and its simulated live load, virtual clock): d
 the platform is the built-in `sim` environment (3 controllers + 6 brokers, 3 masters + 6 data nodes, 6 workers; 12
 nodes: 3 Kafka, 6 Elasticsearch, 3 worker nodes, one group per role and zone).
 
-Paired runs: for each seed (the simulated platform's catch-up and placement spread) the SAME platform is upgraded
-three ways, each under the same live load (500 probe messages/s through Kafka, 1,000 syslog events/s):
+Paired runs: for each scenario (how long a restarted broker takes to catch up, 15 s to 120 s; the simulated
+platform's default is 30 s) the SAME platform (same seed) is upgraded three ways, each under the same live load (500
+probe messages/s through Kafka, 1,000 syslog events/s):
 - gated (`toolkit upgrade run --to kubernetes=1.34`): nodes one at a time, each pod behind its own restart gates;
 - gated, `--parallel auto`: batches of nodes whose brokers share no partition and data nodes no shard;
 - PDB-only (`--unsafe-skip-gates`): every node group rolls at once, one node per group at a time, pods evicted as
@@ -13,16 +14,15 @@ three ways, each under the same live load (500 probe messages/s through Kafka, 1
 Each run includes the control plane (480 s simulated) and the kube-proxy add-on (60 s); the node roll is also
 reported alone (from the first surge to the end).
 
-Figures printed: median durations and the ratio gated / PDB-only; and what the PDB-only drain broke that the gated
-roll did not (seconds with a partition under min.insync.replicas, seconds of red Elasticsearch, failed searches,
-the longest produce outage, acknowledged messages lost), summed or worst over the seeds.
+Figures printed, per scenario and mode: the durations; what broke (seconds with a partition under
+min.insync.replicas, seconds of red Elasticsearch, failed searches, the longest produce outage, events lost); then
+the ratio gated / PDB-only of the node roll per scenario, and the totals of what the PDB-only drain broke.
 
-Never run by the test suite (no timed test there). Run: .venv/bin/python benchmarks/kubernetes_roll.py [SEEDS]
+Never run by the test suite (no timed test there). Run: .venv/bin/python benchmarks/kubernetes_roll.py [CATCH-UP ...]
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
 from typing import Any
 
@@ -34,6 +34,7 @@ from toolkit.rehearsal.traffic import Traffic
 from toolkit.targets.sim import SimParams, SimTarget, build_world, params_for
 
 TO = {"kubernetes": "1.34"}
+CATCHUPS = [15.0, 30.0, 60.0, 120.0]  # seconds a restarted broker takes to rejoin every ISR (sim default 30)
 MODES = {
     "gated": UpgradeSettings(),
     "gated --parallel auto": UpgradeSettings(parallel="auto"),
@@ -41,12 +42,10 @@ MODES = {
 }
 
 
-def one(seed: int, settings: UpgradeSettings) -> dict[str, Any]:
+def one(catchup: float, settings: UpgradeSettings) -> dict[str, Any]:
     env = resolve("sim")
-    params = params_for(env)
-    world = build_world(
-        "bench", env.platform, SimParams(**{**params.__dict__, "seed": seed}), versions={"kubernetes": "1.33"}
-    )
+    params = SimParams(**{**params_for(env).__dict__, "kafka_catchup_seconds": catchup})
+    world = build_world("bench", env.platform, params, versions={"kubernetes": "1.33"})
     traffic = Traffic(rate=500, syslog_rate=1000)
     world.traffic = traffic
     world.advance(60)
@@ -68,7 +67,6 @@ def one(seed: int, settings: UpgradeSettings) -> dict[str, Any]:
         "total": result.ended_at - result.started_at,
         "nodes": result.ended_at - first_surge[0],
         "below_min_isr_s": sum(1 for h in history if h["below_min_isr"]),
-        "offline_s": sum(1 for h in history if h["offline"]),
         "red_s": sum(1 for h in history if h["es_health"] == "red"),
         "search_errors": summary["search_errors"],
         "produce_outage_s": summary["max_unavailable_seconds"]["produce"],
@@ -78,39 +76,37 @@ def one(seed: int, settings: UpgradeSettings) -> dict[str, Any]:
 
 
 def main() -> None:
-    seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
-    for seed in range(1, seeds + 1):
-        for mode, settings in MODES.items():  # paired: the same seed, the same platform, each way
-            runs[mode].append(one(seed, settings))
-    print(f"Kubernetes 1.33 -> 1.34 on the sim platform, {seeds} seeds, paired (SIMULATED seconds)")
-    print(f"{'mode':24} {'whole run':>10} {'node roll':>10} {'<minISR s':>10} {'red s':>7} {'search err':>11} "
-          f"{'produce out':>12} {'lost':>5}")  # fmt: skip
-    for mode, rs in runs.items():
-        print(
-            f"{mode:24} {statistics.median(r['total'] for r in rs):10.0f} "
-            f"{statistics.median(r['nodes'] for r in rs):10.0f} {sum(r['below_min_isr_s'] for r in rs):10d} "
-            f"{sum(r['red_s'] for r in rs):7d} {sum(r['search_errors'] for r in rs):11d} "
-            f"{max(r['produce_outage_s'] for r in rs):11.0f}s {sum(r['lost'] for r in rs):5d}"
-        )
-    gated, auto, pdb = (runs[m] for m in MODES)
-    ratio = [g["nodes"] / p["nodes"] for g, p in zip(gated, pdb, strict=True)]
-    ratio_auto = [a["nodes"] / p["nodes"] for a, p in zip(auto, pdb, strict=True)]
-    ratio_total = [g["total"] / p["total"] for g, p in zip(gated, pdb, strict=True)]
+    scenarios = [float(a) for a in sys.argv[1:]] or CATCHUPS
+    print("Kubernetes 1.33 -> 1.34 on the sim platform under live load (SIMULATED seconds), paired per scenario")
     print(
-        f"node roll, gated / PDB-only: median {statistics.median(ratio):.2f}x (range {min(ratio):.2f}-"
-        f"{max(ratio):.2f}); --parallel auto: {statistics.median(ratio_auto):.2f}x; whole run (with the control "
-        f"plane): {statistics.median(ratio_total):.2f}x"
+        f"{'catch-up':>8}  {'mode':22} {'whole run':>9} {'node roll':>9} {'<minISR':>8} {'red':>5} "
+        f"{'search err':>10} {'produce out':>11} {'lost':>4}"
     )
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    for catchup in scenarios:
+        for mode, settings in MODES.items():  # paired: the same platform and load, each way
+            r = one(catchup, settings)
+            runs[mode].append(r)
+            print(
+                f"{catchup:7.0f}s  {mode:22} {r['total']:8.0f}s {r['nodes']:8.0f}s {r['below_min_isr_s']:7d}s "
+                f"{r['red_s']:4d}s {r['search_errors']:10d} {r['produce_outage_s']:10.0f}s {r['lost']:4d}"
+            )
+    gated, auto, pdb = (runs[m] for m in MODES)
+    for catchup, g, a, p in zip(scenarios, gated, auto, pdb, strict=True):
+        print(
+            f"catch-up {catchup:.0f} s: node roll gated / PDB-only {g['nodes'] / p['nodes']:.2f}x, "
+            f"--parallel auto / PDB-only {a['nodes'] / p['nodes']:.2f}x; whole run {g['total'] / p['total']:.2f}x"
+        )
+    gated_all = gated + auto
     print(
-        "the PDB-only drain, over all seeds: "
+        "the PDB-only drain, over all scenarios: "
         f"{sum(r['below_min_isr_s'] for r in pdb)} s with a partition under min.insync.replicas "
-        f"(the gated rolls: {sum(r['below_min_isr_s'] for r in gated + auto)}), "
-        f"{sum(r['red_s'] for r in pdb)} s of red Elasticsearch ({sum(r['red_s'] for r in gated + auto)}), "
-        f"{sum(r['search_errors'] for r in pdb)} failed searches ({sum(r['search_errors'] for r in gated + auto)}), "
+        f"(the gated rolls: {sum(r['below_min_isr_s'] for r in gated_all)}), "
+        f"{sum(r['red_s'] for r in pdb)} s of red Elasticsearch ({sum(r['red_s'] for r in gated_all)}), "
+        f"{sum(r['search_errors'] for r in pdb)} failed searches ({sum(r['search_errors'] for r in gated_all)}), "
         f"longest produce outage {max(r['produce_outage_s'] for r in pdb):.0f} s "
-        f"({max(r['produce_outage_s'] for r in gated + auto):.0f} s), "
-        f"{sum(r['lost'] for r in pdb)} events lost ({sum(r['lost'] for r in gated + auto)}), "
+        f"({max(r['produce_outage_s'] for r in gated_all):.0f} s), "
+        f"{sum(r['lost'] for r in pdb)} events lost ({sum(r['lost'] for r in gated_all)}), "
         f"{sum(r['evictions_refused'] for r in pdb)} evictions refused by PDBs"
     )
 

@@ -435,9 +435,9 @@ class World:
         w = self.workloads[workload]
         healthy = sum(1 for p in self._pods_of(workload) if p.ready and p.phase != "terminating")
         desired = max(0, w.replicas - 1)
-        allowed = max(0, healthy - desired)
         if self.now < self.faults.pdb_blocks.get(workload, -NEVER):
-            allowed = 0
+            desired = max(desired, healthy)  # someone set minAvailable to every pod (the injected fault)
+        allowed = max(0, healthy - desired)
         return allowed, healthy, desired
 
     def evict(self, name: str, uid: str) -> bool:
