@@ -190,7 +190,7 @@ def test_a_replacement_node_that_never_becomes_ready_halts_before_anything_is_ev
     result = s.run(TO, settings)
     assert result.outcome == "halted"
     assert result.rule == "kubernetes.replacement-ready"
-    assert "was terminated" in result.reason and "nothing was evicted" in result.reason
+    assert "terminated again (capacity decremented)" in result.reason and "nothing was evicted" in result.reason
     assert not s.world.evictions
     assert not any(s.world.nodes[n].unschedulable for n in before if n in s.world.nodes)
     s.world.advance(s.world.now + 60)

@@ -610,13 +610,17 @@ class KubernetesDriver:
                     f"terminate replacement {replacement}, which never became Ready",
                     lambda: port.terminate(replacement),
                 )
-            gone = f"; replacement {replacement} was terminated (capacity decremented)" if replacement else ""
+            what = (
+                f"replacement {replacement} for node {name} did not become Ready within "
+                f"{ctx.settings.step_timeout:.0f} s; it was terminated again (capacity decremented)"
+                if replacement
+                else f"no node registered within {ctx.settings.step_timeout:.0f} s after the surge for node {name}"
+            )
             raise Halt(
                 Verdict.refuse(
                     halt.verdict.rule,
-                    f"no Ready replacement for node {name} within {ctx.settings.step_timeout:.0f} s{gone}: "
-                    f"{halt.verdict.reason}. Node {name} was not cordoned and nothing was evicted; check the node "
-                    "image and its bootstrap (kubelet log), then run the same command",
+                    f"{what}. Node {name} was not cordoned and nothing was evicted; check the node image and its "
+                    "bootstrap (kubelet log), then run the same command",
                 )
             ) from None
 
