@@ -104,3 +104,12 @@ def test_kubernetes_rights_only_when_the_job_targets_kubernetes() -> None:
         assert binding["subjects"][0]["name"] == "toolkit-orchestrator"
         pool = [d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "kube-system"]
         assert bool(pool) == (name == "local")
+
+
+def test_a_region_job_knows_its_eks_cluster_without_the_stack_files() -> None:
+    """The in-cluster orchestrator of a region drives node rolls through EKS: its environment document carries the
+    cluster and the AWS region (the Job has no stacks/ folder)."""
+    docs = job_manifests(resolve("eu-west-1"), {"kubernetes": "1.34"})
+    document = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["eu-west-1.yaml"])
+    assert document["eks_cluster"] == "secplat-eu-west-1" and document["aws_region"] == "eu-west-1"
+    assert document["platform"]["kubernetes"]["version"] == "1.33"  # region:kubernetesVersion, one source

@@ -45,6 +45,8 @@ class Environment(BaseModel):
     platform: PlatformSpec = Field(default_factory=PlatformSpec)
     access: Access = Field(default_factory=Access)
     sim: dict[str, float] = Field(default_factory=dict, description="simulation parameters (sim and local)")
+    eks_cluster: str = Field("", description="a region's EKS cluster (its node rolls go through the EKS API)")
+    aws_region: str = Field("", description="the AWS region of `eks_cluster`")
     source: str = ""
 
     @property
@@ -238,5 +240,7 @@ def _from_region(name: str, path: Path) -> Environment:
         description=f"AWS region {name} (EKS)",
         kube_context=cfg.kube_context,
         platform=platform,
+        eks_cluster=cfg.cluster_name,
+        aws_region=cfg.aws_region,
         source=str(path),
     )

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
 from toolkit.config.environments import Environment
@@ -85,13 +84,12 @@ class EksProvider:
         self._clients: dict[str, Any] = {}
 
     @classmethod
-    def for_region(cls, env: Environment) -> EksProvider:
-        """The provider of a region environment: its cluster name and AWS region from its stack file."""
-        from toolkit.config.region import load_region
-
-        source = Path(env.source)
-        config = load_region(env.name, source.parent)
-        return cls(config.cluster_name, config.aws_region)
+    def for_environment(cls, env: Environment) -> EksProvider:
+        """The provider of a region environment (its cluster and AWS region, carried by the environment itself, so
+        the in-cluster orchestrator Job has them without the stack files)."""
+        if not env.eks_cluster:
+            raise ActionError(f"environment {env.name} is not an EKS region: no cluster to drive")
+        return cls(env.eks_cluster, env.aws_region)
 
     # ------------------------------------------------------------------ plumbing
 

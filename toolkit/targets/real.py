@@ -150,10 +150,10 @@ def kubernetes_of(api: Any, env: Environment) -> Any:
         from toolkit.targets.local.nodepool import LocalPoolProvider
 
         provider = LocalPoolProvider(api)
-    elif env.kind == "kube" and Path(env.source).name.startswith("Pulumi."):
+    elif env.eks_cluster:
         from toolkit.targets.eks import EksProvider
 
-        provider = EksProvider.for_region(env)
+        provider = EksProvider(env.eks_cluster, env.aws_region)
         declared = env.platform.kubernetes.version  # region:kubernetesVersion
     else:
         from toolkit.targets.eks import FixedProvider
