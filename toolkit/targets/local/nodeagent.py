@@ -173,6 +173,7 @@ class AgentSettings:
     delete_delay_seconds: float = 0.5
     heartbeat_seconds: float = 10.0
     pool_poll_seconds: float = 1.0
+    node_prefix: str = "local-node"  # its nodes' names; picks the node pool it follows (nodepool.pool_name)
     watch_timeout_seconds: int = 60
     reconnect_backoff_seconds: float = 0.5
     host_command_stop_seconds: float = 5.0
@@ -270,7 +271,7 @@ class NodeAgent:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Register the nodes (raises if the apiserver refuses) and start the agent's threads."""
-        self._pool = NodePool(self._api_client)
+        self._pool = NodePool(self._api_client, self.settings.node_prefix)
         seeded = self._pool.seed([(n.name, n.zone, n.number) for n in self._seed if n.number])
         self._follow_pool(seeded, register=False)
         for node in self.nodes:
@@ -1039,6 +1040,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = AgentSettings(
         ready_delay_seconds=arguments.ready_delay,
         delete_delay_seconds=arguments.delete_delay,
+        node_prefix=arguments.node_prefix,
         runtime=RuntimeSettings(images=images),
     )
     network = network_of(arguments.kubeconfig.parent.resolve())

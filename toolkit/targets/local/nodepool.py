@@ -16,6 +16,10 @@ acts on it as on an Auto Scaling group: `surge(group)` adds one node launched fr
 capacity + 1), `terminate(node)` removes it (desired capacity - 1), `set_image(group, image)` publishes a new node
 image (an AMI release): nodes of the old image are then replaced by a Kubernetes roll at the same version.
 
+One pool per node agent: the cluster's own agent (node names `local-node-N`) follows `toolkit-local-node-pool`; an
+extra agent started with another node prefix follows a pool of its own (`toolkit-local-node-pool-<prefix>`), so two
+agents never claim the same nodes.
+
 Every change is a read and a replace under the read resourceVersion; a 409 (someone changed it meanwhile) re-reads
 and applies the change again, so the agent and the toolkit never lose each other's update. Node numbers are never
 reused (`next_number`): a node's number picks its pod subnet.
@@ -49,6 +53,14 @@ class PoolError(RuntimeError):
     """The pool cannot do what was asked (an unknown group, no room); the message names the object and the way out."""
 
 
+DEFAULT_PREFIX = "local-node"
+
+
+def pool_name(prefix: str = DEFAULT_PREFIX) -> str:
+    """The ConfigMap of the pool whose nodes are named `<prefix>-N`."""
+    return NAME if prefix == DEFAULT_PREFIX else f"{NAME}-{prefix}"
+
+
 def empty() -> Document:
     return {"groups": {}, "nodes": {}, "next_number": 1}
 
@@ -56,12 +68,14 @@ def empty() -> Document:
 class NodePool:
     """Read and change the pool's ConfigMap (see the module docstring)."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, prefix: str = DEFAULT_PREFIX) -> None:
         self.core = client.CoreV1Api(api)
+        self.prefix = prefix
+        self.name = pool_name(prefix)
 
     def read(self) -> Document | None:
         try:
-            obj = self.core.read_namespaced_config_map(NAME, NAMESPACE)
+            obj = self.core.read_namespaced_config_map(self.name, NAMESPACE)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -72,11 +86,14 @@ class NodePool:
         """Apply `change` to the current document (created empty when missing) under its resourceVersion."""
         for _ in range(ATTEMPTS):
             try:
-                obj = self.core.read_namespaced_config_map(NAME, NAMESPACE)
+                obj = self.core.read_namespaced_config_map(self.name, NAMESPACE)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                body = {"metadata": {"name": NAME, "namespace": NAMESPACE}, "data": {KEY: json.dumps(change(empty()))}}
+                body = {
+                    "metadata": {"name": self.name, "namespace": NAMESPACE},
+                    "data": {KEY: json.dumps(change(empty()))},
+                }
                 try:
                     created = self.core.create_namespaced_config_map(NAMESPACE, body)
                 except ApiException as again:
@@ -87,13 +104,13 @@ class NodePool:
             document = change(_decode(obj))
             obj.data = {**(obj.data or {}), KEY: json.dumps(document, sort_keys=True)}
             try:
-                replaced = self.core.replace_namespaced_config_map(NAME, NAMESPACE, obj)
+                replaced = self.core.replace_namespaced_config_map(self.name, NAMESPACE, obj)
             except ApiException as exc:
                 if exc.status == 409:
                     continue
                 raise
             return _decode(replaced)
-        raise PoolError(f"configmap {NAMESPACE}/{NAME}: {ATTEMPTS} conflicting writers in a row; try again")
+        raise PoolError(f"configmap {NAMESPACE}/{self.name}: {ATTEMPTS} conflicting writers in a row; try again")
 
     def seed(self, nodes: list[tuple[str, str, int]], image: str = DEFAULT_IMAGE) -> Document:
         """First start of a cluster: its (name, zone, number) nodes, one group per zone (room for one more each).
@@ -124,7 +141,6 @@ class NodePool:
         image: str = DEFAULT_IMAGE,
         labels: dict[str, str] | None = None,
         taints: list[dict[str, str]] | None = None,
-        prefix: str = "local-node",
     ) -> list[str]:
         """A group and its first `count` nodes; the names of those nodes."""
         added: list[str] = []
@@ -140,13 +156,13 @@ class NodePool:
                 "taints": list(taints or []),
             }
             for _ in range(count):
-                added.append(_add_node(doc, name, prefix))
+                added.append(_add_node(doc, name, self.prefix))
             return doc
 
         self.update(change)
         return list(added)
 
-    def surge(self, group: str, prefix: str = "local-node") -> str:
+    def surge(self, group: str) -> str:
         """One more node in `group` (desired capacity + 1), from the group's current image; its name."""
         added: list[str] = []
 
@@ -158,7 +174,7 @@ class NodePool:
             size = sum(1 for n in doc["nodes"].values() if n["group"] == group)
             if size >= spec["max_size"]:
                 raise PoolError(f"node pool group {group} is at its maximum of {spec['max_size']} nodes")
-            added.append(_add_node(doc, group, prefix))
+            added.append(_add_node(doc, group, self.prefix))
             return doc
 
         self.update(change)
