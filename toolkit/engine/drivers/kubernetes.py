@@ -213,13 +213,24 @@ class KubernetesDriver:
         carried forward outside its own roll's order."""
         for w in state.workloads:
             behind = [p for p in w.pods if p.version != w.target_version or p.revision != w.update_revision]
-            if behind:
-                return Verdict.refuse(
-                    f"{NAME}.roll-in-progress",
-                    f"{w.component} is mid-upgrade ({behind[0].name} runs {behind[0].version}, {w.name} asks for "
-                    f"{w.target_version}): replacing nodes would restart its pods on the new spec outside that "
-                    f"upgrade's order; finish it first (`toolkit upgrade run --to {w.component}={w.target_version}`)",
+            if not behind:
+                continue
+            pod = behind[0]
+            if pod.version != w.target_version:
+                what = (
+                    f"{w.component} is mid-upgrade ({pod.name} runs {pod.version}, {w.name} asks for "
+                    f"{w.target_version})"
                 )
+            else:
+                what = (
+                    f"{w.name} has a spec change not rolled out yet ({pod.name} runs an older revision of it, on the "
+                    f"same version {pod.version})"
+                )
+            return Verdict.refuse(
+                f"{NAME}.roll-in-progress",
+                f"{what}: replacing nodes would restart its pods onto the new spec outside a roll of their own; roll "
+                f"it first (`toolkit upgrade run --to {w.component}={w.target_version}`)",
+            )
         return None
 
     def _phase(self, state: PlatformState, node: Node) -> int:
