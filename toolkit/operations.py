@@ -116,11 +116,12 @@ def delete_sim(env: Environment) -> bool:
 
 
 @contextlib.contextmanager
-def open_target(env: Environment, injections: list[str] | None = None) -> Iterator[Target]:
+def open_target(env: Environment, injections: list[str] | None = None, kubernetes: bool = False) -> Iterator[Target]:
     """Open the environment's target. A simulated platform is created on first use; faults given with `--inject`
     are applied to it now (also to one that has been running) or refused with why, never ignored; the platform is
     written back by the process that holds its lease (after each action and before releasing it), also when the
-    orchestrator 'crashes' inside the block (the platform outlives the orchestrator)."""
+    orchestrator 'crashes' inside the block (the platform outlives the orchestrator). With `kubernetes`, a real
+    target observes Kubernetes itself too (nodes, their pods and PDBs: calls a run that does not target it skips)."""
     injections = list(injections or [])
     if env.kind == "sim":
         from toolkit.targets.sim import SimTarget, build_world, params_for, parse_injections
@@ -147,7 +148,7 @@ def open_target(env: Environment, injections: list[str] | None = None) -> Iterat
         raise UsageError(f"--inject works only on a sim environment; {env.name} is of kind {env.kind}")
     from toolkit.targets import real  # the adapters; imported only for real environments
 
-    with real.open_real_target(env) as real_target:
+    with real.open_real_target(env, kubernetes=kubernetes) as real_target:
         yield real_target
 
 
@@ -182,7 +183,7 @@ def plan_upgrade(
         return make_plan(load_state_file(state_file), targets, settings)
     if env is None:
         raise UsageError("plan needs an environment (--env) or a state file (--state)")
-    with open_target(env) as target:
+    with open_target(env, kubernetes="kubernetes" in targets) as target:
         return make_plan(target.observe(), targets, settings)
 
 
@@ -302,7 +303,7 @@ def run_upgrade(
     holder = holder or default_holder()
     with (
         _metrics(reporting, env.name) as metrics,
-        open_target(env, injections) as target,
+        open_target(env, injections, kubernetes="kubernetes" in targets) as target,
         _reported(target, holder, targets, on_event, reporting, metrics) as reporter,
     ):
         executor = Executor(
@@ -403,15 +404,51 @@ class Status:
     # the last run as it showed itself (toolkit.engine.status: phase, step, gate, conditions; `stale` when its phase
     # is active but no live orchestrator holds the lease); None when the target keeps no status or none was written
     run: dict[str, Any] | None = None
+    # per component in progress: its next step, and what holds it now ("" when nothing does): (step, rule, reason)
+    next_steps: list[tuple[str, str, str]] = field(default_factory=list)
+    kubernetes_control_plane: str = ""  # "1.34 (ACTIVE)", "" when Kubernetes itself is not observed
 
     @property
     def in_progress(self) -> bool:
         return any(c.on_spec < c.members for c in self.components)
 
 
+def kubernetes_status(state: PlatformState) -> ComponentStatus | None:
+    """Kubernetes itself: the control plane's version is the spec; the members are the nodes, on spec when their
+    kubelet runs it, they are Ready and not cordoned (a cordoned node is being replaced)."""
+    k = state.kubernetes
+    if not k.nodes:
+        return None
+    running: dict[str, int] = {}
+    for n in k.nodes:
+        running[n.version] = running.get(n.version, 0) + 1
+    on_spec = sum(1 for n in k.nodes if n.version == k.control_plane_version and n.ready and not n.unschedulable)
+    return ComponentStatus("kubernetes", k.control_plane_version, "", running, len(k.nodes), on_spec)
+
+
+def next_steps(state: PlatformState, components: list[ComponentStatus]) -> list[tuple[str, str, str]]:
+    """For each component not all on its spec: the step that would come next towards the spec, and what holds it
+    now (the plan's own verdict; "" when nothing does)."""
+    targets = {c.component: c.spec_version for c in components if c.on_spec < c.members and c.spec_version}
+    if not targets:
+        return []
+    plan = make_plan(state, targets, UpgradeSettings())
+    out: list[tuple[str, str, str]] = [("plan", r.rule, r.reason) for r in plan.refusals]
+    seen: set[str] = set()
+    for step in plan.steps:
+        if step.component in seen:
+            continue
+        seen.add(step.component)
+        blocked = step.blocked
+        out.append((step.id, blocked.rule if blocked else "", blocked.reason if blocked else step.reason))
+    return out
+
+
 def component_status(state: PlatformState, component: str) -> ComponentStatus | None:
     """Spec vs running per member: a member is on spec when it runs the spec's version on the current revision
     and is Ready. The same observation decides completion of an upgrade (the planner plans every other member)."""
+    if component == "kubernetes":
+        return kubernetes_status(state)
     workloads = state.workloads_of(component)
     if not workloads:
         return None
@@ -434,7 +471,7 @@ def component_status(state: PlatformState, component: str) -> ComponentStatus | 
 
 
 def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
-    with open_target(env) as target:
+    with open_target(env, kubernetes=True) as target:
         state = target.observe()
         lease = target.control.read_lease()
         now = target.clock.now()
@@ -460,6 +497,12 @@ def upgrade_status(env: Environment, audit_lines: int = 10) -> Status:
         audit_tail=trail[-audit_lines:] if audit_lines else trail,
         request=request,
         run=run,
+        next_steps=next_steps(state, comps),
+        kubernetes_control_plane=(
+            f"{state.kubernetes.control_plane_version} ({state.kubernetes.control_plane_status})"
+            if state.kubernetes.control_plane_version
+            else ""
+        ),
     )
 
 
@@ -624,7 +667,7 @@ def apply_orchestrator_job(env: Environment, docs: list[dict[str, Any]]) -> list
 
 
 def dump_state(env: Environment) -> PlatformState:
-    with open_target(env) as target:
+    with open_target(env, kubernetes=True) as target:
         return target.observe()
 
 

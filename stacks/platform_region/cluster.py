@@ -4,13 +4,21 @@
 - `Cluster`: EKS with Kubernetes Secrets encrypted by the eks-secrets key, a private API endpoint (public access
   only from an allowlist, or none), every control-plane log type into a KMS-encrypted log group created first
   (EKS would otherwise create it unencrypted), the OIDC provider for IRSA and the EBS CSI driver's IRSA role.
-- `NodePools`: one managed node group per workload role and zone (so each zone scales on its own and
-  EBS-backed pods find a node in their volume's zone), in private subnets only, from launch templates that
+- `NodePools`: one managed node group per workload role, zone and node version (so each zone scales on its own
+  and EBS-backed pods find a node in their volume's zone), in private subnets only, from launch templates that
   require IMDSv2 (tokens required, hop limit 1 so pods cannot reach the node's instance metadata) and
   encrypt the root volume with the ebs key; labels `platform.role=<role>`; kafka and elasticsearch nodes are
   tainted `dedicated=<role>:NoSchedule`, worker nodes stay untainted so cluster add-ons (CoreDNS, the EBS CSI
   controller) have somewhere to run. Then the EBS CSI add-on, its region set explicitly (its controller would
   otherwise ask IMDS), and the `encrypted-gp3` StorageClass (pulumi-kubernetes).
+  Node versions are generations (region:nodeGroupVersions, default the control plane's): a group's version never
+  changes (that would make EKS roll it by itself, as fast as the PDBs allow); a Kubernetes upgrade declares the new
+  version's groups next to the old ones, empty (desired 0, room for the zone's nodes), and the old ones with a
+  minimum of 0, so that `toolkit upgrade run --to kubernetes=...` surges each replacement into the new group and
+  terminates the old instance with a capacity decrement, node by node behind the platform's gates; then the old
+  version is dropped from the list and its (empty) groups deleted. The oldest generation keeps an alias to the
+  name groups had before generations, so an existing stack renames them instead of replacing them. Desired sizes
+  are the engine's and the autoscaler's after creation (ignored by Pulumi).
 """
 
 from __future__ import annotations
@@ -252,6 +260,8 @@ class NodePoolsArgs:
     metadata_hop_limit: int = 1
     volumes_encrypted: bool = True
     storage_class_parameters: Mapping[str, str] | None = None
+    # node group generations, oldest first; () = one generation of `kubernetes_version`
+    node_versions: tuple[str, ...] = ()
 
 
 class NodePools(pulumi.ComponentResource):
@@ -286,32 +296,41 @@ class NodePools(pulumi.ComponentResource):
                 tags=named(args.tags, f"{pool.role}-nodes"),
                 opts=child(self),
             )
+            versions = args.node_versions or (args.kubernetes_version,)
             for zone, subnet_id in zip(args.zones, args.node_subnet_ids, strict=True):
-                group = aws.eks.NodeGroup(
-                    f"{name}-{pool.role}-{zone}",
-                    cluster_name=args.cluster_name,
-                    node_group_name_prefix=f"{pool.role}-{zone}-",
-                    version=args.kubernetes_version,
-                    node_role_arn=args.node_role_arn,
-                    subnet_ids=[subnet_id],
-                    instance_types=list(pool.instance_types),
-                    scaling_config={
-                        "desired_size": pool.desired_per_zone,
-                        "min_size": pool.min_per_zone,
-                        "max_size": pool.max_per_zone,
-                    },
-                    update_config={"max_unavailable": 1},
-                    launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-                    labels={"platform.role": pool.role},
-                    taints=(
-                        [{"key": "dedicated", "value": pool.role, "effect": "NO_SCHEDULE"}]
-                        if pool.role in TAINTED_ROLES
-                        else []
-                    ),
-                    tags=named(args.tags, f"{pool.role}-{zone}"),
-                    opts=child(self, ignore_changes=["scalingConfig.desiredSize"]),
-                )
-                group_names.append(group.node_group_name)
+                for generation, version in enumerate(versions):
+                    legacy = f"{name}-{pool.role}-{zone}"  # the name before generations
+                    rolling = len(versions) > 1
+                    group = aws.eks.NodeGroup(
+                        f"{legacy}-v{version.replace('.', '-')}",
+                        cluster_name=args.cluster_name,
+                        node_group_name_prefix=f"{pool.role}-{zone}-",
+                        version=version,
+                        node_role_arn=args.node_role_arn,
+                        subnet_ids=[subnet_id],
+                        instance_types=list(pool.instance_types),
+                        scaling_config={
+                            # during a roll: the new generation starts empty, the old one may shrink to nothing
+                            "desired_size": pool.desired_per_zone if generation == 0 else 0,
+                            "min_size": 0 if rolling else pool.min_per_zone,
+                            "max_size": pool.max_per_zone,
+                        },
+                        update_config={"max_unavailable": 1},
+                        launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+                        labels={"platform.role": pool.role},
+                        taints=(
+                            [{"key": "dedicated", "value": pool.role, "effect": "NO_SCHEDULE"}]
+                            if pool.role in TAINTED_ROLES
+                            else []
+                        ),
+                        tags=named(args.tags, f"{pool.role}-{zone}"),
+                        opts=child(
+                            self,
+                            ignore_changes=["scalingConfig.desiredSize"],
+                            aliases=[pulumi.Alias(name=legacy)] if generation == 0 else None,
+                        ),
+                    )
+                    group_names.append(group.node_group_name)
         addon = aws.eks.Addon(
             f"{name}-ebs-csi",
             cluster_name=args.cluster_name,

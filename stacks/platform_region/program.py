@@ -227,6 +227,7 @@ def declare_region(config: RegionConfig, hook: ArgsHook | None = None) -> Region
                 metadata_hop_limit=config.node_metadata_hop_limit,
                 tags=tags,
                 aws_region=config.aws_region,
+                node_versions=config.node_versions,
             ),
         ),
         pulumi.ResourceOptions(providers=[provider], depends_on=[data_policies, roles]),

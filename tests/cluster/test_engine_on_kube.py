@@ -373,7 +373,10 @@ def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_en
 def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_env, namespace):
     """The RBAC of the orchestrator Job as `toolkit upgrade job` renders it, applied to this namespace: the adapter,
     impersonating the ServiceAccount, observes, patches, restarts, takes the lease and writes the audit trail; an
-    eviction, reading Secrets and exec into a pod are refused."""
+    eviction, reading Secrets and exec into a pod are refused. Then the rights a Job targeting Kubernetes itself
+    gets on top (`--to kubernetes=...`): the node adapter observes nodes, pods of every namespace and PDBs, cordons
+    (dry run: the session's nodes are shared), evicts through the Eviction API and reads the node pool; a plain
+    delete of a pod in another namespace and Secrets stay refused."""
     from kubernetes.client.rest import ApiException
 
     from toolkit.model import Lease, RunRequest
@@ -451,6 +454,60 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
         with pytest.raises(ApiException) as rewrite:
             client.CoreV1Api(as_orchestrator).replace_namespaced_config_map("kafka-config", namespace, foreign)
         assert rewrite.value.status == 403
+
+        # the kubernetes component's rights, rendered only for a Job that targets it
+        kube_docs = [
+            d for d in job_manifests(env, {"kubernetes": "1.20"}) if d["metadata"]["name"].endswith("-kubernetes")
+        ]
+        assert {d["kind"] for d in kube_docs} == {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+        for doc in kube_docs:
+            for subject in doc.get("subjects", []):
+                subject["namespace"] = namespace
+            if doc["kind"] == "ClusterRole":
+                doc["metadata"]["name"] += f"-{suffix}"
+                rbac.create_cluster_role(doc)
+            elif doc["kind"] == "ClusterRoleBinding":
+                doc["metadata"]["name"] += f"-{suffix}"
+                doc["roleRef"]["name"] += f"-{suffix}"
+                rbac.create_cluster_role_binding(doc)
+            elif doc["kind"] == "Role":
+                doc["metadata"]["name"] += f"-{suffix}"
+                rbac.create_namespaced_role("kube-system", doc)
+            else:
+                doc["metadata"]["name"] += f"-{suffix}"
+                doc["roleRef"]["name"] += f"-{suffix}"
+                rbac.create_namespaced_role_binding("kube-system", doc)
+        docs += kube_docs
+        from toolkit.targets.kube_nodes import KubeKubernetes
+        from toolkit.targets.local.nodepool import LocalPoolProvider
+
+        nodes = KubeKubernetes(as_orchestrator, namespace, "", LocalPoolProvider(as_orchestrator))
+
+        def rights_applied() -> bool:
+            return not nodes.observe().unobserved
+
+        wait_for(rights_applied, 30, "the kubernetes-component rights in effect")
+        seen = nodes.observe()
+        assert seen.control_plane_version == "1.20" and seen.nodes and seen.groups
+        assert any(p.namespace == namespace and p.component == "kafka" for p in seen.pods)
+        assert any(b.name == "kafka-combined" and b.namespace == namespace for b in seen.budgets)
+        core_as = client.CoreV1Api(as_orchestrator)
+        core_as.patch_node(seen.nodes[0].name, {"spec": {"unschedulable": True}}, dry_run="All")
+        pod = core_as.read_namespaced_pod("kafka-2", namespace)
+        # through the Eviction API: 429 while kafka-0 (restarted above) is not Ready again, then 201
+        wait_for(lambda: nodes.evict(namespace, "kafka-2", pod.metadata.uid), 60, "kafka-2 evicted")
+        other = (
+            next(p for p in seen.pods if p.namespace != namespace)
+            if any(p.namespace != namespace for p in seen.pods)
+            else None
+        )
+        if other is not None:
+            with pytest.raises(ApiException) as delete_refused:
+                core_as.delete_namespaced_pod(other.name, other.namespace, dry_run="All")
+            assert delete_refused.value.status == 403
+        with pytest.raises(ApiException) as still_no_secrets:
+            core_as.list_namespaced_secret(namespace)
+        assert still_no_secrets.value.status == 403
     finally:
         as_orchestrator.close()
         for doc in docs:
@@ -458,6 +515,10 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
                 rbac.delete_cluster_role_binding(doc["metadata"]["name"])
             elif doc["kind"] == "ClusterRole":
                 rbac.delete_cluster_role(doc["metadata"]["name"])
+            elif doc["metadata"].get("namespace") == "kube-system" and doc["kind"] == "Role":
+                rbac.delete_namespaced_role(doc["metadata"]["name"], "kube-system")
+            elif doc["metadata"].get("namespace") == "kube-system" and doc["kind"] == "RoleBinding":
+                rbac.delete_namespaced_role_binding(doc["metadata"]["name"], "kube-system")
 
 
 def test_requests_and_restart_budgets_are_kept_in_the_namespace(local_env, namespace):

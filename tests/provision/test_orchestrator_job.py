@@ -133,3 +133,42 @@ def test_a_pod_monitor_without_a_port_is_refused_naming_the_way_out() -> None:
 
     with pytest.raises(UsageError, match="--pod-monitor scrapes the Job's metrics port: give --metrics-port"):
         job_manifests(resolve("kind"), TARGETS, pod_monitor=True)
+
+
+def test_kubernetes_rights_only_when_the_job_targets_kubernetes() -> None:
+    """Evicting, cordoning and listing pods of every namespace are granted by a ClusterRole of their own, rendered
+    only for a Job that targets Kubernetes itself (the base Role never evicts); the local cluster adds its node
+    pool's ConfigMap in kube-system."""
+    from toolkit.provision.orchestrator import KUBERNETES_RULES
+
+    for name in ("kind", "eu-west-1", "local"):
+        env = resolve(name)
+        plain = job_manifests(env, {"kafka": "4.1.0"})
+        assert not any("pods/eviction" in r["resources"] for d in plain if "rules" in d for r in d["rules"])
+        docs = job_manifests(env, {"kubernetes": "1.34"})
+        for doc in docs:
+            kubernetes_validate.validate(doc, "1.33", strict=True)
+        kinds = [d["kind"] for d in docs]
+        assert kinds[-2:] == ["ConfigMap", "Job"]  # the rights exist before the Job starts
+        roles = [d for d in docs if d["kind"] == "ClusterRole" and d["rules"] == KUBERNETES_RULES]
+        assert len(roles) == 1 and roles[0]["metadata"]["name"].endswith("-kubernetes")
+        granted = {(r, v) for rule in roles[0]["rules"] for r in rule["resources"] for v in rule["verbs"]}
+        assert ("pods/eviction", "create") in granted and ("nodes", "patch") in granted
+        assert ("pods", "delete") not in granted and not any(r == "secrets" for r, _v in granted)
+        binding = next(
+            d
+            for d in docs
+            if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == roles[0]["metadata"]["name"]
+        )
+        assert binding["subjects"][0]["name"] == "toolkit-orchestrator"
+        pool = [d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == "kube-system"]
+        assert bool(pool) == (name == "local")
+
+
+def test_a_region_job_knows_its_eks_cluster_without_the_stack_files() -> None:
+    """The in-cluster orchestrator of a region drives node rolls through EKS: its environment document carries the
+    cluster and the AWS region (the Job has no stacks/ folder)."""
+    docs = job_manifests(resolve("eu-west-1"), {"kubernetes": "1.34"})
+    document = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["eu-west-1.yaml"])
+    assert document["eks_cluster"] == "secplat-eu-west-1" and document["aws_region"] == "eu-west-1"
+    assert document["platform"]["kubernetes"]["version"] == "1.33"  # region:kubernetesVersion, one source

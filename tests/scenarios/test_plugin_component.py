@@ -187,7 +187,7 @@ def test_a_plugin_component_runs_through_the_engine_behind_its_own_gates() -> No
 
 def test_the_planner_and_executor_name_no_component() -> None:
     """No component-specific branch: the generic engine files mention no component by name."""
-    names = {"kafka", "elasticsearch", "workers", "KAFKA", "ELASTICSEARCH", "WORKERS"}
+    names = {"kafka", "elasticsearch", "workers", "kubernetes", "KAFKA", "ELASTICSEARCH", "WORKERS", "KUBERNETES"}
     for module in ("planner.py", "executor.py", "paths.py", "lease.py"):
         tree = ast.parse((ENGINE / module).read_text())
         found = {

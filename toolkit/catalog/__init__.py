@@ -20,11 +20,15 @@ TOOLKIT_IMAGE_UID = 10001  # the user of the toolkit's own images (Dockerfile `u
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
-    """'8.19.3' -> (8, 19, 3). Raises ValueError naming the text when it is not MAJOR.MINOR.PATCH."""
+    """'8.19.3' -> (8, 19, 3); a Kubernetes minor '1.34' -> (1, 34, 0). Raises ValueError naming the text when it is
+    neither MAJOR.MINOR.PATCH nor MAJOR.MINOR."""
     parts = text.strip().split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"version {text!r} is not of the form MAJOR.MINOR.PATCH (e.g. 8.19.3)")
-    major, minor, patch = (int(p) for p in parts)
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(
+            f"version {text!r} is not of the form MAJOR.MINOR.PATCH (e.g. 8.19.3) or MAJOR.MINOR (a Kubernetes minor, "
+            "e.g. 1.34)"
+        )
+    major, minor, patch = (int(p) for p in [*parts, "0"][:3])
     return major, minor, patch
 
 
@@ -49,6 +53,10 @@ class VersionInfo(_Frozen):
     # The image's content digest (`sha256:<64 hex>`, from the registry: `crane digest IMAGE:TAG`, `docker buildx
     # imagetools inspect`): when present, every chart pulls the image by digest (the tag stays for people).
     digest: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+    # Kubernetes: how many minors a kubelet may be older than the control plane at this version (the skew policy)
+    kubelet_skew: int | None = None
+    # Kubernetes: the EKS add-on version this minor gets (None: not confirmed, the add-on is left as it runs)
+    addons: dict[str, str | None] = Field(default_factory=dict)
 
 
 class UpgradeRules(_Frozen):
@@ -56,11 +64,13 @@ class UpgradeRules(_Frozen):
     min_source_for_major: dict[str, str] = Field(default_factory=dict)
     # "9.1": "8.19.0" -> reaching 9.1.x needs a source of at least 8.19.0
     min_source_for_minor: dict[str, str] = Field(default_factory=dict)
+    # at most this many minors per upgrade (Kubernetes' control plane: 1), None = no such limit
+    max_minor_step: int | None = None
 
 
 class ComponentSpec(_Frozen):
-    chart: str
-    image: str
+    chart: str = ""  # "" = not deployed by the toolkit (Kubernetes itself)
+    image: str = ""
     default: str
     rules: UpgradeRules = Field(default_factory=UpgradeRules)
     versions: dict[str, VersionInfo]
@@ -116,6 +126,10 @@ class Catalog(_Frozen):
 
     def has_version(self, component: str, version: str) -> bool:
         return version in self.component(component).versions
+
+    def charted(self) -> tuple[str, ...]:
+        """Components the toolkit deploys with a chart, in upgrade order (Kubernetes itself has none)."""
+        return tuple(c for c in self.upgrade_order if self.components[c].chart)
 
 
 class UnknownComponentError(UsageError):

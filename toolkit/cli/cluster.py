@@ -95,3 +95,17 @@ def status(env: EnvOption = None, context: ContextOption = None, output: OutputO
     emit(output, found.as_dict(), str(found))
     if not found.answers:
         raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+@app.command("node-image")
+def node_image(
+    image: Annotated[str, typer.Argument(help="the new node image's name, e.g. local-2")],
+    env: EnvOption = None,
+    group: Annotated[list[str] | None, typer.Option("--group", help="node pool group (default: all)")] = None,
+) -> None:
+    """local: publish a new node image to the node pool (an AMI release, locally): a Kubernetes roll at the same
+    version then replaces every node still on the old image."""
+    from toolkit.targets import clusters
+
+    resolved = environment(env)
+    print(guarded(lambda: clusters.node_image(resolved, image, list(group or []))))

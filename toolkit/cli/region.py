@@ -260,12 +260,26 @@ def preflight(
 
 @app.command()
 def plan(
-    ctx: typer.Context, name: str = typer.Argument(..., help="region name"), output: OutputOption = "table"
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="region name"),
+    to: list[str] | None = typer.Option(
+        None,
+        "--to",
+        help="kubernetes=VERSION: the infrastructure changes of a Kubernetes upgrade, before and after the node "
+        "roll (offline, under Pulumi mocks: no Pulumi CLI or AWS call)",
+    ),
+    output: OutputOption = "table",
 ) -> None:
-    """Compliance check, then a Pulumi preview; replacements and deletions are shown loudly."""
+    """Compliance check, then a Pulumi preview; replacements and deletions are shown loudly. With `--to
+    kubernetes=VERSION`, the upgrade's infrastructure changes instead, worked out offline."""
     check_output(output)
     config = _load(ctx, name)
     folder = _folder(ctx)
+    if to:
+        if output != "table":
+            _fail(f"region plan {name} --to: the upgrade's steps print as a table only; drop -o {output}")
+        _plan_kubernetes(config, folder, to)
+        return
     if not _run_check(config, folder, output):
         raise typer.Exit(EXIT_REFUSED)
     changes = _stacks(config, folder).preview()
@@ -291,6 +305,75 @@ def plan(
             },
         )
     )
+
+
+def _kubernetes_target(config: Any, to: list[str]) -> str:
+    from toolkit.catalog import load as components
+    from toolkit.catalog import parse_version
+
+    items = [t.partition("=") for t in to]
+    if len(items) != 1 or items[0][0].strip() != "kubernetes" or not items[0][2].strip():
+        _fail("region plan --to takes exactly one kubernetes=VERSION (the only component the region's stack carries)")
+    target = items[0][2].strip()
+    spec = components().component("kubernetes")
+    if target not in spec.versions or target == "1.20":
+        known = ", ".join(v for v in spec.sorted_versions() if v != "1.20")
+        _fail(f"--to kubernetes={target}: not an EKS version in the catalog (known: {known})")
+    current = parse_version(config.kubernetes_version)
+    wanted = parse_version(target)
+    if wanted < current:
+        _fail(f"--to kubernetes={target}: region {config.name} runs {config.kubernetes_version}; no downgrade")
+    if wanted[1] - current[1] > (spec.rules.max_minor_step or 1):
+        step = f"{current[0]}.{current[1] + 1}"
+        _fail(
+            f"--to kubernetes={target}: the control plane moves one minor at a time: plan --to kubernetes={step} first",
+            code=EXIT_REFUSED,
+        )
+    return target
+
+
+def _plan_kubernetes(config: Any, folder: Path, to: list[str]) -> None:
+    from toolkit.provision.pulumi import preview_kubernetes_upgrade
+
+    target = _kubernetes_target(config, to)
+    preview = preview_kubernetes_upgrade(config, target, folder)
+    file = f"stacks/Pulumi.{config.name}.yaml"
+    typer.echo(
+        f"region {config.name}: Kubernetes {preview.current} -> {target} (offline: what the stack declares, under "
+        "Pulumi mocks; no Pulumi CLI or AWS call)"
+    )
+    if preview.violations:
+        typer.secho(f"compliance: {len(preview.violations)} violation(s) during the roll:", fg=typer.colors.RED)
+        for violation in preview.violations:
+            typer.echo(f"  {violation}")
+    else:
+        typer.secho("compliance: the configuration the roll runs in passes all rules", fg=typer.colors.GREEN)
+    versions = ", ".join(f'"{v}"' for v in preview.before_roll.node_versions)
+    typer.echo(
+        f'1. start: in {file} set region:kubernetesVersion: "{target}" and region:nodeGroupVersions: '
+        f"[{versions}], then `toolkit region up {config.name}`:"
+    )
+    _print_declared(preview.to_start)
+    typer.echo(
+        f"2. roll: `toolkit upgrade run --env {config.name} --to kubernetes={target}`: the control plane if step 1 "
+        f"has not moved it (EKS API, until ACTIVE), the add-ons, then node by node: a {target} node surged into its "
+        "zone's new group, the old node cordoned and drained pod by pod behind the platform's gates, its instance "
+        "terminated with a capacity decrement"
+    )
+    typer.echo(f'3. finish: set region:nodeGroupVersions: ["{target}"], then `toolkit region up {config.name}`:')
+    _print_declared(preview.to_finish)
+
+
+def _print_declared(changes: Any) -> None:
+    if not changes:
+        typer.echo("   (no change)")
+    for change in changes:
+        if change.action == "update":
+            typer.echo(f"   ~ update  {change.type} {change.name} ({', '.join(change.keys)})")
+        elif change.action == "create":
+            typer.echo(f"   + create  {change.type} {change.name}")
+        else:
+            typer.secho(f"   - delete  {change.type} {change.name}", fg=typer.colors.YELLOW)
 
 
 def _smoke_resolver(path: Path | None) -> Any:

@@ -234,6 +234,8 @@ def status_dict(status: Status) -> dict[str, Any]:
         "audit_tail": status.audit_tail,
         "request": _request_dict(status.request),
         "run": status.run,
+        "kubernetes_control_plane": status.kubernetes_control_plane,
+        "next_steps": [{"step": step, "held_by": rule, "reason": why} for step, rule, why in status.next_steps],
     }
 
 
@@ -279,7 +281,13 @@ def print_status(status: Status, output: str) -> None:
     con.print(
         f"kafka metadata.version {status.metadata_version or '?'}; elasticsearch health {status.es_health}, "
         f"allocation {status.es_allocation or 'all (default)'}"
+        + (f"; kubernetes control plane {status.kubernetes_control_plane}" if status.kubernetes_control_plane else "")
     )
+    for step, rule, why in status.next_steps:
+        if rule:
+            con.print("[bold yellow]held[/]: " + _esc(f"{step} by [{rule}] {why}"))
+        else:
+            con.print(_esc(f"next: {step}: {why}"))
     if status.lease_holder:
         con.print(f"lease held by {status.lease_holder} (expires in {status.lease_expires_in:.0f}s unless renewed)")
     else:

@@ -41,7 +41,12 @@ app.command("job")(job.command)
 DEFAULTS = UpgradeSettings()  # every default below comes from the model's settings
 
 ParallelOption = Annotated[
-    str, typer.Option("--parallel", help="none, or auto: brokers that share no partition restart together")
+    str,
+    typer.Option(
+        "--parallel",
+        help="none, or auto: brokers that share no partition restart together (kubernetes: nodes whose brokers "
+        "share no partition and data nodes no shard are replaced together)",
+    ),
 ]
 MaxBatchOption = Annotated[int, typer.Option("--max-batch", help="cap on brokers per batch with --parallel auto")]
 FinalizeOption = Annotated[
@@ -60,8 +65,9 @@ InjectOption = Annotated[
     typer.Option(
         "--inject",
         help="sim only, repeatable: never-ready=POD, unready=POD, slow-catchup=FACTOR, recovering=POD:SECONDS, "
-        "terminating=POD:SECONDS, readiness-fails=POD:SECONDS, red-cluster, crash-after-step=K (applied now, also "
-        "to a platform that has been running, or refused)",
+        "terminating=POD:SECONDS, readiness-fails=POD:SECONDS, red-cluster, crash-after-step=K, "
+        "node-never-ready[=ZONE], pdb-blocks=WORKLOAD:SECONDS, slow-drain=FACTOR (applied now, also to a platform "
+        "that has been running, or refused)",
     ),
 ]
 AcceptOption = Annotated[

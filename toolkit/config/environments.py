@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolkit.config.access import Access
-from toolkit.config.platform import PlatformSpec, SnapshotSpec
+from toolkit.config.platform import NodePoolSpec, PlatformSpec, SnapshotSpec
 from toolkit.config.wiring import Wiring, wiring_for
 from toolkit.errors import UsageError
 
@@ -45,6 +45,8 @@ class Environment(BaseModel):
     platform: PlatformSpec = Field(default_factory=PlatformSpec)
     access: Access = Field(default_factory=Access)
     sim: dict[str, float] = Field(default_factory=dict, description="simulation parameters (sim and local)")
+    eks_cluster: str = Field("", description="a region's EKS cluster (its node rolls go through the EKS API)")
+    aws_region: str = Field("", description="the AWS region of `eks_cluster`")
     source: str = ""
 
     @property
@@ -228,6 +230,18 @@ def _from_region(name: str, path: Path) -> Environment:
     except ValueError as exc:
         raise EnvironmentError_(str(exc)) from None
     platform = cfg.platform
+    # Kubernetes itself: the control plane's minor and the node groups come from the region's own keys (one source)
+    kubernetes = platform.kubernetes.model_copy(
+        update={
+            "version": cfg.kubernetes_version,
+            "node_pools": tuple(
+                NodePoolSpec(role=role, per_zone=max(1, g.desired_per_zone), max_per_zone=g.max_per_zone)
+                for role, g in cfg.node_groups.items()
+            ),
+            "node_selector": platform.kubernetes.node_selector or "platform.role",
+        }
+    )
+    platform = platform.model_copy(update={"kubernetes": kubernetes})
     if not platform.workers.syslog_sources:  # senders inside the region's own network, unless the file says otherwise
         workers = platform.workers.model_copy(update={"syslog_sources": (cfg.address_block,)})
         platform = platform.model_copy(update={"workers": workers})
@@ -249,5 +263,7 @@ def _from_region(name: str, path: Path) -> Environment:
         description=f"AWS region {name} (EKS)",
         kube_context=cfg.kube_context,
         platform=platform,
+        eks_cluster=cfg.cluster_name,
+        aws_region=cfg.aws_region,
         source=str(path),
     )

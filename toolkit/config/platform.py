@@ -99,12 +99,41 @@ class WorkersSpec(_Spec):
     )
 
 
+class NodePoolSpec(_Spec):
+    """Nodes of one role in every zone (a region's node groups, the simulated platform's nodes)."""
+
+    role: str = Field(description="the component whose pods the nodes carry (kafka, elasticsearch, workers)")
+    per_zone: int = Field(1, ge=1)
+    max_per_zone: int = Field(2, ge=1, description="room to surge a replacement needs at least per_zone + 1")
+
+
+def _default_pools() -> tuple[NodePoolSpec, ...]:
+    return (
+        NodePoolSpec(role="kafka", per_zone=1, max_per_zone=2),
+        NodePoolSpec(role="elasticsearch", per_zone=2, max_per_zone=3),
+        NodePoolSpec(role="workers", per_zone=1, max_per_zone=4),
+    )
+
+
+class KubernetesSpec(_Spec):
+    version: str = Field(
+        default_factory=lambda: catalog.load().component("kubernetes").default,
+        description="the control plane's minor (a region: region:kubernetesVersion)",
+    )
+    node_pools: tuple[NodePoolSpec, ...] = Field(default_factory=_default_pools)
+    node_selector: str = Field(
+        "",
+        description="label selector of the nodes that carry the platform, on a real cluster ('' = every node)",
+    )
+
+
 class PlatformSpec(_Spec):
     namespace: str = "security-platform"
     zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c")
     kafka: KafkaSpec = Field(default_factory=KafkaSpec)
     elasticsearch: ElasticsearchSpec = Field(default_factory=ElasticsearchSpec)
     workers: WorkersSpec = Field(default_factory=WorkersSpec)
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
 
     @model_validator(mode="after")
     def _versions_known(self) -> PlatformSpec:
@@ -113,6 +142,7 @@ class PlatformSpec(_Spec):
             ("kafka", self.kafka.version),
             ("elasticsearch", self.elasticsearch.version),
             ("workers", self.workers.version),
+            ("kubernetes", self.kubernetes.version),
         ):
             if not cat.has_version(name, version):
                 known = ", ".join(cat.component(name).sorted_versions())
@@ -124,4 +154,5 @@ class PlatformSpec(_Spec):
             "kafka": self.kafka.version,
             "elasticsearch": self.elasticsearch.version,
             "workers": self.workers.version,
+            "kubernetes": self.kubernetes.version,
         }[component]

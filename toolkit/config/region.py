@@ -34,7 +34,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from toolkit.catalog import load as components_catalog
 from toolkit.config.platform import PlatformSpec
 from toolkit.config.residency import (
     LocationError,
@@ -158,6 +159,10 @@ class RegionConfig(_Frozen):
     accept_two_zones: bool = False
     nat_gateways: Literal["per-zone", "single"] = "per-zone"
     kubernetes_version: str = Field(pattern=r"^1\.\d{2}$")
+    # Node group generations: one managed node group per role, zone and version listed ([] = the control plane's
+    # version). A Kubernetes upgrade lists the old and the new version while the engine replaces the nodes (it surges
+    # into the new version's groups and terminates the old ones' instances), then only the new one.
+    node_group_versions: tuple[str, ...] = ()
     # Required: a new region states its allowlist explicitly (an empty list = private endpoint only).
     api_public_access_cidrs: tuple[str, ...]
     api_public_access_max_addresses: int = Field(
@@ -171,6 +176,11 @@ class RegionConfig(_Frozen):
     node_groups: dict[str, NodeGroupConfig]
     tags: dict[str, str] = Field(default_factory=dict)
     platform: PlatformSpec
+
+    @property
+    def node_versions(self) -> tuple[str, ...]:
+        """The node group generations the stack declares, oldest first."""
+        return self.node_group_versions or (self.kubernetes_version,)
 
     @property
     def address_block(self) -> ipaddress.IPv4Network:
@@ -196,6 +206,7 @@ CONFIG_KEYS: dict[str, str] = {
     "region:acceptTwoZones": "accept_two_zones",
     "region:natGateways": "nat_gateways",
     "region:kubernetesVersion": "kubernetes_version",
+    "region:nodeGroupVersions": "node_group_versions",
     "region:apiPublicAccessCidrs": "api_public_access_cidrs",
     "region:apiPublicAccessMaxAddresses": "api_public_access_max_addresses",
     "region:kubeContext": "kube_context",
@@ -388,6 +399,46 @@ def allowlist_problems(cidrs: Iterable[Any], max_addresses: int) -> list[str]:
     return problems
 
 
+def _kubernetes_problems(values: dict[str, Any], ok: Callable[..., bool], catalog: Any) -> list[str]:
+    """The control plane's version is one the catalog knows; node group generations are at most two, each known,
+    never newer than the control plane and within the kubelet skew policy below it."""
+    problems: list[str] = []
+    spec = catalog.component("kubernetes")
+    if ok("kubernetes_version") and values["kubernetes_version"] not in spec.versions:
+        known = ", ".join(v for v in spec.sorted_versions() if v != "1.20")
+        problems.append(
+            f"region:kubernetesVersion: {values['kubernetes_version']} is not in the catalog (known: {known})"
+        )
+        return problems
+    if not ok("kubernetes_version", "node_group_versions"):
+        return problems
+    control = values["kubernetes_version"]
+    skew = spec.versions[control].kubelet_skew or 2
+    generations = list(values["node_group_versions"])
+    if len(generations) != len(set(generations)):
+        problems.append("region:nodeGroupVersions: a version is listed twice; list each generation once")
+    if len(generations) > 2:
+        problems.append(
+            f"region:nodeGroupVersions: {len(generations)} generations; a roll needs the old and the new one at most"
+        )
+    for version in generations:
+        if version not in spec.versions:
+            problems.append(f"region:nodeGroupVersions: {version} is not in the catalog")
+            continue
+        behind = int(control.split(".")[1]) - int(version.split(".")[1])
+        if behind < 0:
+            problems.append(
+                f"region:nodeGroupVersions: {version} is newer than the control plane ({control}): a kubelet is never "
+                "newer than the control plane; raise region:kubernetesVersion first"
+            )
+        elif behind > skew:
+            problems.append(
+                f"region:nodeGroupVersions: {version} is {behind} minors behind the control plane ({control}), more "
+                f"than the {skew} the kubelet skew policy allows"
+            )
+    return problems
+
+
 def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
     """Rules across fields, each only over fields whose type is right."""
     problems: list[str] = []
@@ -397,6 +448,7 @@ def _rule_problems(values: dict[str, Any], bad: set[str]) -> list[str]:
         return all(f in values and f not in bad for f in fields)
 
     problems.extend(_residency_problems(values, ok, catalog))
+    problems.extend(_kubernetes_problems(values, ok, components_catalog()))
     if ok("aws_region", "availability_zones"):
         region = values["aws_region"]
         zones = list(values["availability_zones"])

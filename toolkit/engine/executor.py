@@ -42,11 +42,11 @@ from toolkit.engine import planner
 from toolkit.engine.drivers import ComponentDriver, Halt, Stop, default_drivers
 from toolkit.engine.ports import ActionError, Clock, LeaseHeldError, Target
 from toolkit.model import (
+    REQUEUED_KINDS,
     Lease,
     Plan,
     PlatformState,
     Step,
-    StepKind,
     UpgradeSettings,
     Verdict,
     first_blocking,
@@ -383,12 +383,10 @@ class Executor:
 
     def _candidates(self, plan: Plan) -> list[Step]:
         head = plan.steps[0]
-        if head.kind != StepKind.RESTART:
+        if head.kind not in REQUEUED_KINDS:
             return [head]
         return [
-            s
-            for s in plan.steps
-            if s.kind == StepKind.RESTART and s.component == head.component and s.phase == head.phase
+            s for s in plan.steps if s.kind == head.kind and s.component == head.component and s.phase == head.phase
         ]
 
     def _await_gates(self, plan: Plan, state: PlatformState) -> Step:
@@ -690,6 +688,11 @@ class _StepRun:
 
     def waited(self, verdict: Verdict, seconds: float) -> None:
         self._record.waited(verdict, seconds)
+
+    def note(self, what: str, verdict: Verdict) -> None:
+        self._record.waited(verdict, 0.0)
+        self._executor.audit(what, verdict.reason, "refused; waiting", step=self._step.id)
+        self._executor.emit("gate-wait", f"{what}: {verdict.reason}", step=self._step.id, rule=verdict.rule)
 
     def finish(self, message: str) -> None:
         self._record.message = message

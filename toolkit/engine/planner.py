@@ -42,6 +42,13 @@ def repairs(state: PlatformState, drivers: Mapping[str, ComponentDriver] | None 
     return [step for driver in _registry(drivers).values() for step in driver.repairs(state)]
 
 
+def installed(state: PlatformState, component: str, driver: ComponentDriver) -> bool:
+    """Whether the component is present: its driver's answer when it gives one (Kubernetes itself has no
+    workloads: its members are nodes), else whether any workload of the component is observed."""
+    own = getattr(driver, "installed", None)
+    return bool(own(state)) if callable(own) else bool(state.workloads_of(component))
+
+
 def unobserved(
     state: PlatformState, targets: Mapping[str, str], drivers: Mapping[str, ComponentDriver] | None = None
 ) -> list[Verdict]:
@@ -50,7 +57,7 @@ def unobserved(
     out = []
     for component in targets:
         driver = registry.get(component)
-        if driver is not None and state.workloads_of(component):
+        if driver is not None and installed(state, component, driver):
             verdict = driver.observed(state)
             if not verdict.ok:
                 out.append(verdict)
@@ -82,7 +89,7 @@ def plan(
                 )
             )
             continue
-        if not state.workloads_of(component):
+        if not installed(state, component, driver):
             refusals.append(
                 Verdict.refuse(
                     f"{component}.installed",

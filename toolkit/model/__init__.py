@@ -1,16 +1,22 @@
 """Plain data: the observed state of a platform, verdicts, steps and plans. Imports nothing else of the toolkit."""
 
-from toolkit.model.plan import Plan, Step, StepKind, UpgradeSettings, Verdict, first_blocking
+from toolkit.model.plan import REQUEUED_KINDS, Plan, Step, StepKind, UpgradeSettings, Verdict, first_blocking
 from toolkit.model.state import (
+    Addon,
     BrokerState,
     Component,
+    DisruptionBudget,
     EsNode,
     EsState,
     Health,
     KafkaNode,
     KafkaRole,
     KafkaState,
+    KubernetesState,
     Lease,
+    Node,
+    NodeGroup,
+    NodePod,
     Partition,
     PlatformState,
     Pod,
@@ -25,15 +31,22 @@ from toolkit.model.state import (
 )
 
 __all__ = [
+    "REQUEUED_KINDS",
+    "Addon",
     "BrokerState",
     "Component",
+    "DisruptionBudget",
     "EsNode",
     "EsState",
     "Health",
     "KafkaNode",
     "KafkaRole",
     "KafkaState",
+    "KubernetesState",
     "Lease",
+    "Node",
+    "NodeGroup",
+    "NodePod",
     "Partition",
     "Plan",
     "PlatformState",

@@ -49,6 +49,15 @@ class StepKind(StrEnum):
     # within its budget) before anything else moves
     ROLL = "roll"  # let a Deployment roll through its own strategy, gated on readiness and lag
     FINALIZE = "finalize"  # Kafka: raise metadata.version once every node runs the new version
+    CONTROL_PLANE = "control-plane"  # Kubernetes: the control plane moves one minor
+    ADDON = "addon"  # Kubernetes: an EKS add-on moves to the version of the control plane's minor
+    REPLACE_NODE = "replace-node"  # Kubernetes: surge a replacement, cordon, evict pod by pod behind the gates,
+    # terminate the old node (one node, or a batch whose pods share no partition and no shard)
+
+
+# Kinds whose steps of one component and phase may be taken in any order: when the first cannot go yet, another
+# goes first and the first is re-checked later (Strimzi's re-queue), never skipped.
+REQUEUED_KINDS = frozenset({StepKind.RESTART, StepKind.REPLACE_NODE})
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ class Component(StrEnum):
     KAFKA = "kafka"
     ELASTICSEARCH = "elasticsearch"
     WORKERS = "workers"
+    KUBERNETES = "kubernetes"
 
 
 # --------------------------------------------------------------------------------------------- Kubernetes
@@ -255,6 +256,100 @@ class WorkersState:
     unobserved: str = ""  # why the lag could not be observed at all ("" = observed)
 
 
+# --------------------------------------------------------------------------------------------- Kubernetes itself
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node that carries the platform. `version` is its kubelet's minor ("1.33"); `group` the node group (EKS
+    managed node group, Auto Scaling group, the local node pool's group) that launched it; `replaces` the node it
+    was brought up to replace (label toolkit.io/replaces, set when the engine claims a surge node), so a resumed run
+    finds the replacement it already made."""
+
+    name: str
+    zone: str
+    group: str
+    version: str
+    ready: bool
+    unschedulable: bool = False  # cordoned
+    role: str = ""  # the component whose pods the node's group carries ("" = any)
+    instance: str = ""  # the cloud instance behind it (EKS: the EC2 instance id), "" where there is none
+    replaces: str = ""
+    image: str = ""  # the node image it was launched from (an AMI, the local pool's image), "" = not known
+    created_at: float = 0.0  # on the target's clock (sim), or wall seconds (real clusters)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGroup:
+    """What can launch nodes: `version` "" launches any version (the simulated platform's groups, the local node
+    pool); an EKS managed node group launches exactly its own."""
+
+    name: str
+    role: str
+    zone: str
+    version: str
+    size: int
+    max_size: int
+    image: str = ""  # the node image it launches now ("" = not known): nodes of an older image are replaced
+
+
+@dataclass(frozen=True, slots=True)
+class NodePod:
+    """A pod bound to a platform node, in any namespace: what a drain has to move. `component` is the platform
+    component it belongs to ("" for pods of other namespaces, kube-system's, ...)."""
+
+    namespace: str
+    name: str
+    node: str
+    uid: str
+    owner_kind: str  # StatefulSet | ReplicaSet | DaemonSet | Node (a mirror pod) | "" (a bare pod)
+    component: str = ""
+    ready: bool = True
+    terminating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DisruptionBudget:
+    """A PodDisruptionBudget as the eviction API applies it: `allowed` is status.disruptionsAllowed."""
+
+    namespace: str
+    name: str
+    pods: tuple[str, ...]  # the pods it selects (names, in its namespace)
+    allowed: int
+    healthy: int
+    desired_healthy: int
+
+
+@dataclass(frozen=True, slots=True)
+class Addon:
+    name: str
+    version: str
+    status: str = "ACTIVE"  # EKS: ACTIVE | CREATING | UPDATING | DEGRADED | ...
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesState:
+    control_plane_version: str = ""  # minor, "1.33"
+    control_plane_status: str = "ACTIVE"  # EKS: ACTIVE | UPDATING | ...; elsewhere ACTIVE when it answers
+    declared_version: str = ""  # what the infrastructure code declares for the control plane ("" = not known)
+    can_upgrade_control_plane: bool = True  # False where the control plane is fixed (the local one is 1.20)
+    nodes: tuple[Node, ...] = ()
+    groups: tuple[NodeGroup, ...] = ()
+    pods: tuple[NodePod, ...] = ()
+    budgets: tuple[DisruptionBudget, ...] = ()
+    addons: tuple[Addon, ...] = ()
+    unobserved: str = ""  # why Kubernetes itself could not be observed ("" = observed)
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def pods_on(self, node: str) -> tuple[NodePod, ...]:
+        return tuple(p for p in self.pods if p.node == node)
+
+    def budgets_of(self, namespace: str, pod: str) -> tuple[DisruptionBudget, ...]:
+        return tuple(b for b in self.budgets if b.namespace == namespace and pod in b.pods)
+
+
 # --------------------------------------------------------------------------------------------- Platform
 
 
@@ -294,6 +389,7 @@ class PlatformState:
     kafka: KafkaState = field(default_factory=KafkaState)
     elasticsearch: EsState = field(default_factory=EsState)
     workers: WorkersState = field(default_factory=WorkersState)
+    kubernetes: KubernetesState = field(default_factory=KubernetesState)
     # data-plane states of plug-in components (beyond the built-in three), keyed by component name; each is plain
     # frozen data that only that component's driver reads
     extra: tuple[tuple[str, Any], ...] = ()
@@ -303,7 +399,12 @@ class PlatformState:
 
     def data(self, component: str) -> Any:
         """The data-plane state of `component` (None when it has none or it was not observed)."""
-        builtin = {"kafka": self.kafka, "elasticsearch": self.elasticsearch, "workers": self.workers}
+        builtin = {
+            "kafka": self.kafka,
+            "elasticsearch": self.elasticsearch,
+            "workers": self.workers,
+            "kubernetes": self.kubernetes,
+        }
         if component in builtin:
             return builtin[component]
         return dict(self.extra).get(component)

@@ -103,7 +103,7 @@ def deploy_versions(environment: Environment, workloads: tuple[Workload, ...]) -
 
     versions: dict[str, str] = {}
     notes: list[str] = []
-    for component in catalog.load().upgrade_order:
+    for component in catalog.load().charted():
         asked = environment.platform.version_of(component)
         specs = sorted({w.target_version for w in workloads if w.component == component and w.target_version})
         if not specs:
@@ -232,10 +232,10 @@ def render_platform(environment: Environment, directory: Path, versions: dict[st
     if environment.kind == "sim":
         raise UsageError(f"environment {environment.name} is simulated (kind sim): it has no manifests to render")
     _require_senders(environment)
-    wanted = {c: environment.platform.version_of(c) for c in catalog.load().upgrade_order} | dict(versions or {})
+    wanted = {c: environment.platform.version_of(c) for c in catalog.load().charted()} | dict(versions or {})
     directory.mkdir(parents=True, exist_ok=True)
     out = Rendered(environment.name, str(directory), wanted)
-    for component in catalog.load().upgrade_order:
+    for component in catalog.load().charted():
         values = helm.environment_values(environment, component, wanted[component])
         release = RELEASES[component]
         rendered = helm.render_offline(

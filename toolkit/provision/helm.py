@@ -620,10 +620,11 @@ class HelmReleases:
 
 
 def iter_components() -> Iterator[str]:
-    """Components in the catalog's upgrade order (Kafka, Elasticsearch, workers): the order to install them."""
+    """Components with a chart in the catalog's upgrade order (Kafka, Elasticsearch, workers): the order to install
+    them (Kubernetes itself has no chart)."""
     from toolkit import catalog
 
-    yield from catalog.load().upgrade_order
+    yield from catalog.load().charted()
 
 
 # ---------------------------------------------------------------------------------------------- offline rendering

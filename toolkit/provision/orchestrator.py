@@ -15,6 +15,12 @@ depend on a laptop staying awake. The Job's pod
   patch the workloads' version, delete one pod at a time with a UID precondition, the lease, the audit trail, the
   run's status ConfigMap `toolkit-upgrade-status` and Events) and reading Nodes (zones). It cannot evict, read
   Secrets, or touch anything outside its namespace;
+- only when the Job targets Kubernetes itself (`--to kubernetes=...`), a second ClusterRole of its own
+  (`KUBERNETES_RULES`: what `toolkit.targets.kube_nodes` does) lets it cordon and label nodes, list pods on them in
+  every namespace and their PodDisruptionBudgets, and create evictions (`pods/eviction`); still no plain pod delete
+  outside its namespace, no Secret. On the local cluster a Role in kube-system adds the node pool's ConfigMap. On
+  EKS the AWS side (the EKS and Auto Scaling calls of `toolkit.targets.eks`) comes from the ServiceAccount's IAM role
+  (IRSA), not from Kubernetes RBAC.
 - shows its run: the status ConfigMap and Events always; Prometheus metrics when asked (a named `metrics` port with
   scrape annotations, a PodMonitor, and/or pushes to a Pushgateway).
 `job_manifests(environment, targets, ...)` is pure; `toolkit upgrade job` prints or applies them.
@@ -59,6 +65,21 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 NODE_RULES: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+# Kubernetes itself as a component (toolkit.targets.kube_nodes), granted only to a Job that targets it.
+KUBERNETES_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list"]},
+]
+LOCAL_POOL_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["toolkit-local-node-pool"],
+        "verbs": ["get", "update"],
+    }
+]
 
 
 def in_cluster_environment(environment: Environment) -> Environment:
@@ -101,7 +122,8 @@ def job_manifests(
     pod_monitor: bool = False,
     metrics_push: str | None = None,
 ) -> list[dict[str, Any]]:
-    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, the environment ConfigMap and the Job (last).
+    """ServiceAccount, Role(+Binding), ClusterRole(+Binding) for Nodes, with `kubernetes` among the targets the
+    kubernetes-component rights (module docstring), then the environment ConfigMap and the Job (last).
 
     Metrics, when asked: `metrics_port` serves the run's metrics from the pod (a container port named `metrics` and
     the `prometheus.io/scrape|port|path` annotations), `pod_monitor` adds a Prometheus Operator PodMonitor on that
@@ -149,6 +171,7 @@ def job_manifests(
                 },
             }
         )
+    extra = kubernetes_rbac(environment, labels) if "kubernetes" in targets else []  # before the Job starts
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": RULES},
@@ -172,6 +195,7 @@ def job_manifests(
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}],
         },
+        *extra,
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -257,3 +281,39 @@ def job_manifests(
             },
         },
     ]
+
+
+def kubernetes_rbac(environment: Environment, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """What a Job that targets Kubernetes itself needs on top of the base Role (module docstring): a ClusterRole and
+    its binding; on the local cluster a Role for the node pool's ConfigMap in kube-system."""
+    ns = environment.platform.namespace
+    name = f"{ns}-{NAME}-kubernetes"
+    subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": ns}]
+    out: list[dict[str, Any]] = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels},
+            "rules": KUBERNETES_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": subject,
+        },
+    ]
+    if environment.kind == "local":
+        meta = {"name": name, "namespace": "kube-system", "labels": labels}
+        out += [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": LOCAL_POOL_RULES},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": dict(meta),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": subject,
+            },
+        ]
+    return out

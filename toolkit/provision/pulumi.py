@@ -384,3 +384,82 @@ class RegionStacks:
 
 def outputs_as_json(outputs: dict[str, Any]) -> str:
     return json.dumps(outputs, indent=2, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------------------------- Kubernetes upgrades
+
+
+@dataclass(frozen=True)
+class DeclaredChange:
+    """One difference between what the program declares for two configurations of a region (offline)."""
+
+    action: str  # create | update | delete
+    type: str
+    name: str
+    keys: tuple[str, ...] = ()  # the inputs that differ (update)
+
+
+def declared_diff(before: Iterable[DeclaredResource], after: Iterable[DeclaredResource]) -> list[DeclaredChange]:
+    """Creates, updates (with the inputs that differ) and deletes between two captures, by (type, name)."""
+    old = {(r.type, r.name): r for r in before}
+    new = {(r.type, r.name): r for r in after}
+    out: list[DeclaredChange] = []
+    for key in new.keys() - old.keys():
+        out.append(DeclaredChange("create", *key))
+    for key in old.keys() - new.keys():
+        out.append(DeclaredChange("delete", *key))
+    for key in old.keys() & new.keys():
+        a, b = _normal(old[key].inputs), _normal(new[key].inputs)
+        changed = tuple(sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)))
+        if changed:
+            out.append(DeclaredChange("update", *key, keys=changed))
+    order = {"update": 0, "create": 1, "delete": 2}
+    return sorted(out, key=lambda c: (order[c.action], c.type, c.name))
+
+
+def _normal(inputs: Any) -> dict[str, str]:
+    return {k: json.dumps(v, sort_keys=True, default=str) for k, v in dict(inputs).items()}
+
+
+@dataclass(frozen=True)
+class KubernetesUpgradePreview:
+    """What a Kubernetes upgrade changes in a region's infrastructure, in its two `region up` moments."""
+
+    region: str
+    current: str
+    target: str
+    before_roll: RegionConfig  # control plane at the target, both node group generations
+    after_roll: RegionConfig  # only the target's node groups
+    to_start: list[DeclaredChange]
+    to_finish: list[DeclaredChange]
+    violations: list[Violation]
+
+
+def kubernetes_upgrade_configs(config: RegionConfig, target: str) -> tuple[RegionConfig, RegionConfig]:
+    """The region's configuration during a roll to `target` (the control plane at `target`, node groups of the old
+    and the new version) and after it (only the new version's)."""
+    old = [v for v in config.node_versions if v != target][:1]
+    during = config.model_copy(update={"kubernetes_version": target, "node_group_versions": (*old, target)})
+    after = config.model_copy(update={"kubernetes_version": target, "node_group_versions": (target,)})
+    return during, after
+
+
+def preview_kubernetes_upgrade(
+    config: RegionConfig, target: str, stacks_dir: Path | None = None
+) -> KubernetesUpgradePreview:
+    """Offline (Pulumi mocks): what `toolkit region up` changes to start a roll to `target`, and to finish it; the
+    compliance rules over the configuration the roll runs in."""
+    during, after = kubernetes_upgrade_configs(config, target)
+    now = capture_region(config, stacks_dir)
+    rolling = capture_region(during, stacks_dir)
+    done = capture_region(after, stacks_dir)
+    return KubernetesUpgradePreview(
+        region=config.name,
+        current=config.kubernetes_version,
+        target=target,
+        before_roll=during,
+        after_roll=after,
+        to_start=declared_diff(now, rolling),
+        to_finish=declared_diff(rolling, done),
+        violations=evaluate(rolling, config.residency),
+    )

@@ -246,3 +246,46 @@ def status(env: Environment) -> ClusterStatus:
             env.name, env.kind, answers, (f"environment {env.name}: context {context} {verdict}: {detail}",)
         )
     raise UsageError(f"environment {env.name} is of kind {env.kind}: `cluster status` handles local, kind and kube")
+
+
+def node_image(env: Environment, image: str, groups: list[str]) -> str:
+    """`toolkit cluster node-image`: publish a new node image to the local node pool's groups (all, or `groups`):
+    nodes launched from then on use it, and `toolkit upgrade run --to kubernetes=<the control plane's version>`
+    replaces every node still on the old one (a roll at the same version, as an AMI release is rolled out)."""
+    if env.kind != "local":
+        raise UsageError(
+            f"environment {env.name} is of kind {env.kind}: node images are published this way on the local cluster "
+            "only; on EKS a new node image comes with a new node group generation (region:nodeGroupVersions)"
+        )
+    if not image.strip():
+        raise UsageError("give the new node image's name (e.g. local-2)")
+    from toolkit.targets.local.nodepool import NodePool, PoolError
+    from toolkit.targets.real import kube_api
+
+    api = kube_api(env)
+    try:
+        pool = NodePool(api)
+        document = pool.read()
+        if document is None:
+            raise UsageError(
+                f"the local cluster of {env.name} has no node pool yet: start it with `toolkit cluster up`"
+            )
+        names = groups or sorted(document["groups"])
+        unknown = [g for g in names if g not in document["groups"]]
+        if unknown:
+            raise UsageError(
+                f"node pool group {unknown[0]} does not exist (groups: {', '.join(sorted(document['groups']))})"
+            )
+        try:
+            for group in names:
+                pool.set_image(group, image)
+        except PoolError as exc:
+            raise UsageError(str(exc)) from None
+        stale = sorted(n for n, e in document["nodes"].items() if e["group"] in names and e.get("image") != image)
+    finally:
+        api.close()
+    return (
+        f"node image {image} published to {', '.join(names)}; {len(stale)} node(s) run an older image "
+        f"({', '.join(stale) or 'none'}): `toolkit upgrade plan --env {env.name} --to kubernetes=<its version>` "
+        "replaces them"
+    )

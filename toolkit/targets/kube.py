@@ -92,7 +92,17 @@ from toolkit.catalog import load as load_catalog
 from toolkit.catalog import repository_of
 from toolkit.engine.ports import ActionError, LeaseHeldError
 from toolkit.engine.status import Notice
-from toolkit.model import EsState, KafkaState, Lease, PlatformState, Pod, RunRequest, WorkersState, Workload
+from toolkit.model import (
+    EsState,
+    KafkaState,
+    KubernetesState,
+    Lease,
+    PlatformState,
+    Pod,
+    RunRequest,
+    WorkersState,
+    Workload,
+)
 from toolkit.targets.process import holder_alive, wait_or_wake, wake_also
 
 LABEL_COMPONENT = "toolkit.io/component"
@@ -122,6 +132,7 @@ AUDIT_ROLL_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB; roll well befo
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 NODE_ZONES_TTL = 60.0
+USER_AGENT = "toolkit-orchestrator"
 
 T = TypeVar("T")
 
@@ -259,11 +270,13 @@ def retrying(
     policy: RetryPolicy = RetryPolicy(),
     retry_conflicts: bool = True,
     error: type[Exception] = ActionError,
+    retry_statuses: frozenset[int] = RETRYABLE_STATUS,
 ) -> T:
     """Run `call`, retrying transient failures with exponential backoff until the policy's deadline.
 
-    Retried: 429, 5xx, 409 (unless `retry_conflicts` is False: then a 409 is returned to the caller at once),
-    connection errors. Anything else, or a transient failure past the deadline, raises `error` naming `what`."""
+    Retried: `retry_statuses` (429, 5xx, 409 by default; a 409 only with `retry_conflicts`, otherwise it is returned
+    to the caller at once, as is a 429 an eviction must see), connection errors. Anything else, or a transient
+    failure past the deadline, raises `error` naming `what`."""
     deadline = time.monotonic() + policy.deadline_seconds
     delay = policy.first_delay
     attempts = 0
@@ -272,7 +285,7 @@ def retrying(
         try:
             return call()
         except ApiException as exc:
-            if exc.status not in RETRYABLE_STATUS or (exc.status == 409 and not retry_conflicts):
+            if exc.status not in retry_statuses or (exc.status == 409 and not retry_conflicts):
                 raise
             last: BaseException = exc
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError) as exc:
@@ -286,9 +299,11 @@ def retrying(
 def api_client_for(kubeconfig: str | None, context: str | None) -> client.ApiClient:
     """A client for a kubeconfig file and context; in a pod with neither, the in-cluster service account."""
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return client.ApiClient(in_cluster_configuration())
-    api = config.new_client_from_config(config_file=kubeconfig, context=context)
-    _send_bearer_token(api.configuration)
+        api = client.ApiClient(in_cluster_configuration())
+    else:
+        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        _send_bearer_token(api.configuration)
+    api.user_agent = USER_AGENT  # the apiserver's audit log tells the orchestrator's calls from others'
     return api
 
 
@@ -1190,6 +1205,12 @@ class KubeStatus:
 # ---------------------------------------------------------------------------------------------- the target
 
 
+class KubernetesObserver(Protocol):
+    """Kubernetes itself (toolkit.targets.kube_nodes.KubeKubernetes): observed into `KubernetesState`."""
+
+    def observe(self) -> KubernetesState: ...
+
+
 class DataPlane(Protocol):
     """The data-plane side of a target: real adapters (kind, EKS) or the simulated data plane (local)."""
 
@@ -1275,6 +1296,7 @@ class KubeTarget:
         data_plane: DataPlane,
         clock: RealClock | None = None,
         host: str | None = None,
+        kubernetes: KubernetesObserver | None = None,
     ) -> None:
         self.name = name
         self.workloads = workloads
@@ -1284,6 +1306,11 @@ class KubeTarget:
         self.clock = clock or RealClock()
         self._ports = data_plane.ports()
         self.status = KubeStatus(lease.coordination.api_client, lease.namespace, workloads)
+        # Kubernetes itself (nodes, their pods and PDBs, the control plane): observed only when given, i.e. when a
+        # run targets it or status asks (toolkit.targets.kube_nodes); it is also that component's port
+        self.kubernetes = kubernetes
+        if kubernetes is not None:
+            self._ports["kubernetes"] = kubernetes
 
     def data_plane(self, component: str) -> Any:
         return self._ports[component]
@@ -1300,6 +1327,7 @@ class KubeTarget:
             kafka=kafka,
             elasticsearch=es,
             workers=workers,
+            kubernetes=self.kubernetes.observe() if self.kubernetes is not None else KubernetesState(),
         )
 
     def close(self) -> None:

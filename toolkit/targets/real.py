@@ -139,9 +139,35 @@ def kube_api(env: Environment) -> Any:
         ) from None
 
 
+def kubernetes_of(api: Any, env: Environment) -> Any:
+    """Kubernetes itself for `env` (toolkit.targets.kube_nodes): its nodes from the environment's node selector,
+    instances from the local node pool or, on a region, EKS; other clusters can be observed but not surged into."""
+    from toolkit.targets.kube_nodes import KubeKubernetes
+
+    provider: Any
+    declared = ""
+    if env.kind == "local":
+        from toolkit.targets.local.nodepool import LocalPoolProvider
+
+        provider = LocalPoolProvider(api)
+    elif env.eks_cluster:
+        from toolkit.targets.eks import EksProvider
+
+        provider = EksProvider(env.eks_cluster, env.aws_region)
+        declared = env.platform.kubernetes.version  # region:kubernetesVersion
+    else:
+        from toolkit.targets.eks import FixedProvider
+
+        provider = FixedProvider(env.name)
+    return KubeKubernetes(
+        api, env.platform.namespace, env.platform.kubernetes.node_selector, provider, declared_version=declared
+    )
+
+
 @contextlib.contextmanager
-def open_real_target(env: Environment) -> Iterator[KubeTarget]:
-    """Build the target of a local, kind or kube environment; close its connections when the block ends."""
+def open_real_target(env: Environment, kubernetes: bool = False) -> Iterator[KubeTarget]:
+    """Build the target of a local, kind or kube environment; close its connections when the block ends. With
+    `kubernetes`, Kubernetes itself is observed too (and offered as the kubernetes component's port)."""
     if env.kind not in ("local", "kind", "kube"):
         raise UsageError(f"environment {env.name} is of kind {env.kind}: only local, kind and kube have real targets")
     api = kube_api(env)
@@ -167,6 +193,7 @@ def open_real_target(env: Environment) -> Iterator[KubeTarget]:
         KubeAuditLog(api, namespace),
         data_plane,
         clock=WatchingClock(pod_watch),
+        kubernetes=kubernetes_of(api, env) if kubernetes else None,
     )
     try:
         yield target

@@ -10,7 +10,10 @@ A driver declares, for its component,
   retries, restart a pod within its budget, wait for a condition on the target's clock);
 - `path_rules` / `rollback_rules`: version rules beyond the catalog's generic ones (Kafka's metadata.version,
   Elasticsearch's "no rollback once a newer node joined");
-- `observed`: whether its data plane could be observed at all: the engine refuses to plan on what it cannot see.
+- `observed`: whether its data plane could be observed at all: the engine refuses to plan on what it cannot see;
+- optionally `installed(state) -> bool`: whether the component is present, for a component whose members are not
+  workloads (Kubernetes itself: its members are nodes); without it, a component is present when a workload of it
+  is observed.
 The planner and the executor iterate drivers (in the catalog's upgrade order) and contain no component-specific
 branch. Adding a component is: a driver, its data-plane port's adapters (real and simulated), a catalog entry, a
 chart and a role (see docs/architecture.md).
@@ -101,6 +104,10 @@ class StepContext(Protocol):
 
     def waited(self, verdict: Verdict, seconds: float) -> None:
         """Account `seconds` spent waiting on `verdict` in the step's record."""
+
+    def note(self, what: str, verdict: Verdict) -> None:
+        """Audit and announce something the platform refused while the step acts (an eviction a
+        PodDisruptionBudget refused with 429), and that the step waits it out: `verdict` says why."""
 
     def finish(self, message: str) -> None:
         """The sentence the step's record ends with."""

@@ -9,6 +9,10 @@ interrupted run is repaired first. The roll is done when every pod runs the new 
 pod remains, all are Ready and the lag is under the bound, for the confirmation window. Gates are in
 `toolkit.engine.gates.workers`.
 
+A `restart` step (the node replacement moves worker pods off a node one at a time through it: `detail` names the
+Deployment) waits for the Deployment at its desired ready count and the lag under the bound before a pod goes, and
+is done when the pod is gone, its replacement Ready, nothing terminating and the lag under the bound.
+
 Workers act only through the shared workloads port (no data-plane port); their lag is observed by the target.
 """
 
@@ -65,6 +69,13 @@ class WorkersDriver:
         ]
 
     def gates(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> list[Verdict]:
+        if step.kind == StepKind.RESTART:
+            w = _workload(state, step.detail) if step.detail else state.workload_of_pod(step.members[0])
+            if w is None:
+                return [
+                    Verdict.wait("workers.deployment-known", f"the deployment of {step.members[0]} is not observed")
+                ]
+            return [gates.ready_at_desired(w), gates.lag_under_bound(state.workers, settings.lag_bound)]
         if step.kind != StepKind.ROLL:
             return []
         w = _workload(state, step.members[0])
@@ -79,6 +90,8 @@ class WorkersDriver:
         ]
 
     def done(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> Verdict:
+        if step.kind == StepKind.RESTART:
+            return self._restarted(state, step, settings)
         name = step.members[0]
         w = _workload(state, name)
         if step.kind == StepKind.REPAIR:
@@ -92,7 +105,28 @@ class WorkersDriver:
             return v
         return gates.lag_under_bound(state.workers, settings.lag_bound)
 
+    def _restarted(self, state: PlatformState, step: Step, settings: UpgradeSettings) -> Verdict:
+        rule = "workers.restarted"
+        still = [m for m in step.members if state.pod(m) is not None]
+        if still:
+            return Verdict.wait(rule, f"pod {still[0]} is still there")
+        w = _workload(state, step.detail)
+        if w is None:
+            return Verdict.wait(rule, f"deployment {step.detail} is not observed")
+        going = [p.name for p in w.pods if p.terminating]
+        if going:
+            return Verdict.wait(rule, f"deployment {w.name}: pod {going[0]} is still terminating")
+        ready = gates.ready_at_desired(w)
+        if not ready.ok:
+            return ready
+        return gates.lag_under_bound(state.workers, settings.lag_bound)
+
     def perform(self, step: Step, ctx: StepContext) -> None:
+        if step.kind == StepKind.RESTART:
+            for pod in step.members:
+                ctx.restart(pod)
+            ctx.wait_done(confirm=True)
+            return
         workloads = ctx.target.workloads
         name = step.members[0]
         if step.kind == StepKind.REPAIR:

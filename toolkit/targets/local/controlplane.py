@@ -62,6 +62,22 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 LOOPBACK = "127.0.0.1"
 
 
+# What the apiserver's audit log keeps: who wrote pods, their evictions and nodes (cordon, labels), and how it was
+# answered (an eviction refused by a PodDisruptionBudget shows as 429), so the cluster tier can prove that a node was
+# drained through the Eviction API and never by deleting pods. Status writes (pods/status, nodes/status) are left out.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, delete, deletecollection, patch, update]
+    resources:
+      - group: ""
+        resources: [pods, pods/eviction, nodes]
+  - level: None
+"""
+
+
 class MissingBinariesError(RuntimeError):
     """The binaries of the local control plane are not on this machine."""
 
@@ -223,6 +239,18 @@ class ControlPlane:
 
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
+
+    @property
+    def audit_log(self) -> Path:
+        """The apiserver's audit log (JSON lines): writes to pods, their evictions and nodes, at Metadata level."""
+        return self.log_dir / "kube-apiserver-audit.log"
+
+    def _audit_policy(self) -> Path:
+        path = self.state_dir / "audit-policy.yaml"
+        if not path.exists() or path.read_text() != AUDIT_POLICY:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(AUDIT_POLICY)
+        return path
 
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -411,6 +439,10 @@ class ControlPlane:
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
                 "--authorization-mode=RBAC",
+                f"--audit-policy-file={self._audit_policy()}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-maxsize=50",
+                "--audit-log-maxbackup=2",
                 "--allow-privileged=true",
                 "--profiling=false",
                 f"--cert-dir={self.pki_dir / 'apiserver-generated'}",

@@ -2,11 +2,16 @@
 
 What it does
 ------------
-- Registers N Node objects (default 3: `local-node-1..3`) labelled `kubernetes.io/hostname` and
-  `topology.kubernetes.io/zone` = zone-a / zone-b / zone-c (round robin), with capacity, addresses and a
-  Ready condition. Every `heartbeat_seconds` it renews each node's Lease in `kube-node-lease` and the Ready
-  condition's heartbeat, re-creating a node or lease that disappeared, so the node lifecycle controller
-  keeps them Ready.
+- Registers the Node objects of the cluster's node pool (nodepool.py: the ConfigMap that stands in for Auto
+  Scaling groups; on a cluster's first start it is seeded with N nodes, default 3: `local-node-1..3`, one group
+  per zone) labelled `kubernetes.io/hostname`, `topology.kubernetes.io/zone` = zone-a / zone-b / zone-c (round
+  robin), `toolkit.io/node-group`, `toolkit.io/node-image` and the group's own labels, with the group's taints,
+  capacity, addresses and a Ready condition (never Ready in a group marked `never_ready`). Every
+  `heartbeat_seconds` it renews each node's Lease in `kube-node-lease` and the Ready condition's heartbeat,
+  re-creating a node or lease that disappeared, so the node lifecycle controller keeps them Ready. Every
+  `pool_poll_seconds` it follows the pool: a node added there (a surge) is registered, a node removed (a
+  terminated instance) is unregistered: its Node object and Lease are deleted, as a cloud's node lifecycle
+  controller does; the controller manager's pod garbage collector then removes pods still bound to it.
 - Lists, then watches, pods with `spec.nodeName` set (the real scheduler binds them) and acts on the ones
   bound to its nodes:
     * a new pod is reported started after `ready_delay_seconds` (per pod: annotation
@@ -67,6 +72,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from toolkit.targets.local.network import ClusterNetwork, network_of
+from toolkit.targets.local.nodepool import LABEL_GROUP, LABEL_IMAGE, LABEL_ROLE, NodePool
 from toolkit.targets.local.runtime import IpAllocator, PodRuntime, RuntimeSettings
 
 LOG = logging.getLogger(__name__)
@@ -85,6 +91,7 @@ KUBELET_VERSION = "v1.20.2"
 BOUND_PODS_SELECTOR = "spec.nodeName!="
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 NODE_RESOURCES = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "200Gi"}
+USER_AGENT = "toolkit-node-agent"
 
 JsonDict = dict[str, Any]
 
@@ -101,6 +108,13 @@ class NodeSpec:
     zone: str
     internal_ip: str
     pod_subnet_prefix: str  # first three octets of the node's /24 pod subnet, e.g. "10.244.1"
+    number: int = 0
+    group: str = ""
+    image: str = ""
+    role: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+    never_ready: bool = False
 
 
 def default_nodes(
@@ -109,15 +123,33 @@ def default_nodes(
     """`count` nodes spread round robin over zone-a, zone-b, zone-c; pod subnets from `network` (else 10.244.k)."""
     if not 1 <= count <= 250:
         raise ValueError(f"node agent: node count {count} is out of range; use 1..250")
-    return tuple(
-        NodeSpec(
-            f"{name_prefix}-{i}",
-            ZONES[(i - 1) % len(ZONES)],
-            f"10.240.1.{i}",
-            network.node_subnet_prefix(i) if network is not None else f"10.244.{i}",
+    return tuple(node_spec(f"{name_prefix}-{i}", ZONES[(i - 1) % len(ZONES)], i, network) for i in range(1, count + 1))
+
+
+def node_spec(name: str, zone: str, number: int, network: ClusterNetwork | None, **pool: Any) -> NodeSpec:
+    """Node `number`'s addresses: InternalIP 10.240.1.<number>, pods in the network's subnet of that number."""
+    prefix = network.node_subnet_prefix(number) if network is not None else f"10.244.{number}"
+    return NodeSpec(name, zone, f"10.240.{1 + (number - 1) // 250}.{(number - 1) % 250 + 1}", prefix, number, **pool)
+
+
+def pool_nodes(document: dict[str, Any], network: ClusterNetwork | None) -> dict[str, NodeSpec]:
+    """The nodes a node pool document lists, with their group's zone, role, labels, taints and readiness."""
+    out: dict[str, NodeSpec] = {}
+    for name, entry in document.get("nodes", {}).items():
+        group = document["groups"].get(entry["group"], {})
+        out[name] = node_spec(
+            name,
+            group.get("zone", ZONES[0]),
+            int(entry["number"]),
+            network,
+            group=entry["group"],
+            image=entry.get("image", ""),
+            role=group.get("role", ""),
+            labels=tuple(sorted(group.get("labels", {}).items())),
+            taints=tuple((t["key"], t.get("value", ""), t["effect"]) for t in group.get("taints", [])),
+            never_ready=bool(group.get("never_ready", False)),
         )
-        for i in range(1, count + 1)
-    )
+    return out
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,8 @@ class AgentSettings:
     ready_delay_seconds: float = 1.0
     delete_delay_seconds: float = 0.5
     heartbeat_seconds: float = 10.0
+    pool_poll_seconds: float = 1.0
+    node_prefix: str = "local-node"  # its nodes' names; picks the node pool it follows (nodepool.pool_name)
     watch_timeout_seconds: int = 60
     reconnect_backoff_seconds: float = 0.5
     state_dir: Path | None = None  # default: the kubeconfig's directory (the control plane's state dir)
@@ -166,29 +200,31 @@ class NodeAgent:
         self.settings = settings or AgentSettings()
         self.state_dir = (self.settings.state_dir or Path(kubeconfig).parent).resolve()
         self.network = network_of(self.state_dir)
-        self.nodes = tuple(nodes or default_nodes(network=self.network))
+        self._seed = tuple(nodes or default_nodes(network=self.network))
         self.stats = AgentStats()
-        self._node_by_name = {node.name: node for node in self.nodes}
+        self._node_by_name: dict[str, NodeSpec] = {node.name: node for node in self._seed}
         self._api_client = config.new_client_from_config(config_file=str(kubeconfig))
         self._watch_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self._api_client.user_agent = self._watch_client.user_agent = USER_AGENT
         self._core = client.CoreV1Api(self._api_client)
         self._coordination = client.CoordinationV1Api(self._api_client)
         self._watch_core = client.CoreV1Api(self._watch_client)
         self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()  # node membership vs. the heartbeat's re-creation of a vanished node
         self._stopping = threading.Event()
         self._wakeup = threading.Condition(self._lock)
         self._due: list[_Due] = []
         self._sequence = itertools.count()
         self._pending_start: set[str] = set()  # pod uids with a start scheduled
         self._pending_delete: set[str] = set()  # pod uids with a final delete scheduled
-        self._ips = IpAllocator({node.name: node.pod_subnet_prefix for node in self.nodes})
+        self._ips = IpAllocator({node.name: node.pod_subnet_prefix for node in self._seed})
         self.runtime = PodRuntime(
             self._core,
             self.network,
             self.state_dir,
             self.settings.runtime,
-            node_ips={node.name: node.internal_ip for node in self.nodes},
-            node_prefixes={node.name: node.pod_subnet_prefix for node in self.nodes},
+            node_ips={node.name: node.internal_ip for node in self._seed},
+            node_prefixes={node.name: node.pod_subnet_prefix for node in self._seed},
             allocatable=NODE_RESOURCES,
             on_removed=self._finish_deletion,
             ips=self._ips,
@@ -199,17 +235,26 @@ class NodeAgent:
         self._started_at = _now_seconds()
 
     @property
+    def nodes(self) -> tuple[NodeSpec, ...]:
+        """The nodes the agent runs now (the pool's; they change as the pool does)."""
+        return tuple(self._node_by_name.values())
+
+    @property
     def node_names(self) -> tuple[str, ...]:
         return tuple(node.name for node in self.nodes)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Register the nodes (raises if the apiserver refuses) and start the agent's threads."""
+        self._pool = NodePool(self._api_client, self.settings.node_prefix)
+        seeded = self._pool.seed([(n.name, n.zone, n.number) for n in self._seed if n.number])
+        self._follow_pool(seeded, register=False)
         for node in self.nodes:
             self._ensure_node(node)
             self._renew_lease(node)
         self.runtime.start()
         for target, name in (
+            (self._pool_loop, "node-pool"),
             (self._heartbeat_loop, "heartbeat"),
             (self._watch_loop, "pod-watch"),
             (self._timer_loop, "timer"),
@@ -250,21 +295,75 @@ class NodeAgent:
         while not self._stopping.wait(1.0):
             pass
 
+    # -- the node pool -----------------------------------------------------------------------------------
+    def _pool_loop(self) -> None:
+        while not self._stopping.wait(self.settings.pool_poll_seconds):
+            try:
+                document = self._pool.read()
+                if document is not None:
+                    self._follow_pool(document, register=True)
+            except Exception as error:  # apiserver down or restarting: follow on the next poll
+                LOG.warning("node pool: %s; retrying in %.0f s", error, self.settings.pool_poll_seconds)
+
+    def _follow_pool(self, document: dict[str, Any], register: bool) -> None:
+        """Make the agent's nodes the pool's: register added ones, unregister removed ones, update changed ones."""
+        wanted = pool_nodes(document, self.network)
+        if not wanted:
+            return
+        with self._lock:
+            current = dict(self._node_by_name)
+        for name, node in wanted.items():
+            if current.get(name) == node:
+                continue
+            if name not in current:
+                self._ips.add_node(name, node.pod_subnet_prefix)
+                self.runtime.add_node(name, node.internal_ip, node.pod_subnet_prefix)
+            with self._lock:
+                self._node_by_name[name] = node
+            if register:
+                self._ensure_node(node)
+                self._renew_lease(node)
+                LOG.info("node pool: node %s (group %s, image %s) registered", name, node.group, node.image)
+        for name in set(current) - set(wanted):
+            with self._pool_lock:  # the heartbeat never re-creates it after this
+                with self._lock:
+                    self._node_by_name.pop(name, None)
+                if register:
+                    self._unregister(name)
+
+    def _unregister(self, name: str) -> None:
+        """The node's instance was terminated: its Node object and Lease go (pods bound to it are the pod garbage
+        collector's)."""
+        for delete in (
+            lambda: self._core.delete_node(name),
+            lambda: self._coordination.delete_namespaced_lease(name, LEASE_NAMESPACE),
+        ):
+            try:
+                delete()
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+        LOG.info("node pool: node %s terminated and unregistered", name)
+
     # -- nodes -------------------------------------------------------------------------------------------
-    def _node_conditions(self) -> list[JsonDict]:
+    def _node_conditions(self, node: NodeSpec | None = None) -> list[JsonDict]:
         now, since = _rfc3339(time.time()), _rfc3339(self._started_at)
+        ready = ("Ready", "True", "KubeletReady")
+        if node is not None and node.never_ready:
+            ready = ("Ready", "False", "KubeletNotReady")
         healthy = [
             ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
             ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
             ("PIDPressure", "False", "KubeletHasSufficientPID"),
-            ("Ready", "True", "KubeletReady"),
+            ready,
         ]
         return [
             {
                 "type": kind,
                 "status": status,
                 "reason": reason,
-                "message": "toolkit local node agent",
+                "message": "toolkit local node agent"
+                + (": node image never becomes Ready" if status == "False" and kind == "Ready" else ""),
                 "lastHeartbeatTime": now,
                 "lastTransitionTime": since,
             }
@@ -275,7 +374,7 @@ class NodeAgent:
         return {
             "capacity": NODE_RESOURCES,
             "allocatable": NODE_RESOURCES,
-            "conditions": self._node_conditions(),
+            "conditions": self._node_conditions(node),
             "addresses": [
                 {"type": "InternalIP", "address": node.internal_ip},
                 {"type": "Hostname", "address": node.name},
@@ -303,7 +402,11 @@ class NodeAgent:
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": "amd64",
             AGENT_LABEL: "true",
+            **{LABEL_GROUP: node.group, LABEL_IMAGE: node.image, LABEL_ROLE: node.role},
+            **dict(node.labels),
         }
+        labels = {k: v for k, v in labels.items() if v or k not in (LABEL_GROUP, LABEL_IMAGE, LABEL_ROLE)}
+        taints = [{"key": k, "value": v, "effect": e} for k, v, e in node.taints]
         body = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -311,6 +414,7 @@ class NodeAgent:
             "spec": {
                 "podCIDR": f"{node.pod_subnet_prefix}.0/24",
                 "podCIDRs": [f"{node.pod_subnet_prefix}.0/24"],
+                **({"taints": taints} if taints else {}),
             },
             "status": self._node_status(node),
         }
@@ -321,6 +425,8 @@ class NodeAgent:
             if error.status != 409:
                 raise
             self._core.patch_node(node.name, {"metadata": {"labels": labels}}, _content_type=STRATEGIC_MERGE)
+            if taints:
+                self._core.patch_node(node.name, {"spec": {"taints": taints}}, _content_type=STRATEGIC_MERGE)
         self._core.patch_node_status(node.name, {"status": self._node_status(node)}, _content_type=STRATEGIC_MERGE)
 
     def _renew_lease(self, node: NodeSpec) -> None:
@@ -352,14 +458,18 @@ class NodeAgent:
             try:
                 self._core.patch_node_status(
                     node.name,
-                    {"status": {"conditions": self._node_conditions()}},
+                    {"status": {"conditions": self._node_conditions(node)}},
                     _content_type=STRATEGIC_MERGE,
                 )
             except ApiException as error:
                 if error.status != 404:
                     raise
-                self._ensure_node(node)
-            self._renew_lease(node)
+                with self._pool_lock:  # re-create a node that disappeared, unless the pool terminated it meanwhile
+                    if node.name in self._node_by_name:
+                        self._ensure_node(node)
+            with self._pool_lock:
+                if node.name in self._node_by_name:
+                    self._renew_lease(node)
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.settings.heartbeat_seconds):
@@ -471,9 +581,13 @@ class NodeAgent:
 
     def _on_pod_event(self, kind: str, pod: JsonDict) -> None:
         metadata, spec = pod["metadata"], pod.get("spec", {})
-        if spec.get("nodeName") not in self._node_by_name:
-            return
         uid, namespace, name = metadata["uid"], metadata["namespace"], metadata["name"]
+        if spec.get("nodeName") not in self._node_by_name:
+            # a pod of a node the pool no longer has (terminated): only its end still concerns the agent
+            if kind == "DELETED" and self.runtime.knows(uid):
+                self.runtime.on_pod(kind, pod)
+                self._ips.release(uid)
+            return
         if self.runtime.knows(uid) or self.runtime.claims(pod):
             if not self.runtime.knows(uid) and kind != "DELETED":
                 self.stats.pods_run += 1
@@ -732,6 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = AgentSettings(
         ready_delay_seconds=arguments.ready_delay,
         delete_delay_seconds=arguments.delete_delay,
+        node_prefix=arguments.node_prefix,
         runtime=RuntimeSettings(images=images),
     )
     network = network_of(arguments.kubeconfig.parent.resolve())

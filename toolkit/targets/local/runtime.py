@@ -71,6 +71,12 @@ class IpAllocator:
                     return address
         raise NetworkError(f"node {node}: all 253 pod addresses of {prefix}.0/24 are held; delete pods first")
 
+    def add_node(self, node: str, prefix: str) -> None:
+        """A node registered after the start (the node pool surged one)."""
+        with self._lock:
+            self._prefixes.setdefault(node, prefix)
+            self._next.setdefault(node, 2)
+
     def release(self, uid: str) -> None:
         with self._lock:
             self._held.pop(uid, None)
@@ -125,6 +131,11 @@ class PodRuntime:
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         self.problem: str | None = None
+
+    def add_node(self, node: str, node_ip: str, prefix: str) -> None:
+        """A node registered after the start (the node pool surged one): its address and pod subnet."""
+        self._node_ips[node] = node_ip
+        self.ips.add_node(node, prefix)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from toolkit.config.environments import Environment
-from toolkit.engine.ports import LeaseHeldError
+from toolkit.engine.ports import ActionError, LeaseHeldError
 from toolkit.errors import UsageError
 from toolkit.model import Lease, PlatformState, RunRequest
 from toolkit.targets.process import holder_alive, wait_or_wake
@@ -92,6 +92,10 @@ INJECTIONS = {
     "(an Elasticsearch node stays joined: NotReady while joined)",
     "red-cluster": "an Elasticsearch primary is lost",
     "crash-after-step=K": "the orchestrator dies right after its K-th step-starting action",
+    "node-never-ready[=ZONE]": "nodes surged from now on (in ZONE, or anywhere) register but never become Ready",
+    "pdb-blocks=WORKLOAD:SECONDS": "the workload's PodDisruptionBudget allows no disruption for SECONDS: evictions "
+    "of its pods are refused (429)",
+    "slow-drain=FACTOR": "evicted pods take FACTOR times longer to terminate",
 }
 
 
@@ -125,6 +129,12 @@ def parse_injections(items: list[str]) -> Faults:
                 faults.readiness_fails[pod] = _seconds(arg)
             elif key == "red-cluster" and not value:
                 faults.red_cluster = True
+            elif key == "node-never-ready" and not arg:
+                faults.node_never_ready.append(value or "*")
+            elif key == "pdb-blocks" and pod and arg:
+                faults.pdb_blocks[pod] = _seconds(arg)
+            elif key == "slow-drain" and value:
+                faults.slow_drain = _seconds(value)
             elif key == "crash-after-step" and value:
                 faults.crash_after_step = int(value)
                 if faults.crash_after_step < 1:
@@ -232,6 +242,50 @@ class SimElasticsearch:
     def remove_shutdown(self, node: str) -> None:
         self._world.es_remove_shutdown(node)
         self._target.persist()
+
+
+class SimKubernetes:
+    """Kubernetes itself on the simulated platform (`toolkit.engine.drivers.kubernetes.KubernetesPort`)."""
+
+    def __init__(self, target: SimTarget) -> None:
+        self._target = target
+        self._world = target.world
+
+    def upgrade_control_plane(self, version: str) -> None:
+        self._world.upgrade_control_plane(version)
+        self._target.step_action()
+
+    def update_addon(self, name: str, version: str) -> None:
+        self._world.update_addon(name, version)
+        self._target.step_action()
+
+    def surge(self, group: str, version: str) -> None:
+        try:
+            self._world.surge(group, version)
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
+        self._target.step_action()
+
+    def claim(self, node: str, replaces: str) -> None:
+        self._world.claim(node, replaces)
+        self._target.persist()
+
+    def cordon(self, node: str) -> None:
+        self._world.cordon(node)
+        self._target.step_action()
+
+    def evict(self, namespace: str, pod: str, uid: str) -> bool:
+        accepted = self._world.evict(pod, uid)
+        if accepted:
+            self._target.step_action()
+        else:
+            self._target.persist()
+        return accepted
+
+    def terminate(self, node: str) -> None:
+        if node in self._world.nodes:
+            self._world.terminate_node(node)
+        self._target.step_action()
 
 
 def _restart_key(member: str, version: str) -> str:
@@ -395,7 +449,11 @@ class SimTarget:
             SimControl(world, host) if store is None else StoredSimControl(store, world, host)
         )
         self.status = SimStatus(store, self.observe, wall)  # the run's status object and events (StatusPort)
-        self._ports: dict[str, Any] = {"kafka": SimKafka(self), "elasticsearch": SimElasticsearch(self)}
+        self._ports: dict[str, Any] = {
+            "kafka": SimKafka(self),
+            "elasticsearch": SimElasticsearch(self),
+            "kubernetes": SimKubernetes(self),
+        }
         self._observers: dict[str, Callable[[World], Any]] = {}
         self._snapshot: PlatformState | None = None
         self._snapshot_at = -1.0

@@ -20,6 +20,11 @@ It is a model, not the real thing, and every output built on it says "simulated"
   with Elasticsearch, server only) and do not trust what the other presents fail their handshake: a broker then
   does not rejoin the ISR of a partition whose leader it cannot reach, and every sample counts such pairs
   (`tls_failures`).
+- Kubernetes itself: nodes in node groups per role and zone (`platform.kubernetes.node_pools`), each pod placed on
+  a Ready, schedulable node of its component's role (a StatefulSet pod in its own zone: its volume lives there, and
+  it takes `volume_attach_seconds` more to start on another node); a control plane and EKS add-ons with versions; a
+  surged node is Ready `node_ready_seconds` later; a terminated node takes its pods down at once; PodDisruptionBudgets
+  of maxUnavailable 1 per workload (as the charts render them) refuse evictions that would exceed them.
 - Observations are snapshots taken every `observe_interval` seconds, as real polling would see them.
 
 Time advances only through `advance(to)`, in steps of at most one second; every transition happens at a recorded
@@ -41,14 +46,20 @@ from toolkit.catalog import load as load_catalog
 from toolkit.config.platform import PlatformSpec
 from toolkit.errors import UsageError
 from toolkit.model import (
+    Addon,
     BrokerState,
+    DisruptionBudget,
     EsNode,
     EsState,
     Health,
     KafkaNode,
     KafkaRole,
     KafkaState,
+    KubernetesState,
     Lease,
+    Node,
+    NodeGroup,
+    NodePod,
     Partition,
     PlatformState,
     Pod,
@@ -84,6 +95,11 @@ class SimParams:
     events_per_second: float = 2000.0
     indexer_capacity: float = 1500.0  # events/s per ready indexer pod
     es_shutdown_api: bool = True  # False models a server without the node shutdown API (allocation method)
+    node_ready_seconds: float = 90.0  # a surged node: instance launched -> kubelet registered and Ready
+    node_terminate_seconds: float = 30.0  # a terminated node's Node object disappears after this
+    volume_attach_seconds: float = 20.0  # a StatefulSet pod that starts on another node waits for its volume
+    control_plane_upgrade_seconds: float = 480.0
+    addon_update_seconds: float = 60.0
     seed: int = 7
     wall_pace: float = 0.0  # wall-clock seconds slept per simulated second (0: as fast as possible), so that a
     # person or a test can watch, signal or pause a run of the simulated platform as it goes
@@ -109,6 +125,9 @@ class Faults:
     recovering: dict[str, float] = field(default_factory=dict)  # broker pod -> seconds it stays in log recovery
     terminating: dict[str, float] = field(default_factory=dict)  # pod -> seconds it takes to terminate (deleted)
     readiness_fails: dict[str, float] = field(default_factory=dict)  # pod -> seconds its readiness probe fails
+    node_never_ready: list[str] = field(default_factory=list)  # zones ("*": any) whose surged nodes never get Ready
+    pdb_blocks: dict[str, float] = field(default_factory=dict)  # workload -> seconds its PDB allows no disruption
+    slow_drain: float = 1.0  # multiplier on the time an evicted pod takes to terminate
 
 
 class InjectionError(UsageError):
@@ -136,6 +155,39 @@ class SimPod:
     down_at: float | None = None  # terminating: when its process leaves the data plane (None: already left)
     trusts: list[str] = field(default_factory=list)  # key ids of the CAs it loaded at start ([]: no TLS modelled)
     presents: list[str] = field(default_factory=list)  # key ids of the CAs that issued the certificates it presents
+
+
+@dataclass
+class SimNode:
+    name: str
+    zone: str
+    group: str
+    role: str
+    version: str
+    image: str = ""
+    ready: bool = True
+    ready_at: float = 0.0
+    unschedulable: bool = False
+    replaces: str = ""
+    created_at: float = 0.0
+    terminating: bool = False
+    gone_at: float = NEVER
+
+
+@dataclass
+class SimGroup:
+    name: str
+    role: str
+    zone: str
+    max_size: int
+
+
+@dataclass
+class SimAddon:
+    version: str
+    status: str = "ACTIVE"
+    target: str = ""
+    ready_at: float = 0.0
 
 
 @dataclass
@@ -229,6 +281,16 @@ class World:
     request: RunRequest | None = None  # a pause/abort request waiting for the run (in-memory control)
     restarts_given: dict[str, int] = field(default_factory=dict)  # "pod@version" -> restarts (in-memory control)
     actions: int = 0  # step-starting actions taken, for crash injection
+    nodes: dict[str, SimNode] = field(default_factory=dict)
+    groups: dict[str, SimGroup] = field(default_factory=dict)
+    node_seq: int = 0
+    cp_version: str = ""
+    cp_status: str = "ACTIVE"
+    cp_target: str = ""
+    cp_ready_at: float = 0.0
+    addons: dict[str, SimAddon] = field(default_factory=dict)
+    evictions: list[dict[str, Any]] = field(default_factory=list)  # every eviction accepted: t, pod, uid, node
+    evictions_refused: int = 0  # evictions a PodDisruptionBudget refused (429)
     history: list[dict[str, Any]] = field(default_factory=list)  # invariants sampled every simulated second
     # certificates (empty: TLS not modelled): "<namespace>/<secret>" -> key -> base64 value, what each Secret gives a
     # pod, which Secrets each workload's pods mount, and a certificate rotation's progress record (its JSON)
@@ -318,11 +380,138 @@ class World:
                 revision=rev,
                 version=version,
                 zone=zone,
-                node=f"node-{zone}",
+                node=self.place(component, zone) or f"node-{zone}",
                 uid=self._next_uid(pod_name),
                 up_since=-STEADY_SECONDS,  # a healthy platform has been up for a while: voters are caught up
             )
         return w
+
+    # ------------------------------------------------------------------ Kubernetes: nodes and placement
+
+    def _roles_for(self, component: str) -> set[str]:
+        """Node roles that may carry the component's pods: its own pool, else pools for any role."""
+        roles = {g.role for g in self.groups.values()}
+        return {component} if component in roles else {""} if "" in roles else roles
+
+    def place(self, component: str, zone: str | None) -> str:
+        """The node a new pod of `component` lands on (in `zone` when given: a StatefulSet pod's volume lives
+        there): Ready, schedulable, of the component's role; the least loaded, newest first. "" when none fits."""
+        roles = self._roles_for(component)
+        load: dict[str, int] = {}
+        for pod in self.pods.values():
+            load[pod.node] = load.get(pod.node, 0) + 1
+        candidates = [
+            n
+            for n in self.nodes.values()
+            if n.ready
+            and not n.unschedulable
+            and not n.terminating
+            and n.role in roles
+            and (zone is None or n.zone == zone)
+        ]
+        if not candidates:
+            return ""
+        best = min(candidates, key=lambda n: (load.get(n.name, 0), -n.created_at, n.name))
+        return best.name
+
+    def add_node(self, group: str, version: str, ready_in: float = 0.0, image: str = "") -> SimNode:
+        g = self.groups[group]
+        self.node_seq += 1
+        name = f"{g.role or 'node'}-{g.zone}-{self.node_seq}"
+        never = "*" in self.faults.node_never_ready or g.zone in self.faults.node_never_ready
+        node = SimNode(
+            name=name,
+            zone=g.zone,
+            group=group,
+            role=g.role,
+            version=version,
+            image=image,
+            ready=ready_in <= 0 and not never,
+            ready_at=NEVER if never else self.now + ready_in,
+            created_at=self.now,
+        )
+        self.nodes[name] = node
+        return node
+
+    def group_size(self, group: str) -> int:
+        return sum(1 for n in self.nodes.values() if n.group == group and not n.terminating)
+
+    def surge(self, group: str, version: str) -> SimNode:
+        if self.group_size(group) >= self.groups[group].max_size:
+            raise ValueError(f"node group {group} is at its maximum of {self.groups[group].max_size}")
+        return self.add_node(group, version, ready_in=self.params.node_ready_seconds)
+
+    def cordon(self, node: str) -> None:
+        self.nodes[node].unschedulable = True
+
+    def claim(self, node: str, replaces: str) -> None:
+        self.nodes[node].replaces = replaces
+
+    def terminate_node(self, name: str) -> None:
+        """The node's instance is terminated (its group's capacity decremented): its pods die with it at once; the
+        Node object disappears `node_terminate_seconds` later."""
+        node = self.nodes[name]
+        if node.terminating:
+            return
+        node.terminating, node.ready = True, False
+        node.gone_at = self.now + self.params.node_terminate_seconds
+        for pod in [p for p in self.pods.values() if p.node == name]:
+            if pod.phase != "terminating":
+                self.delete_pod(pod.name, seconds=0.0)
+            pod.gone_at = min(pod.gone_at, self.now)
+            if pod.down_at is not None:
+                pod.down_at = None
+                self.member_down(pod.name)
+
+    def budget(self, workload: str) -> tuple[int, int, int]:
+        """(disruptions allowed, healthy, desired healthy) of the workload's PDB (maxUnavailable 1)."""
+        w = self.workloads[workload]
+        healthy = sum(1 for p in self._pods_of(workload) if p.ready and p.phase != "terminating")
+        desired = max(0, w.replicas - 1)
+        if self.now < self.faults.pdb_blocks.get(workload, -NEVER):
+            desired = max(desired, healthy)  # someone set minAvailable to every pod (the injected fault)
+        allowed = max(0, healthy - desired)
+        return allowed, healthy, desired
+
+    def evict(self, name: str, uid: str) -> bool:
+        """The Eviction API: False when the pod's PDB allows no disruption now (429); a pod already gone, replaced
+        (another uid) or terminating counts as evicted."""
+        pod = self.pods.get(name)
+        if pod is None or pod.uid != uid or pod.phase == "terminating":
+            return True
+        allowed, _healthy, _desired = self.budget(pod.workload)
+        if allowed <= 0 and pod.ready:
+            self.evictions_refused += 1
+            return False
+        self.evictions.append({"t": self.now, "pod": name, "uid": uid, "node": pod.node})
+        component = self.component_of(pod)
+        self.delete_pod(name, seconds=self._stop_seconds(component) * self.faults.slow_drain)
+        return True
+
+    def upgrade_control_plane(self, version: str) -> None:
+        if self.cp_status == "UPDATING":
+            return
+        self.cp_status, self.cp_target = "UPDATING", version
+        self.cp_ready_at = self.now + self.params.control_plane_upgrade_seconds
+
+    def update_addon(self, name: str, version: str) -> None:
+        addon = self.addons[name]
+        if addon.status == "UPDATING" and addon.target == version:
+            return
+        addon.status, addon.target = "UPDATING", version
+        addon.ready_at = self.now + self.params.addon_update_seconds
+
+    def _nodes_tick(self) -> None:
+        for name, node in list(self.nodes.items()):
+            if node.terminating and node.gone_at <= self.now:
+                del self.nodes[name]
+            elif not node.ready and not node.terminating and node.ready_at <= self.now:
+                node.ready = True
+        if self.cp_status == "UPDATING" and self.cp_ready_at <= self.now:
+            self.cp_version, self.cp_status, self.cp_target = self.cp_target, "ACTIVE", ""
+        for addon in self.addons.values():
+            if addon.status == "UPDATING" and addon.ready_at <= self.now:
+                addon.version, addon.status, addon.target = addon.target, "ACTIVE", ""
 
     # ------------------------------------------------------------------ actions
 
@@ -422,6 +611,13 @@ class World:
             pod = self.pods[name]
             pod.ready, pod.probe_fails_until = False, self.now + seconds
             self.faults.readiness_fails[name] = seconds
+        for zone in faults.node_never_ready:
+            if zone not in self.faults.node_never_ready:
+                self.faults.node_never_ready.append(zone)
+        for workload, seconds in faults.pdb_blocks.items():
+            self.faults.pdb_blocks[workload] = self.now + seconds  # until then
+        if faults.slow_drain != 1.0:
+            self.faults.slow_drain = faults.slow_drain
         if faults.red_cluster:
             first = next(s for s in self.es_shards if s.primary and s.state == ShardState.STARTED.value)
             for s in self.es_shards:
@@ -455,6 +651,21 @@ class World:
             if pod.phase != "running" or not pod.ready:
                 state = "terminating" if pod.phase == "terminating" else "not Ready"
                 problems.append(f"--inject {fault}={name}: {name} is already {state}; inject it once it is Ready again")
+        zones = {n.zone for n in self.nodes.values()}
+        for zone in faults.node_never_ready:
+            if zone != "*" and zone not in zones:
+                problems.append(
+                    f"--inject node-never-ready={zone}: no zone {zone} in {self.environment} (its zones: "
+                    f"{', '.join(sorted(zones)) or 'none: it models no nodes'})"
+                )
+        for workload in faults.pdb_blocks:
+            if workload not in self.workloads:
+                guess = get_close_matches(workload, list(self.workloads), n=1)
+                problems.append(
+                    f"--inject pdb-blocks={workload}: no such workload in {self.environment}"
+                    + (f" (did you mean {guess[0]}?)" if guess else "")
+                    + f"; its workloads: {', '.join(sorted(self.workloads))}"
+                )
         if faults.red_cluster:
             if not any(s.primary for s in self.es_shards):
                 problems.append("--inject red-cluster: this platform has no Elasticsearch shard to lose")
@@ -701,7 +912,7 @@ class World:
     def _pods_of(self, workload: str) -> list[SimPod]:
         return [p for p in self.pods.values() if p.workload == workload]
 
-    def _new_pod(self, w: SimWorkload, name: str, zone: str) -> SimPod:
+    def _new_pod(self, w: SimWorkload, name: str, zone: str, previous_node: str = "") -> SimPod:
         version = w.revisions[w.update_revision]
         pod = SimPod(
             name=name,
@@ -709,16 +920,29 @@ class World:
             revision=w.update_revision,
             version=version,
             zone=zone,
-            node=f"node-{zone}",
+            node="",
             uid=self._next_uid(name),
             phase="starting",
             ready=False,
-            ready_at=self.now + self._restart_seconds(w.component),
+            ready_at=NEVER,
         )
-        if name in self.faults.never_ready:
-            pod.ready_at = NEVER
         pod.trusts, pod.presents = self.tls_loaded(w.name)
+        self._schedule(pod, w, previous_node)
         return pod
+
+    def _schedule(self, pod: SimPod, w: SimWorkload, previous_node: str = "") -> None:
+        """Bind a new pod to a node (pending while none fits); its start-up time runs from then."""
+        if not self.nodes:
+            pod.node = f"node-{pod.zone}"
+        else:
+            pod.node = self.place(w.component, pod.zone if w.kind == "StatefulSet" else None)
+            if not pod.node:
+                return
+            pod.zone = self.nodes[pod.node].zone
+        start = self._restart_seconds(w.component)
+        if w.kind == "StatefulSet" and previous_node and previous_node != pod.node:
+            start += self.params.volume_attach_seconds
+        pod.ready_at = NEVER if pod.name in self.faults.never_ready else self.now + start
 
     def _pods_tick(self) -> None:
         for pod in list(self.pods.values()):
@@ -731,10 +955,12 @@ class World:
                 w = self.workloads[pod.workload]
                 del self.pods[pod.name]
                 if w.kind == "StatefulSet":
-                    new = self._new_pod(w, pod.name, pod.zone)
+                    new = self._new_pod(w, pod.name, pod.zone, previous_node=pod.node)
                     new.restarts = pod.restarts + 1
                     self.pods[new.name] = new
         for pod in self.pods.values():
+            if pod.phase == "starting" and not pod.node:
+                self._schedule(pod, self.workloads[pod.workload], previous_node="?")
             if pod.phase == "starting" and pod.ready_at <= self.now:
                 pod.phase, pod.ready, pod.up_since = "running", True, pod.ready_at
                 self.member_up(pod.name)
@@ -749,7 +975,8 @@ class World:
         new = [p for p in live if p.revision == w.update_revision]
         old = [p for p in live if p.revision != w.update_revision]
         while len(live) < w.replicas + w.max_surge and len(new) < w.replicas and (old or len(live) < w.replicas):
-            zone = ("zone-a", "zone-b", "zone-c")[len(new) % 3]
+            zones = sorted({n.zone for n in self.nodes.values()}) or ["zone-a", "zone-b", "zone-c"]
+            zone = zones[len(new) % len(zones)]
             pod = self._new_pod(w, f"{w.name}-{self._next_uid(w.name)[:5]}", zone)
             self.pods[pod.name] = pod
             live.append(pod)
@@ -784,6 +1011,7 @@ class World:
             dt = min(1.0, to - self.now)
             self.now += dt
             if kubernetes:
+                self._nodes_tick()
                 self._pods_tick()
             self._kafka_tick()
             self._es_tick()
@@ -877,6 +1105,69 @@ class World:
                 lag=round(self.lag),
                 lag_by_partition=(),
             ),
+            kubernetes=self._kubernetes_snapshot(),
+        )
+
+    def _kubernetes_snapshot(self) -> KubernetesState:
+        if not self.nodes:
+            return KubernetesState()
+        namespace = "security-platform"
+        pods = []
+        for p in sorted(self.pods.values(), key=lambda p: p.name):
+            if not p.node or p.node not in self.nodes:
+                continue
+            w = self.workloads[p.workload]
+            pods.append(
+                NodePod(
+                    namespace=namespace,
+                    name=p.name,
+                    node=p.node,
+                    uid=p.uid,
+                    owner_kind="StatefulSet" if w.kind == "StatefulSet" else "ReplicaSet",
+                    component=w.component,
+                    ready=p.ready,
+                    terminating=p.phase == "terminating",
+                )
+            )
+        budgets = []
+        for w in self.workloads.values():
+            allowed, healthy, desired = self.budget(w.name)
+            budgets.append(
+                DisruptionBudget(
+                    namespace=namespace,
+                    name=w.name,
+                    pods=tuple(sorted(p.name for p in self._pods_of(w.name))),
+                    allowed=allowed,
+                    healthy=healthy,
+                    desired_healthy=desired,
+                )
+            )
+        return KubernetesState(
+            control_plane_version=self.cp_version,
+            control_plane_status=self.cp_status,
+            nodes=tuple(
+                Node(
+                    name=n.name,
+                    zone=n.zone,
+                    group=n.group,
+                    version=n.version,
+                    ready=n.ready and not n.terminating,
+                    unschedulable=n.unschedulable,
+                    role=n.role,
+                    instance=f"sim-{n.name}",
+                    replaces=n.replaces,
+                    image=n.image,
+                    created_at=n.created_at,
+                )
+                for n in sorted(self.nodes.values(), key=lambda n: n.name)
+            ),
+            groups=tuple(
+                NodeGroup(g.name, g.role, g.zone, "", self.group_size(g.name), g.max_size)
+                for g in sorted(self.groups.values(), key=lambda g: g.name)
+            ),
+            pods=tuple(pods),
+            budgets=tuple(budgets),
+            addons=tuple(Addon(name, a.version, a.status) for name, a in sorted(self.addons.items())),
         )
 
     def _kafka_snapshot(self) -> KafkaState:
@@ -1031,6 +1322,19 @@ def build_world(
     catalog = load_catalog()
     world = World(environment=environment, params=params, faults=Faults())
     zones = list(spec.zones)
+
+    # Kubernetes itself: the control plane, its add-ons at the catalog's versions, node groups per role and zone
+    kube = spec.kubernetes
+    kv8s = versions.get("kubernetes", kube.version)
+    world.cp_version = kv8s
+    for name, version in sorted(catalog.component("kubernetes").versions[kv8s].addons.items()):
+        world.addons[name] = SimAddon(version or "sim-unversioned")
+    for pool in kube.node_pools:
+        for zone in zones:
+            group = f"{pool.role or 'nodes'}-{zone}"
+            world.groups[group] = SimGroup(group, pool.role, zone, pool.max_per_zone)
+            for _ in range(pool.per_zone):
+                world.add_node(group, kv8s).created_at = -STEADY_SECONDS
 
     # Kafka
     k = spec.kafka
