@@ -55,6 +55,8 @@ def test_the_charts_pull_every_image_by_digest_when_the_catalog_has_one(
 
     data = yaml.safe_load(catalog.CATALOG_FILE.read_text())
     for component in data["components"].values():
+        if "image" not in component:  # Kubernetes itself: no image the toolkit deploys
+            continue
         for version, info in component["versions"].items():
             info["digest"] = "sha256:" + hashlib.sha256(f"{component['image']}:{version}".encode()).hexdigest()
     path = tmp_path / "catalog.yaml"
