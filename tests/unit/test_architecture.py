@@ -87,6 +87,73 @@ def test_each_planted_violation_breaks_a_contract(tmp_path: Path) -> None:
         assert needle in result.stdout, f"{needle} was not reported:\n{result.stdout[-3000:]}"
 
 
+CYCLES = """
+import sys
+import grimp
+
+graph = grimp.build_graph("toolkit", cache_dir=None)
+edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules if m.startswith("toolkit")}
+index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+sys.setrecursionlimit(10000)
+
+
+def visit(v):
+    index[v] = low[v] = counter[0]
+    counter[0] += 1
+    stack.append(v)
+    on.add(v)
+    for w in edges[v]:
+        if w not in edges:
+            continue
+        if w not in index:
+            visit(w)
+            low[v] = min(low[v], low[w])
+        elif w in on:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        component = []
+        while True:
+            w = stack.pop()
+            on.discard(w)
+            component.append(w)
+            if w == v:
+                break
+        if len(component) > 1:
+            found.append(" <-> ".join(sorted(component)))
+
+
+for module in sorted(edges):
+    if module not in index:
+        visit(module)
+print("\\n".join(found))
+"""
+
+
+def import_cycles(root: Path) -> list[str]:
+    """The strongly connected groups of modules in the import graph of the `toolkit` package found in `root`
+    (grimp, the graph import-linter builds; imports under TYPE_CHECKING count: a type-only cycle is still a knot)."""
+    result = subprocess.run(
+        [sys.executable, "-c", CYCLES],
+        cwd=root,
+        env={"PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def test_the_import_graph_has_no_cycle(tmp_path: Path) -> None:
+    assert import_cycles(ROOT) == []
+    shutil.copytree(ROOT / "toolkit", tmp_path / "toolkit", ignore=shutil.ignore_patterns("__pycache__"))
+    planted = tmp_path / "toolkit" / "engine"
+    (planted / "planted_a.py").write_text("from toolkit.engine import planted_b\n")
+    (planted / "planted_b.py").write_text(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from toolkit.engine import planted_a\n"
+    )
+    assert import_cycles(tmp_path) == ["toolkit.engine.planted_a <-> toolkit.engine.planted_b"]
+
+
 def engine_sleeps(package: Path) -> list[str]:
     return [
         str(path.relative_to(package))

@@ -19,12 +19,9 @@ sees these protocols, so every decision is testable on the simulated platform an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from toolkit.model import Lease, PlatformState, RunRequest
-
-if TYPE_CHECKING:
-    from toolkit.engine.status import Notice
+from toolkit.model import Lease, Notice, PlatformState, RunRequest
 
 
 class Clock(Protocol):

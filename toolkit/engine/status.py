@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from toolkit.engine.executor import Event
+from toolkit.model import Notice
 
 IDLE, PLANNING, RUNNING, WAITING, PAUSED = "Idle", "Planning", "Running", "WaitingOnGate", "Paused"
 HALTED, STOPPED, COMPLETED, REFUSED = "Halted", "Stopped", "Completed", "Refused"
@@ -81,19 +82,6 @@ class Condition:
             "message": self.message,
             "lastTransitionTime": self.last_transition_time,
         }
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A Kubernetes Event worth recording: `reason` (ToolkitRestart, ToolkitGateWait, ToolkitHalted, ...), `type`
-    (Normal | Warning), on `objects` (pods or workloads by name; a pod's event also goes to its workload) and on every
-    workload of `components`."""
-
-    reason: str
-    type: str
-    message: str
-    objects: tuple[str, ...] = ()
-    components: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -422,3 +422,16 @@ class PlatformState:
                 if p.name == name:
                     return w
         return None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A Kubernetes Event worth recording: `reason` (ToolkitRestart, ToolkitGateWait, ToolkitHalted, ...), `type`
+    (Normal | Warning), on `objects` (pods or workloads by name; a pod's event also goes to its workload) and on every
+    workload of `components`."""
+
+    reason: str
+    type: str
+    message: str
+    objects: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()

@@ -91,12 +91,12 @@ from kubernetes.client.rest import ApiException
 from toolkit.catalog import load as load_catalog
 from toolkit.catalog import repository_of
 from toolkit.engine.ports import ActionError, LeaseHeldError
-from toolkit.engine.status import Notice
 from toolkit.model import (
     EsState,
     KafkaState,
     KubernetesState,
     Lease,
+    Notice,
     PlatformState,
     Pod,
     RunRequest,

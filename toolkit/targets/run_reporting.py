@@ -22,7 +22,8 @@ from typing import Any
 
 from toolkit.engine.executor import Event, RunResult
 from toolkit.engine.ports import Target
-from toolkit.engine.status import TERMINAL_EVENTS, Notice, RunStatus
+from toolkit.engine.status import TERMINAL_EVENTS, RunStatus
+from toolkit.model import Notice
 from toolkit.targets.run_metrics import RunMetrics
 
 DEFAULT_INTERVAL = 10.0  # run-clock seconds between two writes of a status that changed without a transition

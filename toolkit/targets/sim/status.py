@@ -15,14 +15,11 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from toolkit.engine.status import Notice
-from toolkit.model import PlatformState
-
-if TYPE_CHECKING:
-    from toolkit.targets.sim import SimStore
+from toolkit.model import Notice, PlatformState
 
 KEEP = 1000
 SOURCE = "toolkit-orchestrator"
@@ -35,10 +32,22 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+class StatusFiles(Protocol):
+    """Where the simulated platform keeps its run status and events (toolkit.targets.sim.SimStore)."""
+
+    @property
+    def status_path(self) -> Path: ...
+
+    @property
+    def events_path(self) -> Path: ...
+
+    def locked(self) -> AbstractContextManager[Any]: ...
+
+
 class SimStatus:
     def __init__(
         self,
-        store: SimStore | None,
+        store: StatusFiles | None,
         observe: Callable[[], PlatformState],
         wall: Callable[[], float] = time.time,
     ) -> None:
