@@ -6,14 +6,14 @@ rotation (`toolkit.provision.rotation.Rotation`, the same as `toolkit certs rota
 engine, and beyond the load's own verdict (nothing lost, duplicated or red) the world's TLS model is checked: a pod
 pair that talks and could not complete a handshake at any sampled second fails the rehearsal.
 
-On `local` it is refused for now. What a local rotation rehearsal needs (the local rehearsal path is being reworked
-separately): the run namespace's Secrets made by deploy (they are: `toolkit.provision.deploy` runs the `common` role)
-and the rotation run against `open_real_target(run_env)` with `KubeCertStore`, both of which exist; what is missing is
-TLS on the live path: the real workers of a local rehearsal talk plaintext to the single-node peer (noida-db), so
-nothing would load the rotated certificates. It needs the peer's Kafka and Elasticsearch behind TLS terminators
-(stunnel, as tests/cluster/test_local_tls.py does) started from the run namespace's Secrets and restarted after each
-phase (they play the servers' pods), and the worker host processes given the Secrets' files
-(TOOLKIT_WORKER_KAFKA_CA_FILE, ...), re-read on the restart the stamp causes.
+On `local` (and kind) it is refused for now; `toolkit certs rotate --env local` itself works. The platform side is
+ready: the rehearsal runs the chart's worker pods, which load the Secrets' files when they start, and the cluster's
+peer operator publishes Kafka and Elasticsearch again with the Secret as it stands after each phase. What is missing
+is the load's side: its clients (`toolkit.rehearsal.liveload`: the probe producer and consumers, the Elasticsearch
+checker) load the admin identity's CA and client certificate once, at start, so once the reissue phase makes the
+servers present leaves only the new CA signs (and the drop phase refuses client certificates of the old one), they
+would fail. A local rotation rehearsal needs them rebuilt from the run namespace's Secrets after each phase, with
+the ledger carried across.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from toolkit.provision import credentials
 from toolkit.provision.rotation import Rotation, fixed
 
 LOCAL_REFUSAL = (
-    "--rotate-certs rehearses on sim only for now: on {env} the rehearsal's real workers talk plaintext to the "
-    "single-node peer, so no live path would load the rotated certificates (see toolkit/rehearsal/certs.py for what "
-    "a local rotation rehearsal needs). Rotate a local platform with `toolkit certs rotate --env {env}`"
+    "--rotate-certs rehearses on sim only for now: on {env} the rehearsal's load clients load their CA and client "
+    "certificate once, at start, so they cannot follow the rotation (see toolkit/rehearsal/certs.py for what a local "
+    "rotation rehearsal needs). Rotate a local platform with `toolkit certs rotate --env {env}`"
 )
 
 
