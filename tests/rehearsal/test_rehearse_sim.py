@@ -98,3 +98,9 @@ def test_verdict_rules() -> None:
     assert not judge(base, "halted").passed
     assert not judge(base, "completed", max_unavailable_bound=2).passed
     assert judge(base, "completed", max_unavailable_bound=5).passed
+
+
+def test_a_kubernetes_rehearsal_outside_sim_is_refused_before_anything_starts() -> None:
+    refused = runner.invoke(app, ["rehearse", "--env", "local", "--to", "kubernetes=1.20"])
+    assert refused.exit_code == 2
+    assert "runs on sim only for now" in refused.stderr and "toolkit cluster node-image" in refused.stderr

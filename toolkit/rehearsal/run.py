@@ -100,6 +100,13 @@ def rehearse(
         raise UsageError(
             "nothing to rehearse: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0), or --rotate-certs"
         )
+    if "kubernetes" in to_versions and env.kind != "sim":
+        raise UsageError(
+            f"--to kubernetes=...: a rehearsal of a Kubernetes roll runs on sim only for now; on {env.name} (kind "
+            f"{env.kind}) the rehearsal deploys into a namespace of its own, while a node roll moves every pod of the "
+            "cluster. Rehearse it with `toolkit rehearse --env sim --to kubernetes=VERSION`; roll the local cluster's "
+            "nodes with `toolkit cluster node-image IMAGE` then `toolkit upgrade run --env local --to kubernetes=1.20`"
+        )
     if options.unsafe_skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
             f"--unsafe-skip-gates is refused on environment {env.name} (kind {env.kind}): it exists only as a "
