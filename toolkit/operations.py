@@ -306,19 +306,31 @@ def run_upgrade(
         open_target(env, injections, kubernetes="kubernetes" in targets) as target,
         _reported(target, holder, targets, on_event, reporting, metrics) as reporter,
     ):
-        executor = Executor(
-            target,
-            catalog_mod.load(),
-            targets,
-            settings,
-            holder=holder,
-            on_event=reporter,
-            stop_requested=stop_requested,
-            stop_now=stop_now,
-        )
-        result = executor.run()
-        reporter.finish(result)
-        return result
+        return _execute(target, targets, settings, holder, reporter, stop_requested, stop_now)
+
+
+def _execute(
+    target: Target,
+    targets: dict[str, str],
+    settings: UpgradeSettings,
+    holder: str,
+    reporter: Any,
+    stop_requested: Callable[[], bool],
+    stop_now: Callable[[], bool],
+) -> RunResult:
+    """One engine run on an open target, its events through `reporter`, which records the result too."""
+    result = Executor(
+        target,
+        catalog_mod.load(),
+        targets,
+        settings,
+        holder=holder,
+        on_event=reporter,
+        stop_requested=stop_requested,
+        stop_now=stop_now,
+    ).run()
+    reporter.finish(result)
+    return result
 
 
 def rollback_targets(state: PlatformState, components: list[str]) -> dict[str, str]:
@@ -363,18 +375,7 @@ def run_rollback(
             return targets, make_plan(state, targets, settings)
         holder = default_holder()
         with _reported(target, holder, targets, on_event, reporting, metrics) as reporter:
-            executor = Executor(
-                target,
-                catalog_mod.load(),
-                targets,
-                settings,
-                holder=holder,
-                on_event=reporter,
-                stop_requested=stop_requested,
-                stop_now=stop_now,
-            )
-            result = executor.run()
-            reporter.finish(result)
+            result = _execute(target, targets, settings, holder, reporter, stop_requested, stop_now)
         return targets, result
 
 
