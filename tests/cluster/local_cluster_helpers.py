@@ -82,3 +82,22 @@ def make_namespace(core: Any, prefix: str = "t") -> str:
 
     wait_for(default_account_ready, 60, f"service account {name}/default with a token")
     return name
+
+
+def create_pdb(api: Any, namespace: str, app: str, **budget: int) -> None:
+    """A PodDisruptionBudget `app` over the pods labelled app=`app` (`maxUnavailable=1`, `minAvailable=1`, ...), as
+    Kubernetes 1.20 serves it: policy/v1beta1 only."""
+    from kubernetes import client
+
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "policy",
+        "v1beta1",
+        namespace,
+        "poddisruptionbudgets",
+        {
+            "apiVersion": "policy/v1beta1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": app},
+            "spec": {**budget, "selector": {"matchLabels": {"app": app}}},
+        },
+    )

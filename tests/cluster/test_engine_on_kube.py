@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from local_cluster_helpers import is_ready, wait_for
+from local_cluster_helpers import create_pdb, is_ready, wait_for
 
 from toolkit.catalog import load
 from toolkit.config.environments import resolve
@@ -64,7 +64,7 @@ def create_platform(api: Any, namespace: str, never_ready: bool = False) -> None
     """kafka: StatefulSet (3, OnDelete, combined nodes); workers-indexer: Deployment (2, surge 1, unavailable 0);
     a PDB with maxUnavailable 1 over each."""
     catalog = load()
-    apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     pod_notes = {"toolkit.io/ready-delay-seconds": "0.5"}
     core.create_namespaced_service(
         namespace, {"metadata": {"name": "kafka-headless"}, "spec": {"clusterIP": "None", "selector": {"app": "kafka"}}}
@@ -103,19 +103,8 @@ def create_platform(api: Any, namespace: str, never_ready: bool = False) -> None
             },
         },
     )
-    for app in ("kafka-combined", "workers-indexer"):  # Kubernetes 1.20 serves PDBs as policy/v1beta1 only
-        custom.create_namespaced_custom_object(
-            "policy",
-            "v1beta1",
-            namespace,
-            "poddisruptionbudgets",
-            {
-                "apiVersion": "policy/v1beta1",
-                "kind": "PodDisruptionBudget",
-                "metadata": {"name": app},
-                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": app}}},
-            },
-        )
+    for app in ("kafka-combined", "workers-indexer"):
+        create_pdb(api, namespace, app, maxUnavailable=1)
 
     def all_ready() -> bool:
         pods = core.list_namespaced_pod(namespace, label_selector="toolkit.io/component").items

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from local_cluster_helpers import FAST_DATA_PLANE, is_ready, make_namespace, wait_for
+from local_cluster_helpers import FAST_DATA_PLANE, create_pdb, is_ready, make_namespace, wait_for
 
 from toolkit.catalog import load
 from toolkit.config.environments import resolve
@@ -106,7 +106,7 @@ def create_platform(api: Any, namespace: str) -> None:
     """kafka: 3 combined nodes (StatefulSet, OnDelete), one per node; workers-indexer: 2 (Deployment); a PDB of
     maxUnavailable 1 (policy/v1beta1) over each, as the charts render them."""
     catalog = load()
-    apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     notes = {"toolkit.io/ready-delay-seconds": "0.5"}
 
     def labels(component: str, role: str, version: str, app: str) -> dict[str, str]:
@@ -161,18 +161,7 @@ def create_platform(api: Any, namespace: str) -> None:
         },
     )
     for app in ("kafka", "workers-indexer"):
-        custom.create_namespaced_custom_object(
-            "policy",
-            "v1beta1",
-            namespace,
-            "poddisruptionbudgets",
-            {
-                "apiVersion": "policy/v1beta1",
-                "kind": "PodDisruptionBudget",
-                "metadata": {"name": app},
-                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": app}}},
-            },
-        )
+        create_pdb(api, namespace, app, maxUnavailable=1)
 
     def ready() -> bool:
         pods = core.list_namespaced_pod(namespace, label_selector="toolkit.io/component").items
@@ -184,7 +173,7 @@ def create_platform(api: Any, namespace: str) -> None:
 def foreign_pod_with_a_blocking_pdb(api: Any, namespace: str, node_namespace: str) -> None:
     """A team's single pod on the test's nodes, in its own namespace, with a PDB (minAvailable 1) that refuses any
     eviction until someone relaxes it: the Eviction API answers 429."""
-    apps, custom = client.AppsV1Api(api), client.CustomObjectsApi(api)
+    apps = client.AppsV1Api(api)
     labels = {"app": "team-app"}
     apps.create_namespaced_deployment(
         namespace,
@@ -203,18 +192,7 @@ def foreign_pod_with_a_blocking_pdb(api: Any, namespace: str, node_namespace: st
             },
         },
     )
-    custom.create_namespaced_custom_object(
-        "policy",
-        "v1beta1",
-        namespace,
-        "poddisruptionbudgets",
-        {
-            "apiVersion": "policy/v1beta1",
-            "kind": "PodDisruptionBudget",
-            "metadata": {"name": "team-app"},
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
-        },
-    )
+    create_pdb(api, namespace, "team-app", minAvailable=1)
     core = client.CoreV1Api(api)
     wait_for(
         lambda: any(is_ready(p) for p in core.list_namespaced_pod(namespace, label_selector="app=team-app").items),

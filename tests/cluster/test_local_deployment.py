@@ -7,7 +7,7 @@ import threading
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from local_cluster_helpers import is_ready, pod_template, wait_for
+from local_cluster_helpers import create_pdb, is_ready, pod_template, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -40,19 +40,7 @@ def test_surge_rollout_never_drops_below_replicas_and_pdb_blocks_eviction(local_
     core = client.CoreV1Api(local_env.api_client)
     custom = client.CustomObjectsApi(local_env.api_client)
     apps.create_namespaced_deployment(namespace, _deployment("indexer", "registry.local/indexer:1.0"))
-    # Kubernetes 1.20 serves PodDisruptionBudget only as policy/v1beta1.
-    custom.create_namespaced_custom_object(
-        "policy",
-        "v1beta1",
-        namespace,
-        "poddisruptionbudgets",
-        {
-            "apiVersion": "policy/v1beta1",
-            "kind": "PodDisruptionBudget",
-            "metadata": {"name": "indexer"},
-            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "indexer"}}},
-        },
-    )
+    create_pdb(local_env.api_client, namespace, "indexer", maxUnavailable=0)
     wait_for(lambda: _rolled_out(apps, "indexer", namespace, 3), 60, "indexer 3/3 available")
 
     def pdb_counts_three() -> bool:
