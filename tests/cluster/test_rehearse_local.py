@@ -362,3 +362,67 @@ def test_the_load_verifies_the_platform_certificates(rehearsal: Rehearsal) -> No
 # grace period as a kubelet does.
 def test_the_rehearsal_passes_with_nothing_lost_at_the_senders(rehearsal: Rehearsal) -> None:
     assert rehearsal.report.passed, rehearsal.report.reasons
+
+
+def _fingerprints(pem_file: Path) -> list[str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return [c.fingerprint(hashes.SHA256()).hex() for c in x509.load_pem_x509_certificates(pem_file.read_bytes())]
+
+
+def test_a_certificate_rotation_under_live_load_loses_nothing_and_the_load_follows_it(
+    local_env, peer_operator, tmp_path: Path
+) -> None:
+    """`toolkit rehearse --env local --rotate-certs`: the run namespace's real Secrets rotated (trust, reissue, drop),
+    every pod restarted behind the gates after each phase, the chart's worker pods loading the new files, the peer
+    operator serving each phase's Secrets; the load, a client outside the platform, takes each phase's trust and
+    identity from the Secrets (discovered again) and must lose nothing: a client that kept the first CA could not
+    verify the reissued servers, and the old client certificate is refused once the old CA is dropped."""
+    from toolkit import catalog
+    from toolkit.config.environments import resolve
+    from toolkit.rehearsal.run import RehearsalOptions, rehearse
+
+    problem = local_env.agent.runtime.problem
+    if problem is not None:
+        pytest.skip(f"the local pod runtime cannot run here: {problem}")
+    image = catalog.load().component("workers").image
+    envs, state = tmp_path / "envs", tmp_path / "state"
+    envs.mkdir()
+    (envs / "rh-rotate.yaml").write_text(yaml.safe_dump(environment_document(local_env.cluster.kubeconfig)))
+    local_env.agent.set_runnable_image(image, Path(sys.executable).parent)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
+            patch.setenv("TOOLKIT_STATE_DIR", str(state))
+            settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=180)
+            options = RehearsalOptions(
+                rate=100, syslog_rate=100, drain_timeout=120, settings=settings, rotate_certs=True
+            )
+            started = time.monotonic()
+            report = rehearse(resolve("rh-rotate"), {}, {}, options)
+            took = time.monotonic() - started
+    finally:
+        local_env.agent.remove_runnable_image(image)
+    print(f"\nlocal rotation rehearsal: {took:.0f} s in all; {'; '.join(report.notes)}; reasons: {report.reasons}")
+    doc = report.as_dict()
+    assert report.outcome == "completed", report.outcome_reason
+    assert report.passed, report.reasons
+    (rotation,) = [n for n in report.notes if n.startswith("change: certificate rotation")]
+    for phase in ("trust", "reissue", "drop"):
+        assert f"{phase} secrets done" in rotation and f"{phase} roll done" in rotation, rotation
+    assert doc["acknowledged"] > 0 and doc["consumed"] == doc["acknowledged"]
+    assert doc["lost_by_path"]["acknowledged_not_consumed"] == 0 and doc["lost_by_path"]["accepted_not_stored"] == 0
+    assert doc["duplicated"] == 0 and doc["out_of_order"] == 0
+    assert doc["syslog"]["accepted"] > 0 and doc["syslog"]["stored"] == doc["syslog"]["accepted"]
+
+    # what the load trusted, phase by phase: the first CA; both; the new one alone
+    (run,) = (state / "rh-rotate" / "rehearsals").iterdir()
+    first = _fingerprints(Path(json.loads((run / "access" / "connections.json").read_text())["kafka"]["ca_file"]))
+    seen = {}
+    for phase in ("trust", "reissue", "drop"):
+        kafka = json.loads((run / f"access-{phase}" / "connections.json").read_text())["kafka"]
+        seen[phase] = _fingerprints(Path(kafka["ca_file"]))
+    assert len(first) == 1 and seen["trust"][0] == first[0] and len(seen["trust"]) == 2, seen
+    assert seen["reissue"] == seen["trust"], seen
+    assert seen["drop"] == [seen["trust"][1]], seen

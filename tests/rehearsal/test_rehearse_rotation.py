@@ -50,11 +50,12 @@ def test_the_same_rotation_without_gates_loses_and_fails(tmp_path: Path) -> None
     assert doc["max_unavailable_seconds"]["produce"] > 0 and doc["max_unavailable_seconds"]["ingest"] > 0
 
 
-def test_a_rotation_rehearsal_is_refused_with_to_or_outside_sim(tmp_path: Path) -> None:
+def test_a_rotation_rehearsal_is_refused_with_to_or_on_a_cluster_it_does_not_deploy_to(tmp_path: Path) -> None:
     both = runner.invoke(app, ["rehearse", "--env", "sim", "--rotate-certs", "--to", "kafka=4.1.0"])
     assert both.exit_code == 2 and "--rotate-certs and --to conflict" in both.stderr
-    local = runner.invoke(app, ["rehearse", "--env", "local", "--rotate-certs"])
-    assert local.exit_code == 2
-    assert "rehearses on sim only for now" in local.stderr and "toolkit certs rotate --env local" in local.stderr
+    region = runner.invoke(app, ["rehearse", "--env", "eu-west-1", "--rotate-certs"])
+    assert region.exit_code == 2
+    assert "rehearses on sim, local and kind" in region.stderr
+    assert "toolkit certs rotate --env eu-west-1" in region.stderr
     nothing = runner.invoke(app, ["rehearse", "--env", "sim"])
     assert nothing.exit_code == 2 and "or --rotate-certs" in nothing.stderr

@@ -25,7 +25,15 @@ from toolkit.provision.rotation import consistent
 
 ENV = resolve("sim")
 ITEMS = credentials.plan(ENV)
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime.now(dt.UTC)  # set again when the module's tests start (below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _now() -> None:
+    """The checks' time is taken when this module's tests start, not when it was imported: in one long session
+    (`make test`) they start many minutes later, after certificates made now are valid from (now - 5 minutes)."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
 LEAVES = {c.secret: c for c in ITEMS.certificates}
 
 

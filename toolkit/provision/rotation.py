@@ -160,8 +160,12 @@ class Rotation:
         stop_now: Callable[[], bool] = lambda: False,
         now: Callable[[], dt.datetime] = utc_now,
         drivers: Mapping[str, ComponentDriver] | None = None,
+        on_secrets: Callable[[str], None] | None = None,
     ) -> None:
         self.environment = environment
+        # told the phase each time its Secrets were written (before the pods restart): a client outside the platform
+        # (a rehearsal's load) takes the new trust and identity from them then
+        self._on_secrets = on_secrets
         self.items = items
         self._targets = targets
         self._depth = 0
@@ -386,6 +390,8 @@ class Rotation:
             ) from None
         record.outcome, record.ended_at = "done", self.target.clock.now()
         self.emit("phase", f"{progress.phase}: {record.message}")
+        if self._on_secrets is not None:
+            self._on_secrets(progress.phase)
         return progress
 
     def _trust(self, progress: Progress, record: StageRecord) -> Progress:
@@ -505,16 +511,7 @@ class Rotation:
                         result.outcome, Verdict.refuse(result.rule, f"phase {progress.phase}: {result.reason}")
                     )
                 self._check_stop(f"after restarting {', '.join(names)} on phase {progress.phase}")
-        behind = self._not_rolled(self.target.observe(), stamp)
-        if behind:
-            raise _Ended(
-                "halted",
-                Verdict.refuse(
-                    "certs.rolled",
-                    f"phase {progress.phase}: {behind}; the next phase's Secrets are not written until every pod "
-                    "restarted on this one. Run the same command to resume",
-                ),
-            )
+        self._await_rolled(progress.phase, stamp)
         record.outcome, record.ended_at = "done", self.target.clock.now()
         record.message = (
             f"every pod restarted on {stamp}: {record.restarts} pods restarted one at a time, {record.rolls} "
@@ -567,13 +564,38 @@ class Rotation:
             if self._stop_now():
                 self._check_stop("while waiting for the stamp to be observed")
 
+    def _await_rolled(self, phase: str, stamp: str) -> None:
+        """Observe until every pod runs on the `stamp` template and no pod of an earlier one is left, not even one
+        shutting down (it drains with the identity it loaded: a receiver flushing its last events to Kafka must not
+        meet a server that no longer trusts it); halt past the step timeout."""
+        started = self.target.clock.now()
+        while True:
+            behind = self._not_rolled(self.target.observe(), stamp)
+            if not behind:
+                return
+            if self.target.clock.now() - started >= self.settings.step_timeout:
+                raise _Ended(
+                    "halted",
+                    Verdict.refuse(
+                        "certs.rolled",
+                        f"phase {phase}: {behind} after {self.settings.step_timeout:.0f} s; the next phase's Secrets "
+                        "are not written until every pod restarted on this one. Run the same command to resume",
+                    ),
+                )
+            self.target.clock.wait(self.settings.poll_interval)
+            if self._stop_now():
+                self._check_stop(f"while waiting for every pod of phase {phase}")
+
     @staticmethod
     def _not_rolled(state: PlatformState, stamp: str) -> str:
-        """Why not every pod runs on the `stamp` template ("" when every one does, Ready)."""
+        """Why not every pod runs on the `stamp` template ("" when every one does, Ready, and no pod of an earlier
+        template is left, also none shutting down)."""
         for w in state.workloads:
             if w.annotation(STAMP_ANNOTATION) != stamp:
                 return f"workload {w.name} is not stamped {STAMP_ANNOTATION}={stamp}"
             for p in w.pods:
+                if p.revision != w.update_revision and p.terminating:
+                    return f"pod {p.name} of an earlier template is still shutting down"
                 if p.terminating:
                     continue
                 if p.revision != w.update_revision or not p.ready:

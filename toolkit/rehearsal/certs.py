@@ -6,14 +6,14 @@ rotation (`toolkit.provision.rotation.Rotation`, the same as `toolkit certs rota
 engine, and beyond the load's own verdict (nothing lost, duplicated or red) the world's TLS model is checked: a pod
 pair that talks and could not complete a handshake at any sampled second fails the rehearsal.
 
-On `local` (and kind) it is refused for now; `toolkit certs rotate --env local` itself works. The platform side is
-ready: the rehearsal runs the chart's worker pods, which load the Secrets' files when they start, and the cluster's
-peer operator publishes Kafka and Elasticsearch again with the Secret as it stands after each phase. What is missing
-is the load's side: its clients (`toolkit.rehearsal.liveload`: the probe producer and consumers, the Elasticsearch
-checker) load the admin identity's CA and client certificate once, at start, so once the reissue phase makes the
-servers present leaves only the new CA signs (and the drop phase refuses client certificates of the old one), they
-would fail. A local rotation rehearsal needs them rebuilt from the run namespace's Secrets after each phase, with
-the ledger carried across.
+On `local` and `kind` the rotation runs against the run namespace's real Secrets (`KubeCertStore`) with the engine
+on the real target, exactly as `toolkit certs rotate` does; the chart's worker pods load the Secrets' files when they
+restart, the published Kafka and Elasticsearch (on local: the cluster's peer operator, which serves a changed Secret
+at once) follow them. The load is a client outside the platform: after each phase's Secrets are written it takes the
+new trust and identity from them (the run namespace's Secrets discovered again, `LiveLoad.reconnect`), as any
+client of the platform must, and its ledgers carry on. What a phase allows makes that safe: after `trust` the load
+trusts both CAs while the servers still present the old leaves; after `reissue` it presents a new leaf the servers
+trust (both CAs) and accepts theirs; after `drop` only the new CA remains on both sides.
 """
 
 from __future__ import annotations
@@ -29,22 +29,19 @@ from toolkit.model import UpgradeSettings
 from toolkit.provision import credentials
 from toolkit.provision.rotation import Rotation, fixed
 
-LOCAL_REFUSAL = (
-    "--rotate-certs rehearses on sim only for now: on {env} the rehearsal's load clients load their CA and client "
-    "certificate once, at start, so they cannot follow the rotation (see toolkit/rehearsal/certs.py for what a local "
-    "rotation rehearsal needs). Rotate a local platform with `toolkit certs rotate --env {env}`"
-)
-
 
 def check(env: Environment, to_versions: dict[str, str]) -> None:
-    """Refuse what a rotation rehearsal cannot be (exit 2): with --to, or outside sim."""
+    """Refuse what a rotation rehearsal cannot be (exit 2): one with --to too, or on a cluster it does not deploy to."""
     if to_versions:
         raise UsageError(
             "--rotate-certs and --to conflict: a rehearsal rehearses one change; rehearse the rotation and the "
             "upgrade separately"
         )
-    if env.kind != "sim":
-        raise UsageError(LOCAL_REFUSAL.format(env=env.name))
+    if env.kind not in ("sim", "local", "kind"):
+        raise UsageError(
+            f"--rotate-certs rehearses on sim, local and kind (a namespace of its own); on {env.name} (kind "
+            f"{env.kind}) rotate with `toolkit certs rotate --env {env.name}`"
+        )
 
 
 def install(env: Environment, world: Any) -> None:
@@ -72,11 +69,7 @@ def rotate(
         holder=holder,
         on_event=on_event,
     ).run()
-    notes = [
-        f"change: certificate rotation {result.generation} (trust a new CA, reissue every leaf, drop the old CA), "
-        f"{len(result.stages)} stages: " + ", ".join(f"{s.phase} {s.stage} {s.outcome}" for s in result.stages)
-    ]
-    return result.outcome, result.reason, result.steps, notes
+    return result.outcome, result.reason, result.steps, [_stages_note(result)]
 
 
 def tls_reasons(world: Any) -> list[str]:
@@ -89,3 +82,40 @@ def tls_reasons(world: Any) -> list[str]:
         f"TLS handshakes failed during {len(failing)} sampled seconds (first at t={first['t']:.0f} s: "
         f"{first.get('tls_failure', '?')}, {first['tls_failures']} pod pairs)"
     ]
+
+
+def rotate_real(
+    env: Environment,
+    settings: UpgradeSettings,
+    holder: str,
+    on_event: Callable[[Event], None],
+    on_secrets: Callable[[str], None],
+) -> tuple[str, str, list[StepRecord], list[str]]:
+    """Run the rotation on the run's real platform (local, kind): its Secrets through the apiserver, a target opened
+    afresh for each stage (as `toolkit certs rotate`); `on_secrets(phase)` after each phase's Secrets are written."""
+    from toolkit.targets.kube_certs import KubeCertStore
+    from toolkit.targets.real import kube_api, open_real_target
+
+    api = kube_api(env)
+    try:
+        result = Rotation(
+            env.name,
+            credentials.plan(env),
+            lambda: open_real_target(env),
+            KubeCertStore(api, credentials.ca_namespace(env.wiring.namespace)),
+            catalog_mod.load(),
+            settings,
+            holder=holder,
+            on_event=on_event,
+            on_secrets=on_secrets,
+        ).run()
+    finally:
+        api.close()
+    return result.outcome, result.reason, result.steps, [_stages_note(result)]
+
+
+def _stages_note(result: Any) -> str:
+    return (
+        f"change: certificate rotation {result.generation} (trust a new CA, reissue every leaf, drop the old CA), "
+        f"{len(result.stages)} stages: " + ", ".join(f"{s.phase} {s.stage} {s.outcome}" for s in result.stages)
+    )

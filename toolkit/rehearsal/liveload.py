@@ -162,6 +162,9 @@ class LiveLoad:
         self._tap_position: dict[int, int] = {}
         self._deadline = 0.0
         self.errors: list[str] = []
+        self.reconnects = 0  # new trust and identity taken (reconnect); the long-lived clients follow it
+        self._retired: list[Any] = []  # Elasticsearch clients replaced by reconnect, closed at the end
+        self._probe_position: dict[int, int] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -205,6 +208,17 @@ class LiveLoad:
             thread = threading.Thread(target=self._guard(name, target), name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def reconnect(self, kafka: KafkaConnection, elasticsearch: EsConnection) -> None:
+        """Take new trust and identity (a certificate rotation wrote a phase's Secrets): every client made from now
+        on uses them; the long-lived ones are rebuilt at their next turn: the probe producer after flushing what the
+        old one holds, the probe and tap consumers from where they stopped reading, the Elasticsearch client at once
+        (the old one finishes a request in flight and is closed at the end). The ledgers carry on unchanged."""
+        self.config.kafka, self.config.elasticsearch = kafka, elasticsearch
+        self.kafka_conf = client_config(kafka, client_id=f"{self.config.run_tag}-load")
+        self._retired.append(self.es)
+        self.es = client_for(elasticsearch, request_timeout=10)
+        self.reconnects += 1
 
     def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -254,7 +268,8 @@ class LiveLoad:
             admin.delete_topics([self.config.probe_topic])[self.config.probe_topic].result(30)
         except Exception as exc:
             self.errors.append(f"cleanup: could not delete probe topic {self.config.probe_topic}: {exc}")
-        self.es.close()
+        for es in (*self._retired, self.es):
+            es.close()
 
     # ------------------------------------------------------------------ results
 
@@ -344,14 +359,19 @@ class LiveLoad:
                 time.sleep(0.005)
 
     def _probe_producer(self) -> None:
-        conf = {
-            **self.kafka_conf,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.timeout.ms": int(self.config.delivery_timeout * 1000),
-        }
-        producer = Producer(conf)  # local to this thread: gone (connections closed) when the thread ends
+        def make() -> Producer:
+            return Producer(
+                {
+                    **self.kafka_conf,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "message.timeout.ms": int(self.config.delivery_timeout * 1000),
+                }
+            )
+
+        generation = self.reconnects
+        producer = make()  # local to this thread: gone (connections closed) when the thread ends
         partitions = self._partitions(self.config.probe_topic) or [0]
         sequences = dict.fromkeys(partitions, 0)
 
@@ -364,6 +384,9 @@ class LiveLoad:
                 self.probe.ack(*parsed)
 
         for due in self._paced(self.config.rate, self._stop_senders):
+            if generation != self.reconnects:  # new trust and identity: what the old producer holds goes first
+                producer.flush(self.config.delivery_timeout + 5)
+                generation, producer = self.reconnects, make()
             for _ in range(due):
                 p = partitions[self.probe.produced % len(partitions)]
                 value = probe_value(self.config.run_tag, p, sequences[p])
@@ -378,9 +401,15 @@ class LiveLoad:
             producer.poll(0)
         producer.flush(self.config.delivery_timeout + 5)
 
-    def _read_loop(self, consumer: Consumer, on_message: Callable[[Message], None]) -> None:
+    def _read_loop(self, make: Callable[[], Consumer], on_message: Callable[[Message], None]) -> None:
+        """Read with the consumer `make` builds (assigned where reading stands), built again after a reconnect."""
+        generation = self.reconnects
+        consumer = make()
         try:
             while not self._stop_readers.is_set() and time.monotonic() < self._deadline + 600:
+                if generation != self.reconnects:
+                    consumer.close()
+                    generation, consumer = self.reconnects, make()
                 for message in consumer.consume(500, timeout=0.5):
                     if message.error() is None:
                         on_message(message)
@@ -388,23 +417,39 @@ class LiveLoad:
             consumer.close()
 
     def _probe_consumer(self) -> None:
-        consumer = Consumer(
-            {**self.kafka_conf, "group.id": f"{self.config.run_tag}-probe-reader", "enable.auto.commit": False}
-        )
-        partitions = self._partitions(self.config.probe_topic)
-        consumer.assign([TopicPartition(self.config.probe_topic, p, OFFSET_BEGINNING) for p in partitions])
+        topic = self.config.probe_topic
+        partitions = self._partitions(topic)
+
+        def make() -> Consumer:
+            consumer = Consumer(
+                {**self.kafka_conf, "group.id": f"{self.config.run_tag}-probe-reader", "enable.auto.commit": False}
+            )
+            consumer.assign(
+                [TopicPartition(topic, p, self._probe_position.get(p, OFFSET_BEGINNING)) for p in partitions]
+            )
+            return consumer
 
         def on_message(message: Message) -> None:
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None:
+                self._probe_position[partition] = offset + 1
             parsed = parse_probe(message.value() or b"", self.config.run_tag)
             if parsed is not None:
                 self.probe.read(*parsed)
 
-        self._read_loop(consumer, on_message)
+        self._read_loop(make, on_message)
 
     def _tap_consumer(self) -> None:
-        consumer = Consumer({**self.kafka_conf, "group.id": f"{self.config.run_tag}-tap", "enable.auto.commit": False})
         topic = self.config.events_topic
-        consumer.assign([TopicPartition(topic, p, offset) for p, offset in self._tap_start.items()])
+
+        def make() -> Consumer:
+            consumer = Consumer(
+                {**self.kafka_conf, "group.id": f"{self.config.run_tag}-tap", "enable.auto.commit": False}
+            )
+            consumer.assign(
+                [TopicPartition(topic, p, self._tap_position.get(p, start)) for p, start in self._tap_start.items()]
+            )
+            return consumer
 
         def on_message(message: Message) -> None:
             partition, offset = message.partition(), message.offset()
@@ -414,7 +459,7 @@ class LiveLoad:
             if event_id is not None:
                 self.syslog.accepted(event_id)
 
-        self._read_loop(consumer, on_message)
+        self._read_loop(make, on_message)
 
     def _targets(self) -> tuple[ReceiverEndpoint, ...]:
         """Where a Service would route now: the Ready receivers; with none Ready, the last known ones (the

@@ -334,7 +334,7 @@ def _rehearse_real(
         if cluster_state is not None:
             from toolkit.targets.local.network import network_of
 
-            config = _local_load_config(run_env, cluster_state, api, folder)
+            config, access_env = _local_load_config(run_env, cluster_state, api, folder)
             network = network_of(cluster_state)
             _wait(
                 lambda: _local_workers_serving(api, network, run_env, env.name),
@@ -342,7 +342,7 @@ def _rehearse_real(
                 "the worker Deployments to roll out with every pod running toolkit-worker",
             )
         else:
-            config = _prepare_kind(env, run_env_name, api, folder)
+            config, access_env = _prepare_kind(run_env, api, folder)
         config.rate, config.syslog_rate = options.rate, options.syslog_rate
         config.max_seconds = options.settings.step_timeout * 10 + options.drain_timeout + 600
         load = liveload.LiveLoad(config)
@@ -360,16 +360,31 @@ def _rehearse_real(
         settings = replace(options.settings, skip_gates=options.unsafe_skip_gates)
         outcome, reason = "completed", ""
         result: RunResult | None = None
-        with open_real_target(run_env) as target:
-            executor = Executor(
-                target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
-            )
+        records: list[Any] = []
+        if options.rotate_certs:  # hook: the change is a certificate rotation (toolkit.rehearsal.certs)
+            from toolkit.rehearsal import certs as rotation_change
+
+            def follow(phase: str) -> None:  # the load takes the phase's trust and identity, as any client must
+                load.reconnect(*_admin_access(api, access_env, folder / f"access-{phase}"))
+
             try:
-                result = executor.run()
-                outcome, reason = result.outcome, result.reason
+                outcome, reason, records, rotation_notes = rotation_change.rotate_real(
+                    run_env, settings, f"rehearsal/{run_id}", collect, follow
+                )
+                notes += rotation_notes
             except Exception as exc:  # the load must still stop, drain and be reported
                 outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
-            records = result.steps if result else executor.records
+        else:
+            with open_real_target(run_env) as target:
+                executor = Executor(
+                    target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
+                )
+                try:
+                    result = executor.run()
+                    outcome, reason = result.outcome, result.reason
+                except Exception as exc:  # the load must still stop, drain and be reported
+                    outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
+                records = result.steps if result else executor.records
         time.sleep(LIVE_WARMUP_SECONDS)  # the rolled workers carry load before it stops
         pids_after = liveload.worker_pids(network, api, run_env_name) if local else {}
         load.stop()
@@ -441,13 +456,12 @@ def _require_peer_operator(cluster_state: Path, env: Environment) -> None:
         )
 
 
-def _local_load_config(env: Environment, cluster_state: Path, api: Any, folder: Path) -> Any:
+def _local_load_config(env: Environment, cluster_state: Path, api: Any, folder: Path) -> tuple[Any, Environment]:
     """local: the run namespace's Kafka and Elasticsearch as the cluster's peer operator serves them (their loopback
     addresses in this network namespace, which has no cluster names), reached as the platform's admin identity: its
     CA and credentials discovered from the run namespace's Secrets, as for any environment. Waits until the operator
     reports the namespace ready (both Services published, topics and write alias made)."""
     from toolkit.rehearsal import liveload
-    from toolkit.targets.discovery import discover
     from toolkit.targets.local import status
     from toolkit.targets.local.peeroperator import OperatorError, wait_namespace_ready
 
@@ -464,21 +478,33 @@ def _local_load_config(env: Environment, cluster_state: Path, api: Any, folder: 
         "kafka": {"bootstrap": served.kafka["loopback"]},
         "elasticsearch": {"url": f"https://{served.elasticsearch['loopback']}"},
     }
-    found = discover(api, from_document(document), folder / "access", identity=wiring.admin)
-    if found.kafka is None or found.elasticsearch is None:
-        raise UsageError("; ".join(found.missing.values()))
-    (folder / "access" / "connections.json").write_text(
-        json.dumps({"kafka": found.kafka.model_dump(), "elasticsearch": found.elasticsearch.model_dump()}, indent=2)
-    )
-    return liveload.LiveLoadConfig(
+    access_env = from_document(document)
+    kafka, elasticsearch = _admin_access(api, access_env, folder / "access")
+    config = liveload.LiveLoadConfig(
         run_tag=wiring.namespace,
-        kafka=found.kafka,
-        elasticsearch=found.elasticsearch,
+        kafka=kafka,
+        elasticsearch=elasticsearch,
         events_topic=wiring.events_topic,
         indexer_group=wiring.indexer_group,
         write_alias=wiring.write_alias,
         receivers=liveload.local_receivers(api, wiring.namespace),
     )
+    return config, access_env
+
+
+def _admin_access(api: Any, env: Environment, folder: Path) -> tuple[Any, Any]:
+    """The load's connections to the run's Kafka and Elasticsearch as the platform's admin identity, its CA and
+    credentials discovered from the run namespace's Secrets as they stand now, written under `folder` (also as
+    connections.json)."""
+    from toolkit.targets.discovery import discover
+
+    found = discover(api, env, folder, identity=env.wiring.admin)
+    if found.kafka is None or found.elasticsearch is None:
+        raise UsageError(f"rehearsal on {env.name}: " + "; ".join(found.missing.values()))
+    (folder / "connections.json").write_text(
+        json.dumps({"kafka": found.kafka.model_dump(), "elasticsearch": found.elasticsearch.model_dump()}, indent=2)
+    )
+    return found.kafka, found.elasticsearch
 
 
 def _local_workers_serving(api: Any, network: Any, env: Environment, base_env: str) -> bool:
@@ -501,23 +527,21 @@ def _local_workers_serving(api: Any, network: Any, env: Environment, base_env: s
     return True
 
 
-def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> Any:
+def _prepare_kind(env: Environment, api: Any, folder: Path) -> tuple[Any, Environment]:
     """kind: the run platform's real Kafka and Elasticsearch at the environment's NodePorts, reached as the platform's
-    admin identity (its CA and credentials read from the run namespace's Secrets), the receivers behind the syslog
-    Service's NodePorts, the chart's topic, group and alias (all from the wiring)."""
+    admin identity (its CA and credentials read from the run namespace's Secrets: `env` is the run's environment),
+    the receivers behind the syslog Service's NodePorts, the chart's topic, group and alias (all from the wiring)."""
     from toolkit.rehearsal import liveload
-    from toolkit.targets.discovery import discover
 
     wiring = env.wiring
-    found = discover(api, env, folder / "access", identity=wiring.admin)
-    if found.kafka is None or found.elasticsearch is None:
-        raise UsageError(f"rehearsal on {env.name}: " + "; ".join(found.missing.values()))
+    namespace = wiring.namespace
+    kafka, elasticsearch = _admin_access(api, env, folder / "access")
     _wait(lambda: liveload.deployments_rolled_out(api, namespace), ROLLOUT_TIMEOUT, "the worker Deployments")
     brokers = env.platform.kafka.brokers
-    return liveload.LiveLoadConfig(
+    config = liveload.LiveLoadConfig(
         run_tag=namespace,
-        kafka=found.kafka,
-        elasticsearch=found.elasticsearch,
+        kafka=kafka,
+        elasticsearch=elasticsearch,
         events_topic=wiring.events_topic,
         indexer_group=wiring.indexer_group,
         write_alias=wiring.write_alias,
@@ -525,3 +549,4 @@ def _prepare_kind(env: Environment, namespace: str, api: Any, folder: Path) -> A
         probe_replication=min(3, brokers),
         probe_min_insync=2 if brokers >= 3 else 1,
     )
+    return config, env

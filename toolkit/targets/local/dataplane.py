@@ -13,8 +13,9 @@ Layout (cluster network N, see network.py)
         every pod sandbox of a namespace with a Kafka publication (the node agent starts it from the namespace's
         record, before the pod's containers), forwarding to the plaintext backend 10.(128+N).0.2:P.
     loopback: every publication is also served on 127.0.0.1 in the root namespace (Kafka: the advertised address;
-        Elasticsearch: a port of its own), for in-process clients there that cannot resolve cluster names (the
-        rehearsal's load generators): `https://127.0.0.1:<port>`, verified against the IP SAN 127.0.0.1.
+        Elasticsearch: a port of its own, kept when the Service is published again with a rotated Secret), for
+        in-process clients there that cannot resolve cluster names (the rehearsal's load generators):
+        `https://127.0.0.1:<port>`, verified against the IP SAN 127.0.0.1.
 So a Kafka client anywhere on the cluster bootstraps through the Service (TLS, the Service's DNS name or
 ClusterIP), learns the broker `127.0.0.1:P` and connects there (TLS again, IP 127.0.0.1), always with the
 platform's certificate: hostname verification stays on in the real clients (librdkafka's
@@ -342,6 +343,7 @@ class LocalDataPlane:
         if ca_pem is not None:
             _pem_blocks(ca_pem, f"client CA of {namespace}/{service}:{port}", b"-----BEGIN CERTIFICATE-----")
         key = (namespace, service, port)
+        previous = self._publications.get(key)
         self.unpublish(namespace, service, port)
         if backend == "kafka":
             self._claim_kafka_identity(key, material, ca_pem)
@@ -365,7 +367,9 @@ class LocalDataPlane:
             self._ensure_root_listener(cert, key_file, ca_file)
             loopback = peer.kafka_advertised
         else:
-            loopback_port = _free_port()
+            # published again (a rotated Secret): the same loopback address, so a client outside the cluster
+            # network that follows the rotation keeps its address, as the ClusterIP and Kafka's advertised one stay
+            loopback_port = int(previous.loopback.rsplit(":", 1)[1]) if previous is not None else _free_port()
             local = Terminator(
                 f"{namespace}-{service}-{port}-loopback",
                 folder,
