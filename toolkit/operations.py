@@ -716,7 +716,7 @@ def _cert_store(env: Environment, target: Target | None = None) -> Iterator[Any]
             yield SimCertStore(target)  # type: ignore[arg-type]
         return
     from toolkit.provision.credentials import ca_namespace
-    from toolkit.targets.kube_certs import KubeCertStore
+    from toolkit.targets.kube.certs import KubeCertStore
     from toolkit.targets.real import kube_api
 
     api = kube_api(env)

@@ -31,7 +31,7 @@ from toolkit.engine.executor import Event
 from toolkit.model import UpgradeSettings
 from toolkit.provision import certs, credentials
 from toolkit.provision.rotation import STAMP_ANNOTATION
-from toolkit.targets.kube_certs import PROGRESS_CONFIGMAP, PROGRESS_KEY
+from toolkit.targets.kube.certs import PROGRESS_CONFIGMAP, PROGRESS_KEY
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -311,7 +311,8 @@ def test_orchestrator_killed_after_second_restart_resumes_without_rerolling(loca
 def test_lease_compare_and_swap_and_audit_rolling_on_the_real_apiserver(local_env, namespace):
     from toolkit.engine.ports import LeaseHeldError
     from toolkit.model import Lease
-    from toolkit.targets.kube import KubeAuditLog, KubeLeaseStore
+    from toolkit.targets.kube.audit import KubeAuditLog
+    from toolkit.targets.kube.lease import KubeLeaseStore
 
     api = local_env.api_client
     first, second = KubeLeaseStore(api, namespace), KubeLeaseStore(api, namespace)
@@ -369,7 +370,10 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
     from kubernetes.client.rest import ApiException
 
     from toolkit.model import Lease, RunRequest
-    from toolkit.targets.kube import KubeAuditLog, KubeControlStore, KubeLeaseStore, KubeWorkloads, api_client_for
+    from toolkit.targets.kube.audit import KubeAuditLog
+    from toolkit.targets.kube.client import api_client_for
+    from toolkit.targets.kube.lease import KubeControlStore, KubeLeaseStore
+    from toolkit.targets.kube.workloads import KubeWorkloads
 
     api = local_env.api_client
     create_platform(api, namespace)
@@ -467,7 +471,7 @@ def test_orchestrator_rbac_is_enough_for_the_adapter_and_forbids_eviction(local_
                 doc["roleRef"]["name"] += f"-{suffix}"
                 rbac.create_namespaced_role_binding("kube-system", doc)
         docs += kube_docs
-        from toolkit.targets.kube_nodes import KubeKubernetes
+        from toolkit.targets.kube.nodes import KubeKubernetes
         from toolkit.targets.local.nodepool import LocalPoolProvider
 
         nodes = KubeKubernetes(as_orchestrator, namespace, "", LocalPoolProvider(as_orchestrator))
@@ -514,7 +518,7 @@ def test_requests_and_restart_budgets_are_kept_in_the_namespace(local_env, names
     """The control port's ConfigMap on the real apiserver: a request written by one process is read by another; a
     write that races another writer is retried on the 409 and neither change is lost; counts survive new clients."""
     from toolkit.model import RunRequest
-    from toolkit.targets.kube import CONTROL_NAME, CONTROL_RESTARTS_KEY, KubeControlStore
+    from toolkit.targets.kube.lease import CONTROL_NAME, CONTROL_RESTARTS_KEY, KubeControlStore
 
     api = local_env.api_client
     first, second = KubeControlStore(api, namespace), KubeControlStore(api, namespace)

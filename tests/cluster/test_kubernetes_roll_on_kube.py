@@ -405,8 +405,8 @@ def test_on_eks_without_aws_credentials_the_roll_is_refused_before_anything_move
     observed (DescribeCluster is refused), so the engine refuses to plan the roll, names what is missing, and
     changes nothing (exit 3 from the CLI)."""
     from toolkit.targets.eks import EksProvider
-    from toolkit.targets.kube import KubeTarget
-    from toolkit.targets.kube_nodes import KubeKubernetes
+    from toolkit.targets.kube.nodes import KubeKubernetes
+    from toolkit.targets.kube.target import KubeTarget
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

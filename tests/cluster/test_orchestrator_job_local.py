@@ -80,7 +80,7 @@ def test_the_orchestrator_job_rolls_the_workers_from_inside_the_cluster(local_en
     from toolkit.config.environments import resolve
     from toolkit.provision.deploy import deploy_platform
     from toolkit.provision.orchestrator import JOB_NAME
-    from toolkit.targets.kube import AUDIT_LABEL
+    from toolkit.targets.kube.audit import AUDIT_LABEL
     from toolkit.targets.local.dataplane import LocalDataPlane
 
     problem = local_env.agent.runtime.problem

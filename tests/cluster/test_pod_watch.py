@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 from local_cluster_helpers import pod_template
 
-from toolkit.targets.kube import PodWatch
+from toolkit.targets.kube.client import PodWatch
 
 pytestmark = pytest.mark.cluster
 

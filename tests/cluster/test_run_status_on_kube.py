@@ -31,7 +31,9 @@ from test_engine_on_kube import KAFKA_FROM, KAFKA_TO, WORKERS_FROM, WORKERS_TO, 
 from toolkit.config.environments import resolve
 from toolkit.engine.status import Notice, from_data
 from toolkit.provision.orchestrator import NAME, job_manifests
-from toolkit.targets.kube import STATUS_NAME, KubeStatus, KubeWorkloads, api_client_for
+from toolkit.targets.kube.client import api_client_for
+from toolkit.targets.kube.status import STATUS_NAME, KubeStatus
+from toolkit.targets.kube.workloads import KubeWorkloads
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -50,7 +50,7 @@ def kind_cluster() -> Iterator[Environment]:
 def namespace(kind_cluster: Environment) -> Iterator[str]:
     from kubernetes import client
 
-    from toolkit.targets.kube import api_client_for
+    from toolkit.targets.kube.client import api_client_for
 
     api = api_client_for(None, "kind-toolkit")
     core = client.CoreV1Api(api)
@@ -76,7 +76,8 @@ def test_kube_adapter_observes_zones_and_restarts_exactly_one_pod(namespace):
     deletes exactly the named pod (UID precondition) and its controller re-creates it."""
     from kubernetes import client
 
-    from toolkit.targets.kube import KubeWorkloads, api_client_for
+    from toolkit.targets.kube.client import api_client_for
+    from toolkit.targets.kube.workloads import KubeWorkloads
 
     api = api_client_for(None, "kind-toolkit")
     labels = {

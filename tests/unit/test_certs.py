@@ -34,6 +34,8 @@ def _now() -> None:
     (`make test`) they start many minutes later, after certificates made now are valid from (now - 5 minutes)."""
     global NOW
     NOW = dt.datetime.now(dt.UTC)
+
+
 LEAVES = {c.secret: c for c in ITEMS.certificates}
 
 

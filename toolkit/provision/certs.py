@@ -47,7 +47,7 @@ PHASES = ("trust", "reissue", "drop")
 
 
 class CertStore(Protocol):
-    """Where a platform's Secrets are read and written: the cluster's (toolkit.targets.kube_certs) or the simulated
+    """Where a platform's Secrets are read and written: the cluster's (toolkit.targets.kube.certs) or the simulated
     platform's (toolkit.targets.sim.pki). Errors are `toolkit.engine.ports.ActionError` naming the object."""
 
     @property

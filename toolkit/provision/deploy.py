@@ -120,7 +120,8 @@ def deploy_versions(environment: Environment, workloads: tuple[Workload, ...]) -
 
 
 def _observe_workloads(environment: Environment) -> tuple[Workload, ...]:
-    from toolkit.targets.kube import KubeWorkloads, api_client_for
+    from toolkit.targets.kube.client import api_client_for
+    from toolkit.targets.kube.workloads import KubeWorkloads
 
     access = helm.cluster_access(environment)
     api = api_client_for(access.kubeconfig, access.context)

@@ -16,7 +16,7 @@ depend on a laptop staying awake. The Job's pod
   run's status ConfigMap `toolkit-upgrade-status` and Events) and reading Nodes (zones). It cannot evict, read
   Secrets, or touch anything outside its namespace;
 - only when the Job targets Kubernetes itself (`--to kubernetes=...`), a second ClusterRole of its own
-  (`KUBERNETES_RULES`: what `toolkit.targets.kube_nodes` does) lets it cordon and label nodes, list pods on them in
+  (`KUBERNETES_RULES`: what `toolkit.targets.kube.nodes` does) lets it cordon and label nodes, list pods on them in
   every namespace and their PodDisruptionBudgets, and create evictions (`pods/eviction`); still no plain pod delete
   outside its namespace, no Secret. On the local cluster a Role in kube-system adds the node pool's ConfigMap. On
   EKS the AWS side (the EKS and Auto Scaling calls of `toolkit.targets.eks`) comes from the ServiceAccount's IAM role
@@ -34,7 +34,9 @@ from toolkit import catalog as catalog_mod
 from toolkit.config.access import Access, EsAccess, KafkaAccess
 from toolkit.config.environments import Environment
 from toolkit.errors import UsageError
-from toolkit.targets.kube import AUDIT_PREFIX, CONTROL_NAME, LEASE_NAME, STATUS_NAME  # the names the adapter writes
+from toolkit.targets.kube.audit import AUDIT_PREFIX  # the names the adapters write
+from toolkit.targets.kube.lease import CONTROL_NAME, LEASE_NAME
+from toolkit.targets.kube.status import STATUS_NAME
 
 NAME = "toolkit-orchestrator"
 JOB_NAME = "toolkit-upgrade"
@@ -47,7 +49,7 @@ RUN_AS = catalog_mod.TOOLKIT_IMAGE_UID
 OWN_CONFIG_MAPS = (AUDIT_PREFIX, CONTROL_NAME, STATUS_NAME)
 METRICS_PORT_NAME = "metrics"
 
-# What toolkit.targets.kube does, and nothing more (see that module's docstring for each call).
+# What toolkit.targets.kube does, and nothing more (see the docstrings of its modules for each call).
 RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": ["get", "list", "patch"]},
     {"apiGroups": ["apps"], "resources": ["statefulsets/status"], "verbs": ["get"]},
@@ -65,7 +67,7 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 NODE_RULES: list[dict[str, Any]] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
-# Kubernetes itself as a component (toolkit.targets.kube_nodes), granted only to a Job that targets it.
+# Kubernetes itself as a component (toolkit.targets.kube.nodes), granted only to a Job that targets it.
 KUBERNETES_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},

@@ -93,7 +93,7 @@ def rotate_real(
 ) -> tuple[str, str, list[StepRecord], list[str]]:
     """Run the rotation on the run's real platform (local, kind): its Secrets through the apiserver, a target opened
     afresh for each stage (as `toolkit certs rotate`); `on_secrets(phase)` after each phase's Secrets are written."""
-    from toolkit.targets.kube_certs import KubeCertStore
+    from toolkit.targets.kube.certs import KubeCertStore
     from toolkit.targets.real import kube_api, open_real_target
 
     api = kube_api(env)

@@ -287,7 +287,7 @@ def _rehearse_real(
     from toolkit.provision.deploy import deploy_platform
     from toolkit.rehearsal import liveload
     from toolkit.targets import clusters
-    from toolkit.targets.kube import api_client_for
+    from toolkit.targets.kube.client import api_client_for
     from toolkit.targets.real import open_real_target
 
     if options.injections:

@@ -86,7 +86,7 @@ def _context_answers(env: Environment, timeout: float = 10.0) -> tuple[bool, str
     try:
         from kubernetes import client
 
-        from toolkit.targets.kube import api_client_for
+        from toolkit.targets.kube.client import api_client_for
 
         api = api_client_for(env.kubeconfig, env.kube_context)
         info = client.VersionApi(api).get_code(_request_timeout=timeout)

@@ -42,7 +42,7 @@ from toolkit.model import (
     WorkersState,
     Workload,
 )
-from toolkit.targets.kube import pod_ordinal
+from toolkit.targets.kube.workloads import pod_ordinal
 from toolkit.targets.sim import SimStore
 from toolkit.targets.sim.world import SimParams, SimPod, World, build_world
 

@@ -1,4 +1,4 @@
-"""EKS as the node provider of a Kubernetes roll (`toolkit.targets.kube_nodes.NodeProvider`), with boto3.
+"""EKS as the node provider of a Kubernetes roll (`toolkit.targets.kube.nodes.NodeProvider`), with boto3.
 
 Control plane and add-ons, through the EKS API
 - `control_plane()`: DescribeCluster -> (version, status: ACTIVE | UPDATING | ...); it can be upgraded here.

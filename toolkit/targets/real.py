@@ -21,17 +21,11 @@ from typing import TYPE_CHECKING, Any
 from toolkit.config.environments import Environment
 from toolkit.errors import UsageError
 from toolkit.model import Component, EsState, KafkaNode, KafkaRole, KafkaState, WorkersState, Workload
-from toolkit.targets.kube import (
-    DataPlane,
-    KubeAuditLog,
-    KubeLeaseStore,
-    KubeTarget,
-    KubeWorkloads,
-    PodWatch,
-    WatchingClock,
-    api_client_for,
-    pod_ordinal,
-)
+from toolkit.targets.kube.audit import KubeAuditLog
+from toolkit.targets.kube.client import PodWatch, WatchingClock, api_client_for
+from toolkit.targets.kube.lease import KubeLeaseStore
+from toolkit.targets.kube.target import DataPlane, KubeTarget
+from toolkit.targets.kube.workloads import KubeWorkloads, pod_ordinal
 
 if TYPE_CHECKING:
     from toolkit.targets.es_admin import EsAdmin
@@ -140,9 +134,9 @@ def kube_api(env: Environment) -> Any:
 
 
 def kubernetes_of(api: Any, env: Environment) -> Any:
-    """Kubernetes itself for `env` (toolkit.targets.kube_nodes): its nodes from the environment's node selector,
+    """Kubernetes itself for `env` (toolkit.targets.kube.nodes): its nodes from the environment's node selector,
     instances from the local node pool or, on a region, EKS; other clusters can be observed but not surged into."""
-    from toolkit.targets.kube_nodes import KubeKubernetes
+    from toolkit.targets.kube.nodes import KubeKubernetes
 
     provider: Any
     declared = ""

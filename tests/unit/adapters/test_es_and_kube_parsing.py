@@ -18,7 +18,8 @@ from toolkit.targets.es_admin import (
     parse_shutdowns,
     tier_of,
 )
-from toolkit.targets.kube import _resolve_intstr, holder_alive, pod_ordinal
+from toolkit.targets.kube.workloads import _resolve_intstr, pod_ordinal
+from toolkit.targets.process import holder_alive
 
 # GET _nodes/shutdown on Elasticsearch 8.x while one node prepares a restart (shape of the documented response)
 SHUTDOWN_ANSWER = {
@@ -171,7 +172,7 @@ def test_holder_alive_only_knowable_on_this_host():
 def test_in_cluster_requests_carry_the_service_accounts_token(tmp_path, monkeypatch) -> None:
     """In a pod (the orchestrator Job) every request must authenticate as the pod's ServiceAccount: with the
     kubernetes client's own in-cluster loader alone, requests went out anonymous (403 for system:anonymous)."""
-    from toolkit.targets.kube import in_cluster_configuration
+    from toolkit.targets.kube.client import in_cluster_configuration
 
     token, ca = tmp_path / "token", tmp_path / "ca.crt"
     token.write_text("header.payload.signature\n")

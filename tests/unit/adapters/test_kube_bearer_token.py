@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.targets.kube import api_client_for
+from toolkit.targets.kube.client import api_client_for
 
 
 def kubeconfig(tmp_path: Path, user: dict[str, object]) -> str:

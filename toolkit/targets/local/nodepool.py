@@ -227,7 +227,7 @@ def _decode(obj: Any) -> Document:
 
 
 class LocalPoolProvider:
-    """The local cluster as a `toolkit.targets.kube_nodes.NodeProvider`: instances come from the node pool, the
+    """The local cluster as a `toolkit.targets.kube.nodes.NodeProvider`: instances come from the node pool, the
     control plane is the one this machine built (fixed: it cannot be upgraded here), and there are no EKS add-ons."""
 
     description = f"the local node pool (configmap {NAMESPACE}/{NAME}, followed by the node agent)"

@@ -24,7 +24,8 @@ Actions
 - `evict`: `POST .../pods/<name>/eviction` with a UID precondition (policy/v1 Eviction, or policy/v1beta1 below
   Kubernetes 1.22): True when accepted (201), also when the pod is gone (404) or replaced (409, the precondition);
   False when a PodDisruptionBudget refuses it (429). Never a DELETE of a pod, never a forced eviction.
-Transient API errors are retried (`toolkit.targets.kube.retrying`); what remains is an ActionError naming the call.
+Transient API errors are retried (`toolkit.targets.kube.client.retrying`); what remains is an ActionError naming
+the call.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from kubernetes.client.rest import ApiException
 
 from toolkit.engine.ports import ActionError
 from toolkit.model import Addon, DisruptionBudget, KubernetesState, Node, NodeGroup, NodePod
-from toolkit.targets.kube import LABEL_COMPONENT, STRATEGIC_MERGE, ObserveError, RetryPolicy, _describe, retrying
+from toolkit.targets.kube.client import STRATEGIC_MERGE, ObserveError, RetryPolicy, _describe, retrying
+from toolkit.targets.kube.workloads import LABEL_COMPONENT, LABEL_ZONE
 
-LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_REPLACES = "toolkit.io/replaces"
 GROUP_LABELS = ("toolkit.io/node-group", "eks.amazonaws.com/nodegroup")
 ROLE_LABELS = ("toolkit.io/node-role", "platform.role")

@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from toolkit.engine.ports import ActionError
-from toolkit.targets.kube import RETRYABLE_STATUS, RetryPolicy, _describe, retrying
+from toolkit.targets.kube.client import RETRYABLE_STATUS, RetryPolicy, _describe, retrying
 
 PROGRESS_CONFIGMAP = "toolkit-cert-rotation"
 PROGRESS_KEY = "progress.json"
