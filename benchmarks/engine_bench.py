@@ -164,10 +164,10 @@ def per_broker() -> None:
     for record in result.steps:
         if record.kind != "restart" or not record.members[0].startswith("kafka-broker"):
             continue
-        node = next(n for n in world.kafka_nodes if n.pod == record.members[0])
+        node = next(n for n in world.kafka.nodes if n.pod == record.members[0])
         catchup = max(
-            world._factor(p.topic, p.partition, node.id) * params.kafka_catchup_seconds
-            for p in world.partitions
+            world.factor(p.topic, p.partition, node.id) * params.kafka_catchup_seconds
+            for p in world.kafka.partitions
             if node.id in p.replicas
         )
         inherent = params.kafka_stop_seconds + params.kafka_restart_seconds + catchup

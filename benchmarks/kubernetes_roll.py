@@ -71,7 +71,7 @@ def one(catchup: float, settings: UpgradeSettings) -> dict[str, Any]:
         "search_errors": summary["search_errors"],
         "produce_outage_s": summary["max_unavailable_seconds"]["produce"],
         "lost": summary["lost_acknowledged"] + summary["lost_accepted"] + summary["syslog_udp_unreceived"],
-        "evictions_refused": world.evictions_refused,
+        "evictions_refused": world.kubernetes.evictions_refused,
     }
 
 

@@ -690,7 +690,7 @@ def _sim_pki(env: Environment) -> None:
     store = sim_store(env)
     with store.locked():
         world = store.load() if store.exists() else build_world(env.name, env.platform, params_for(env))
-        if world.pki:
+        if world.tls.secrets:
             return
         _refuse_while_running(env, store, "giving it certificates")
         install(world, platform_secrets(env, credentials.generate(env)), env.wiring)

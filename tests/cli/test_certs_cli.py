@@ -56,7 +56,7 @@ def test_a_missing_secret_is_an_error_exit_1(tmp_path: Path) -> None:
     assert invoke("certs", "status", "--env", "sim")[0] == 0  # the simulated platform gets its certificates
     store = sim_store(resolve("sim"))
     world = store.load()
-    del world.pki[f"{ITEMS.namespace}/kafka-user-indexer"]
+    del world.tls.secrets[f"{ITEMS.namespace}/kafka-user-indexer"]
     store.save(world)
     code, out, _ = invoke("certs", "status", "--env", "sim", "--output", "json")
     assert code == 1

@@ -175,7 +175,7 @@ def test_the_tls_model_sees_leaves_of_a_new_ca_that_peers_do_not_trust() -> None
     new = certs.reissued(kafka, ITEMS.certificates[0].secret, naive, dt.datetime.now(dt.UTC))
     assert new is not None
     store.write(NS, ITEMS.certificates[0].secret, certs.dropped(new, naive))
-    sc.world.annotate_template("kafka-broker", {STAMP_ANNOTATION: "naive"})
+    sc.world.controllers.annotate_template("kafka-broker", {STAMP_ANNOTATION: "naive"})
     sc.world.advance(sc.world.now + 10)
     settings = UpgradeSettings(step_timeout=300, restart_budget=1)
     result = Executor(sc.target, load(), {Component.KAFKA: "4.0.1"}, settings).run()
@@ -203,7 +203,7 @@ def test_a_crash_anywhere_in_the_pod_restarts_resumes_safely(crash_after: int) -
     assert min(statefulset_restarts(sc).values()) == 3
     assert_rotated(again, old_ca)
     assert_safe(again)
-    assert sc.world.es_allocation is None
+    assert sc.world.elasticsearch.allocation is None
 
 
 class CrashingStore(SimCertStore):
@@ -260,7 +260,7 @@ def test_a_stop_request_ends_at_a_safe_point_and_the_same_rotation_resumes() -> 
 def test_refusals_change_nothing() -> None:
     sc = scenario()
     before = secrets_of(sc)
-    del sc.world.pki[f"{NS}/kafka-user-indexer"]
+    del sc.world.tls.secrets[f"{NS}/kafka-user-indexer"]
     refused = rotate(sc)
     assert refused.outcome == "refused" and refused.rule == "certs.secret-present"
     assert "Secret security-platform/kafka-user-indexer does not exist" in refused.reason
@@ -268,7 +268,8 @@ def test_refusals_change_nothing() -> None:
     assert SimCertStore(sc.target).read_progress() == ""
     sc2 = scenario()
     before = secrets_of(sc2)
-    sc2.world.apply_spec("kafka-broker", "4.1.0")  # an upgrade half way: the spec asks a version no pod runs
+    # an upgrade half way: the spec asks a version no pod runs
+    sc2.world.controllers.apply_spec("kafka-broker", "4.1.0")
     sc2.world.advance(sc2.world.now + 10)
     refused = rotate(sc2)
     assert refused.outcome == "refused" and refused.rule == "certs.upgrade-in-progress"

@@ -24,15 +24,15 @@ THREE_MASTERS_SIX_DATA = ElasticsearchSpec(
 
 def test_es_roll_never_red_tiers_in_order_masters_last_allocation_restored() -> None:
     sc = make(es=THREE_MASTERS_SIX_DATA)
-    elected = sc.world.es_elected_master
+    elected = sc.world.elasticsearch.elected_master
     result = sc.run({Component.ELASTICSEARCH: "8.19.3"})
     assert result.outcome == "completed", result.reason
     order = sc.restart_order()
     assert [p.split("-")[1] for p in order] == ["warm"] * 3 + ["hot"] * 3 + ["master"] * 3
     assert order[-1] == elected
     assert all(h["es_health"] != "red" for h in sc.world.history)
-    assert sc.world.es_allocation is None and sc.world.es_shutdowns == []
-    assert sc.world.es_health().value == "green"
+    assert sc.world.elasticsearch.allocation is None and sc.world.elasticsearch.shutdowns == []
+    assert sc.world.elasticsearch.health().value == "green"
 
 
 def test_es_roll_with_the_allocation_method_restores_allocation_every_time() -> None:
@@ -40,7 +40,7 @@ def test_es_roll_with_the_allocation_method_restores_allocation_every_time() -> 
     result = sc.run({Component.ELASTICSEARCH: "8.19.3"})
     assert result.ok, result.reason
     assert any(h["allocation"] == "primaries" for h in sc.world.history)
-    assert sc.world.es_allocation is None
+    assert sc.world.elasticsearch.allocation is None
     assert all(h["es_health"] != "red" for h in sc.world.history)
 
 
@@ -71,12 +71,12 @@ class BurstWhenANewIndexerIsReady:
         self.version, self.extra, self.fired_at = version, extra, -1.0
 
     def tick(self, world, dt: float) -> None:  # type: ignore[no-untyped-def]
-        world._lag_tick(dt)
+        world.workers.tick(dt)
         ready_new = [
             p for p in world.pods.values() if p.workload == "workers-indexer" and p.ready and p.version == self.version
         ]
         if ready_new and self.fired_at < 0:
-            world.lag += self.extra
+            world.workers.lag += self.extra
             self.fired_at = world.now
 
 
@@ -91,12 +91,12 @@ def test_worker_lag_gate_pauses_the_roll_until_lag_drains() -> None:
     paused = [a for a in acts if a.endswith("(lag gate)")]
     assert paused == ["pause deployment workers-indexer (lag gate)"], acts
     assert acts.index("resume deployment workers-indexer") > acts.index(paused[0])
-    assert sc.world.lag <= 20_000
+    assert sc.world.workers.lag <= 20_000
 
 
 def test_worker_lag_gate_shows_in_the_plan_and_holds_the_roll_until_lag_is_under_the_bound() -> None:
     sc = make(workers=WorkersSpec(version="0.1.0", indexers=3))
-    sc.world.lag = 120_000  # a backlog the 3 indexers drain at 2,500 events/s
+    sc.world.workers.lag = 120_000  # a backlog the 3 indexers drain at 2,500 events/s
     plan = planner.plan(sc.target.observe(), {"workers": "0.2.0"}, UpgradeSettings(lag_bound=20_000), load())
     blocked = [s.blocked for s in plan.steps if s.kind == "roll"]
     assert blocked[0] is not None and blocked[0].rule == "workers.lag-bound"

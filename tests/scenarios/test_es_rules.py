@@ -73,7 +73,7 @@ def test_indices_with_zero_replicas_are_refused_by_name_unless_accepted() -> Non
     assert refused.outcome == "refused" and refused.rule == "elasticsearch.zero-replicas"
     assert "events-hot-0000" in refused.reason and "--accept-unavailable-index" in refused.reason
     assert {n: p.uid for n, p in sc.world.pods.items()} == uids
-    indices = sorted({s.index for s in sc.world.es_shards})
+    indices = sorted({s.index for s in sc.world.elasticsearch.shards})
     partly = sc.run(TO, UpgradeSettings(accept_unavailable_indices=tuple(indices[:1])))
     assert partly.outcome == "refused" and indices[0] not in partly.reason and indices[1] in partly.reason
     accepted = sc.run(TO, UpgradeSettings(accept_unavailable_indices=tuple(indices)))

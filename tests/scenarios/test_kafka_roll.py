@@ -18,7 +18,7 @@ def assert_never_below_min_isr(world) -> None:  # type: ignore[no-untyped-def]
 
 def test_three_combined_nodes_roll_with_the_active_controller_last() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", combined=True, controllers=0, brokers=3))
-    active = sc.world.active_controller
+    active = sc.world.kafka.active_controller
     result = sc.run(TO)
     assert result.outcome == "completed", result.reason
     order = sc.restart_order()
@@ -29,7 +29,7 @@ def test_three_combined_nodes_roll_with_the_active_controller_last() -> None:
 
 def test_nine_brokers_controllers_first_active_controller_last_of_them() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=9))
-    active = sc.world.active_controller
+    active = sc.world.kafka.active_controller
     result = sc.run(TO)
     assert result.outcome == "completed", result.reason
     order = sc.restart_order()
@@ -39,7 +39,7 @@ def test_nine_brokers_controllers_first_active_controller_last_of_them() -> None
     assert_never_below_min_isr(sc.world)
     # each member restarted exactly once, and leadership is back on the preferred replicas
     assert all(p.restarts == 1 for p in sc.world.pods.values() if sc.world.workloads[p.workload].component == "kafka")
-    assert all(p.leader == p.replicas[0] for p in sc.world.partitions)
+    assert all(p.leader == p.replicas[0] for p in sc.world.kafka.partitions)
 
 
 def test_unready_broker_restarts_first() -> None:
@@ -125,7 +125,7 @@ def test_finalize_raises_metadata_version_after_all_nodes_run_the_new_version() 
     result = sc.run(TO, UpgradeSettings(finalize=True))
     assert result.ok
     assert result.steps[-1].kind == "finalize"
-    assert sc.world.metadata_version == "4.1-IV1"
+    assert sc.world.kafka.metadata_version == "4.1-IV1"
 
 
 def test_pacing_adds_the_pause_between_steps() -> None:

@@ -23,7 +23,7 @@ def out_of_isr(sc: Scenario, broker: int, until: float, partitions: int | None =
     """Broker `broker` falls out of the ISR of (the first `partitions` of) its partitions and catches up at
     `until`: a lagging follower, as a slow disk or a network blip makes one."""
     names = []
-    for p in [p for p in sc.world.partitions if broker in p.replicas][:partitions]:
+    for p in [p for p in sc.world.kafka.partitions if broker in p.replicas][:partitions]:
         if broker in p.isr:
             p.isr.remove(broker)
             p.rejoin_at[str(broker)] = until
@@ -35,10 +35,10 @@ def out_of_isr(sc: Scenario, broker: int, until: float, partitions: int | None =
 
 def test_controller_role_nodes_go_first_controller_only_then_combined_active_controller_last() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3))
-    sc.world.add_workload("kafka-combined", "kafka", "StatefulSet", "combined", 2, "4.0.1", base=50)
+    sc.world.controllers.add_workload("kafka-combined", "kafka", "StatefulSet", "combined", 2, "4.0.1", base=50)
     for i in range(2):
-        sc.world.kafka_nodes.append(SimKafkaNode(50 + i, "combined", f"kafka-combined-{i}", "zone-a"))
-    active = sc.world.active_controller
+        sc.world.kafka.nodes.append(SimKafkaNode(50 + i, "combined", f"kafka-combined-{i}", "zone-a"))
+    active = sc.world.kafka.active_controller
     result = sc.run(TO)
     assert result.ok, result.reason
     order = sc.restart_order()
@@ -117,7 +117,7 @@ def test_rf_equal_to_min_isr_is_warned_by_name_and_the_roll_does_not_wait_on_it(
 
 def test_rf_below_min_isr_is_warned_loudest_and_does_not_stall_the_roll() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3, replication_factor=2, min_insync_replicas=2))
-    sc.world.topics = [replace(t, min_insync_replicas=3) for t in sc.world.topics]
+    sc.world.kafka.topics = [replace(t, min_insync_replicas=3) for t in sc.world.kafka.topics]
     plan = planner.plan(sc.target.observe(), TO, UpgradeSettings(), load())
     assert plan.warnings[0].rule == "kafka.topic-rf-below-min-isr"
     assert plan.warnings[0].reason.startswith("ALWAYS FAILING")
@@ -135,7 +135,7 @@ def test_a_quorum_of_one_controller_rolls_and_is_warned() -> None:
 
 def test_a_replica_on_a_missing_broker_refuses_the_plan_up_front() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3))
-    sc.world.partitions[0].replicas[2] = 999
+    sc.world.kafka.partitions[0].replicas[2] = 999
     uids = {n: p.uid for n, p in sc.world.pods.items()}
     result = sc.run(TO)
     assert result.outcome == "refused" and result.rule == "kafka.replica-on-unknown-broker"
@@ -200,8 +200,8 @@ def test_the_sim_places_replicas_as_kafka_does() -> None:
         [0, 4, 2],
     ]
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=9))
-    rack = {n.id: n.rack for n in sc.world.kafka_nodes}
-    assert all(len({rack[b] for b in p.replicas}) == 3 for p in sc.world.partitions)
+    rack = {n.id: n.rack for n in sc.world.kafka.nodes}
+    assert all(len({rack[b] for b in p.replicas}) == 3 for p in sc.world.kafka.partitions)
 
 
 def test_the_index_is_built_once_per_plan(monkeypatch: pytest.MonkeyPatch) -> None:

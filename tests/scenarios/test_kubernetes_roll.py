@@ -25,7 +25,7 @@ SETTINGS = UpgradeSettings()
 
 
 def _nodes(world, version=None):  # type: ignore[no-untyped-def]
-    return [n for n in world.nodes.values() if version is None or n.version == version]
+    return [n for n in world.kubernetes.nodes.values() if version is None or n.version == version]
 
 
 def _invariants_held(world) -> None:  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def test_plan_orders_control_plane_then_add_ons_then_nodes_leaders_last() -> Non
     last_nodes = {st.members[0] for st in plan.steps if st.phase == 3}
     assert s.world.pods[active.pod].node in last_nodes
     assert s.world.pods[state.elasticsearch.elected_master].node in last_nodes
-    assert all(s.world.nodes[st.members[0]].role == "workers" for st in plan.steps if st.phase == 1)
+    assert all(s.world.kubernetes.nodes[st.members[0]].role == "workers" for st in plan.steps if st.phase == 1)
     # add-ons the catalog has no confirmed version for are left as they run, and the plan says so
     assert any("vpc-cni" in n and "no confirmed version" in n for n in plan.notes)
     # the nodes wait for the control plane, and the plan says it
@@ -72,13 +72,13 @@ def test_version_path_is_refused_with_the_way_out(start: str, target: str, rule:
     plan = planner.plan(s.target.observe(), {"kubernetes": target}, SETTINGS, load())
     assert plan.refused and plan.refusals[0].rule == rule, plan.refusals
     assert says in plan.refusals[0].reason
-    assert not s.world.evictions
+    assert not s.world.kubernetes.evictions
 
 
 def test_control_plane_upgrade_that_would_break_the_kubelet_skew_is_refused() -> None:
     s = make()
-    old = sorted(s.world.nodes)[0]
-    s.world.nodes[old].version = "1.30"  # 1.34 - 1.30 = 4 minors: more than the 3 the skew policy allows
+    old = sorted(s.world.kubernetes.nodes)[0]
+    s.world.kubernetes.nodes[old].version = "1.30"  # 1.34 - 1.30 = 4 minors: more than the 3 the skew policy allows
     s.world.advance(5)
     plan = planner.plan(s.target.observe(), TO, SETTINGS, load())
     assert plan.refused and plan.refusals[0].rule == "kubernetes.kubelet-skew"
@@ -104,7 +104,7 @@ def test_gated_roll_replaces_every_node_and_never_breaks_an_invariant() -> None:
     assert Counter(n.group for n in state.kubernetes.nodes) == sizes  # surge +1, terminate -1 (decrement)
     assert all(n.replaces in before for n in state.kubernetes.nodes)
     # every pod that lived on an old node left it through the Eviction API, exactly once
-    uids = [e["uid"] for e in s.world.evictions]
+    uids = [e["uid"] for e in s.world.kubernetes.evictions]
     assert len(uids) == len(set(uids)) == sum(len(w.pods) for w in s.target.observe().workloads)
     assert all(p.restarts <= 1 for w in state.workloads for p in w.pods)
     _invariants_held(s.world)
@@ -123,7 +123,7 @@ def test_the_next_broker_leaves_only_when_the_last_is_back_in_every_isr() -> Non
     result = s.run(TO, SETTINGS)
     assert result.outcome == "completed", result.reason
     _invariants_held(s.world)
-    broker_evictions = [e for e in s.world.evictions if e["pod"].startswith("kafka-broker")]
+    broker_evictions = [e for e in s.world.kubernetes.evictions if e["pod"].startswith("kafka-broker")]
     assert len(broker_evictions) == len([p for p in s.world.pods if p.startswith("kafka-broker")])
     # slow catch-up shows as more time waited on the ISR, never as a partition under min.insync.replicas
     assert _isr_wait(result) > 2 * _isr_wait(normal) > 0
@@ -138,7 +138,7 @@ def test_drain_as_fast_as_pdbs_allow_is_faster_and_breaks_what_the_gates_protect
     _invariants_held(gated.world)
     breaches = [h for h in unsafe.world.history if h["below_min_isr"] or h["es_health"] == "red"]
     assert breaches, "the PDB-only drain should break an invariant the gates protect"
-    assert unsafe.world.evictions_refused > 0  # PDBs were its only brake
+    assert unsafe.world.kubernetes.evictions_refused > 0  # PDBs were its only brake
 
 
 def test_parallel_auto_batches_nodes_that_share_no_partition_and_no_shard() -> None:
@@ -176,11 +176,11 @@ def test_a_node_whose_pods_cannot_move_holds_the_roll_and_the_plan_says_why() ->
     es_steps = [
         st
         for st in plan.steps
-        if st.kind == StepKind.REPLACE_NODE and s.world.nodes[st.members[0]].role == "elasticsearch"
+        if st.kind == StepKind.REPLACE_NODE and s.world.kubernetes.nodes[st.members[0]].role == "elasticsearch"
     ]
     assert es_steps and all(st.blocked is not None for st in es_steps)
     assert es_steps[0].blocked.rule == "elasticsearch.health" and "red" in es_steps[0].blocked.reason
-    assert not any(e["pod"].startswith("es-") for e in s.world.evictions)
+    assert not any(e["pod"].startswith("es-") for e in s.world.kubernetes.evictions)
 
 
 def test_a_replacement_node_that_never_becomes_ready_halts_before_anything_is_evicted() -> None:
@@ -191,8 +191,8 @@ def test_a_replacement_node_that_never_becomes_ready_halts_before_anything_is_ev
     assert result.outcome == "halted"
     assert result.rule == "kubernetes.replacement-ready"
     assert "terminated again (capacity decremented)" in result.reason and "nothing was evicted" in result.reason
-    assert not s.world.evictions
-    assert not any(s.world.nodes[n].unschedulable for n in before if n in s.world.nodes)
+    assert not s.world.kubernetes.evictions
+    assert not any(s.world.kubernetes.nodes[n].unschedulable for n in before if n in s.world.kubernetes.nodes)
     s.world.advance(s.world.now + 60)
     assert {n.name for n in _nodes(s.world)} == before  # the failed surge node is gone again
 
@@ -210,10 +210,10 @@ def test_an_eviction_refused_by_a_pdb_is_observed_and_waited_out() -> None:
 
     result = s.run(TO, SETTINGS, hook=block_when_cordoned)
     assert result.outcome == "completed", result.reason
-    assert s.world.evictions_refused >= 1
+    assert s.world.kubernetes.evictions_refused >= 1
     refused = [e for e in s.events if e.kind == "gate-wait" and e.rule == "kubernetes.pdb"]
     assert refused and "429" in refused[0].message
-    first = min(e["t"] for e in s.world.evictions if e["pod"].startswith("kafka-controller"))
+    first = min(e["t"] for e in s.world.kubernetes.evictions if e["pod"].startswith("kafka-controller"))
     assert first >= injected[0] + 40  # waited out
     _invariants_held(s.world)
 
@@ -240,13 +240,13 @@ def test_resume_after_the_orchestrator_dies_mid_drain_evicts_nothing_twice() -> 
     s = make(faults=parse_injections(["crash-after-step=9"]))
     with pytest.raises(OrchestratorCrash):
         s.run(TO, SETTINGS)
-    assert s.world.evictions  # it died with a node half drained
+    assert s.world.kubernetes.evictions  # it died with a node half drained
     half = {n.name for n in _nodes(s.world) if n.unschedulable}
     resumed = s.resume()
     s.world.lease = None  # the dead process's lease: a new process takes over once it expired; here at once
     result = resumed.run(TO, SETTINGS, holder="sre@host-b/2")
     assert result.outcome == "completed", result.reason
-    uids = [e["uid"] for e in s.world.evictions]
+    uids = [e["uid"] for e in s.world.kubernetes.evictions]
     assert len(uids) == len(set(uids))
     surges = [m for _t, m in s.acts("surge ")]
     replaced = {m.split(" to replace ")[1] for m in surges}
@@ -257,7 +257,7 @@ def test_resume_after_the_orchestrator_dies_mid_drain_evicts_nothing_twice() -> 
 
 def test_a_component_mid_upgrade_refuses_the_node_roll() -> None:
     s = make()
-    s.world.apply_spec("kafka-broker", "4.1.0")  # OnDelete: pods still on 4.0.1
+    s.world.controllers.apply_spec("kafka-broker", "4.1.0")  # OnDelete: pods still on 4.0.1
     s.world.advance(s.world.now + 5)
     plan = planner.plan(s.target.observe(), TO, SETTINGS, load())
     assert plan.refused and plan.refusals[0].rule == "kubernetes.roll-in-progress"

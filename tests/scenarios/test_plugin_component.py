@@ -133,7 +133,7 @@ class RegistryDriver:
 
 def platform_with_registry() -> tuple[SimTarget, RegistryPort]:
     world = build_world("plugin", PlatformSpec())
-    world.add_workload("registry", REGISTRY, "StatefulSet", "member", 3, "7.6.0")
+    world.controllers.add_workload("registry", REGISTRY, "StatefulSet", "member", 3, "7.6.0")
     target = SimTarget(world)
     port = RegistryPort(world)
     target.add_data_plane(REGISTRY, port, port.observe)

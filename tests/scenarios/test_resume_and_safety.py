@@ -30,7 +30,7 @@ def test_crash_after_step_k_then_rerun_completes_without_rerolling(crash_after: 
         w = sc.world.workloads[pod.workload]
         if w.kind == "StatefulSet":
             assert pod.restarts == 1, f"{pod.name} restarted {pod.restarts} times"
-    assert sc.world.es_allocation is None and sc.world.es_shutdowns == []
+    assert sc.world.elasticsearch.allocation is None and sc.world.elasticsearch.shutdowns == []
 
 
 def test_crash_inside_an_es_restart_is_repaired_first() -> None:
@@ -42,7 +42,7 @@ def test_crash_inside_an_es_restart_is_repaired_first() -> None:
     )
     with pytest.raises(OrchestratorCrash):
         sc.run(TO_ALL)
-    assert sc.world.es_allocation == "primaries"
+    assert sc.world.elasticsearch.allocation == "primaries"
     again = sc.resume()
     result = again.run(TO_ALL)
     assert result.ok
@@ -55,14 +55,14 @@ def test_crash_with_shutdown_api_leaves_a_record_that_is_removed() -> None:
     sc = make(kafka=KafkaSpec(version="4.0.1", controllers=3, brokers=3), faults=Faults(crash_after_step=9))
     with pytest.raises(OrchestratorCrash):
         sc.run(TO_ALL)
-    assert sc.world.es_shutdowns
+    assert sc.world.elasticsearch.shutdowns
     sc.world.advance(sc.world.now + 120)  # the node comes back while nobody is watching
     result = sc.resume().run(TO_ALL)
     assert result.ok
     assert any(r.kind == "repair" and "shutdown" not in r.id for r in result.steps) or any(
         r.kind == "repair" for r in result.steps
     )
-    assert sc.world.es_shutdowns == []
+    assert sc.world.elasticsearch.shutdowns == []
 
 
 def test_second_orchestrator_is_refused_by_the_lease() -> None:

@@ -177,7 +177,7 @@ def test_a_pause_shows_as_paused_with_the_request_then_running_again() -> None:
 
     class ResumeLater:
         def tick(self, world: Any, dt: float) -> None:
-            world._lag_tick(dt)
+            world.workers.tick(dt)
             if paused_at and world.now >= paused_at[0] + 600 and world.request is not None:
                 world.request = None  # `toolkit upgrade resume`
 

@@ -59,7 +59,7 @@ def test_stop_at_once_during_a_step_undoes_its_preparation() -> None:
     result = sc.run(ES, hook=after_first_es_restart, stop_now=lambda: bool(now))
     assert result.outcome == "stopped" and result.rule == "run.stopped-at-once"
     assert result.steps[-1].outcome == "halted"
-    assert sc.world.es_allocation is None  # never left restricted
+    assert sc.world.elasticsearch.allocation is None  # never left restricted
     trail = sc.target.control.audit_trail()
     undo = [a for a in trail if a["what"].startswith("undo the preparation")]
     assert [a["result"] for a in undo] == ["intent", "ok"]
@@ -79,7 +79,7 @@ def test_a_pause_holds_the_run_at_the_next_step_boundary_beyond_the_gate_timeout
 
     class ResumeLater:
         def tick(self, world, dt: float) -> None:  # type: ignore[no-untyped-def]
-            world._lag_tick(dt)
+            world.workers.tick(dt)
             if paused_at and world.now >= paused_at[0] + 1000 and world.request is not None:
                 world.request = None  # `toolkit upgrade resume`
 
@@ -111,7 +111,7 @@ def test_an_abort_request_stops_within_one_poll_interval_and_is_consumed() -> No
     result = sc.run(ES, settings, hook=abort_after_first_es_restart)
     assert result.outcome == "stopped" and result.rule == "run.aborted" and "ops@host/9" in result.reason
     assert result.ended_at - asked[0] <= settings.poll_interval
-    assert sc.world.es_allocation is None and sc.world.lease is None
+    assert sc.world.elasticsearch.allocation is None and sc.world.lease is None
     assert control.read_request() is None  # consumed: the next run is not aborted by it
     assert sc.resume().run(ES).ok
 

@@ -93,8 +93,8 @@ class Traffic:
     # ------------------------------------------------------------------ one simulated second
 
     def tick(self, world: World, dt: float) -> None:
-        partitions = [p for p in world.partitions if p.topic == PROBE_TOPIC] or world.partitions
-        min_isr = {t.name: t.min_insync_replicas for t in world.topics}
+        partitions = [p for p in world.kafka.partitions if p.topic == PROBE_TOPIC] or world.kafka.partitions
+        min_isr = {t.name: t.min_insync_replicas for t in world.kafka.topics}
 
         def writable(p: Any) -> bool:
             return p.leader is not None and len(p.isr) >= min_isr.get(p.topic, 1)
@@ -180,7 +180,7 @@ class Traffic:
             self.in_kafka += self.receiver_buffer
             self.receiver_buffer = 0
         # indexers and Elasticsearch
-        health = world.es_health().value
+        health = world.elasticsearch.health().value
         self.ever_red = self.ever_red or health == "red"
         indexers = sum(
             1
@@ -191,7 +191,7 @@ class Traffic:
         )
         capacity = indexers * world.params.indexer_capacity * (0.5 if health == "red" else 1.0) * dt
         self.indexed += min(self.backlog, capacity)
-        world.lag = self.backlog
+        world.workers.lag = self.backlog
         self.search_probes += 1
         search_ok = health != "red"
         if not search_ok:

@@ -234,10 +234,10 @@ class _KafkaPort:
         self._plane = plane
 
     def elect_preferred_leaders(self) -> None:
-        self._plane.act(lambda world: world.elect_preferred_leaders())
+        self._plane.act(lambda world: world.kafka.elect_preferred_leaders())
 
     def finalize_metadata_version(self, metadata_version: str) -> None:
-        self._plane.act(lambda world: setattr(world, "metadata_version", metadata_version))
+        self._plane.act(lambda world: setattr(world.kafka, "metadata_version", metadata_version))
 
 
 class _ElasticsearchPort:
@@ -246,23 +246,23 @@ class _ElasticsearchPort:
 
     def prepare_restart(self, node: str, method: str) -> None:
         model = self._plane._model_name(node)
-        self._plane.act(lambda world: world.es_prepare(model, method))
+        self._plane.act(lambda world: world.elasticsearch.prepare(model, method))
 
     def shutdown_complete(self, node: str) -> bool:
         self._plane._advance()
         model = self._plane._model_name(node)
-        return any(r.node == model and r.status == "COMPLETE" for r in self._plane.world.es_shutdowns)
+        return any(r.node == model and r.status == "COMPLETE" for r in self._plane.world.elasticsearch.shutdowns)
 
     def finish_restart(self, node: str, method: str) -> None:
         model = self._plane._model_name(node)
-        self._plane.act(lambda world: world.es_finish(model, method))
+        self._plane.act(lambda world: world.elasticsearch.finish(model, method))
 
     def reset_allocation(self) -> None:
-        self._plane.act(lambda world: setattr(world, "es_allocation", None))
+        self._plane.act(lambda world: setattr(world.elasticsearch, "allocation", None))
 
     def remove_shutdown(self, node: str) -> None:
         model = self._plane._model_name(node)
-        self._plane.act(lambda world: world.es_remove_shutdown(model))
+        self._plane.act(lambda world: world.elasticsearch.remove_shutdown(model))
 
 
 def _only_known_nodes(kafka: KafkaState) -> KafkaState:

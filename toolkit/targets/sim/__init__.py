@@ -1,10 +1,10 @@
 """The `sim` environment: a simulated platform behind the engine's `Target` interface, on a virtual clock.
 
-`SimTarget` wraps a `World` (see world.py for what it models). Observations are the snapshot taken at the latest
-observation tick. Actions change the world at once; their effects unfold as the virtual clock advances (as fast as
-the CPU allows, or at `wall_pace` wall seconds per simulated second so a run can be watched and signalled). Faults
-are injected with `--inject` (`parse_injections`, applied by `World.apply_faults`, also to a platform that has been
-running: applied now, or refused with why).
+`SimTarget` wraps a `World` (see world.py, and the per-part modules it names, for what it models). Observations are
+the snapshot taken at the latest observation tick. Actions change the world at once; their effects unfold as the
+virtual clock advances (as fast as the CPU allows, or at `wall_pace` wall seconds per simulated second so a run can be
+watched and signalled). Faults are injected with `--inject` (`parse_injections`, applied by `World.apply_faults`, also
+to a platform that has been running: applied now, or refused with why).
 
 `SimStore` keeps a simulated platform in files under the toolkit's state directory, so that several processes can
 share it as they would share a real cluster:
@@ -184,20 +184,20 @@ class SimWorkloads:
 
     def apply_spec(self, component: str, workloads: tuple[str, ...], version: str) -> None:
         for name in workloads:
-            self._world.apply_spec(name, version)
+            self._world.controllers.apply_spec(name, version)
         self._target.step_action()
 
     def annotate_template(self, component: str, workloads: tuple[str, ...], annotations: Mapping[str, str]) -> None:
         for name in workloads:
-            self._world.annotate_template(name, dict(annotations))
+            self._world.controllers.annotate_template(name, dict(annotations))
         self._target.persist()
 
     def restart_pod(self, pod: str) -> None:
-        self._world.delete_pod(pod)
+        self._world.controllers.delete_pod(pod)
         self._target.step_action()
 
     def pause(self, workload: str, paused: bool) -> None:
-        self._world.set_paused(workload, paused)
+        self._world.controllers.set_paused(workload, paused)
         self._target.persist()
 
 
@@ -209,11 +209,11 @@ class SimKafka:
         self._world = target.world
 
     def elect_preferred_leaders(self) -> None:
-        self._world.elect_preferred_leaders()
+        self._world.kafka.elect_preferred_leaders()
         self._target.persist()
 
     def finalize_metadata_version(self, metadata_version: str) -> None:
-        self._world.metadata_version = metadata_version
+        self._world.kafka.metadata_version = metadata_version
         self._target.step_action()
 
 
@@ -225,22 +225,22 @@ class SimElasticsearch:
         self._world = target.world
 
     def prepare_restart(self, node: str, method: str) -> None:
-        self._world.es_prepare(node, method)
+        self._world.elasticsearch.prepare(node, method)
         self._target.persist()
 
     def shutdown_complete(self, node: str) -> bool:
-        return any(r.node == node and r.status == "COMPLETE" for r in self._world.es_shutdowns)
+        return any(r.node == node and r.status == "COMPLETE" for r in self._world.elasticsearch.shutdowns)
 
     def finish_restart(self, node: str, method: str) -> None:
-        self._world.es_finish(node, method)
+        self._world.elasticsearch.finish(node, method)
         self._target.persist()
 
     def reset_allocation(self) -> None:
-        self._world.es_allocation = None
+        self._world.elasticsearch.allocation = None
         self._target.persist()
 
     def remove_shutdown(self, node: str) -> None:
-        self._world.es_remove_shutdown(node)
+        self._world.elasticsearch.remove_shutdown(node)
         self._target.persist()
 
 
@@ -252,30 +252,30 @@ class SimKubernetes:
         self._world = target.world
 
     def upgrade_control_plane(self, version: str) -> None:
-        self._world.upgrade_control_plane(version)
+        self._world.kubernetes.upgrade_control_plane(version)
         self._target.step_action()
 
     def update_addon(self, name: str, version: str) -> None:
-        self._world.update_addon(name, version)
+        self._world.kubernetes.update_addon(name, version)
         self._target.step_action()
 
     def surge(self, group: str, version: str) -> None:
         try:
-            self._world.surge(group, version)
+            self._world.kubernetes.surge(group, version)
         except ValueError as exc:
             raise ActionError(str(exc)) from None
         self._target.step_action()
 
     def claim(self, node: str, replaces: str) -> None:
-        self._world.claim(node, replaces)
+        self._world.kubernetes.claim(node, replaces)
         self._target.persist()
 
     def cordon(self, node: str) -> None:
-        self._world.cordon(node)
+        self._world.kubernetes.cordon(node)
         self._target.step_action()
 
     def evict(self, namespace: str, pod: str, uid: str) -> bool:
-        accepted = self._world.evict(pod, uid)
+        accepted = self._world.kubernetes.evict(pod, uid)
         if accepted:
             self._target.step_action()
         else:
@@ -283,8 +283,8 @@ class SimKubernetes:
         return accepted
 
     def terminate(self, node: str) -> None:
-        if node in self._world.nodes:
-            self._world.terminate_node(node)
+        if node in self._world.kubernetes.nodes:
+            self._world.kubernetes.terminate_node(node)
         self._target.step_action()
 
 
@@ -494,9 +494,6 @@ class SimTarget:
             raise OrchestratorCrash(f"simulated orchestrator crash after step-starting action {self.world.actions}")
 
 
-_WORLD = TypeAdapter(World)
-
-
 @dataclasses.dataclass
 class ControlRecord:
     """The control file of a stored simulated platform."""
@@ -549,10 +546,10 @@ class SimStore:
 
     def load(self) -> World:
         data = json.loads(self.path.read_text())
-        return _WORLD.validate_python(data)
+        return World.load(data)
 
     def save(self, world: World) -> None:
-        self._write(self.path, json.dumps(_WORLD.dump_python(world, mode="python"), default=str))
+        self._write(self.path, json.dumps(world.dump(), default=str))
 
     def _write(self, path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

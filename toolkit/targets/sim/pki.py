@@ -2,8 +2,8 @@
 `install`), what each gives the pods that mount it, and a rotation's progress record, kept in the world.
 
 SIMULATED: the Secrets are real PEM files, but no TLS handshake happens; the world decides whether two pods could
-complete one from what each loaded at start (`World.tls_ok`: the key ids of the CAs it trusts, of the CA that issued
-what it presents). `SimCertStore` is the simulated platform's `toolkit.provision.certs.CertStore`.
+complete one from what each loaded at start (`TlsModel.ok` in tls.py: the key ids of the CAs it trusts, of the CA that
+issued what it presents). `SimCertStore` is the simulated platform's `toolkit.provision.certs.CertStore`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from toolkit.config.wiring import Wiring
-from toolkit.targets.sim.world import SimTlsView, World
+from toolkit.targets.sim.tls import SimTlsView
+from toolkit.targets.sim.world import World
 
 if TYPE_CHECKING:
     from toolkit.targets.sim import SimTarget
@@ -76,8 +77,8 @@ def install(world: World, secrets: dict[str, dict[str, bytes]], wiring: Wiring) 
     """Put a fresh platform's Secrets ("<namespace>/<name>" -> data) in the world, as deploy would create them, and
     have the running pods load them (the simulated platform's `toolkit deploy` of certificates)."""
     for name, data in secrets.items():
-        world.put_secret(name, _encode(data), tls_view(data))
-    world.mount(mounts_for(world, wiring))
+        world.tls.put_secret(name, _encode(data), tls_view(data))
+    world.tls.mount(mounts_for(world, wiring))
 
 
 def _encode(data: dict[str, bytes]) -> dict[str, str]:
@@ -103,18 +104,18 @@ class SimCertStore:
         return f"the simulated platform's state ({self._world.environment})"
 
     def read(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        data = self._world.pki.get(f"{namespace}/{name}")
+        data = self._world.tls.secrets.get(f"{namespace}/{name}")
         if data is None:
             return None
         return {k: base64.b64decode(v) for k, v in data.items()}
 
     def write(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
-        self._world.put_secret(f"{namespace}/{name}", _encode(data), tls_view(data))
+        self._world.tls.put_secret(f"{namespace}/{name}", _encode(data), tls_view(data))
         self._target.persist()
 
     def read_progress(self) -> str:
-        return self._world.pki_progress
+        return self._world.tls.progress
 
     def write_progress(self, text: str) -> None:
-        self._world.pki_progress = text
+        self._world.tls.progress = text
         self._target.persist()
