@@ -489,11 +489,31 @@ def test_elasticsearch_zone_awareness_and_no_mmap(renders: Any) -> None:
         assert "zone-lookup" in [c["name"] for c in spec.get("initContainers", [])]
 
 
-def test_elasticsearch_initial_masters_only_on_install() -> None:
+def test_elasticsearch_initial_masters_only_on_install_and_dropping_them_restarts_no_pod() -> None:
+    """The bootstrap-only setting is in the first install's config and not in an upgrade's; the pod template's
+    config checksum leaves it out, so the upgrade that drops it (deploy's second pass) makes no new revision: right
+    after a deploy every pod is on its StatefulSet's current revision. Any other config change still changes it."""
     values = injected_values("elasticsearch", "production")
+    installed = documents(render_manifests("elasticsearch", values))
     upgraded = documents(render_manifests("elasticsearch", values, is_upgrade=True))
-    config = next(d for d in upgraded if d["kind"] == "ConfigMap")
-    assert "cluster.initial_master_nodes" not in config["data"]["elasticsearch.yml"]
+    changed = documents(
+        render_manifests("elasticsearch", deep_merge(values, {"clusterName": "another"}), is_upgrade=True)
+    )
+
+    def config(docs: list[dict]) -> str:
+        return next(d for d in docs if d["kind"] == "ConfigMap")["data"]["elasticsearch.yml"]
+
+    def checksums(docs: list[dict]) -> list[str]:
+        return [
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            for d in docs
+            if d["kind"] == "StatefulSet"
+        ]
+
+    assert "cluster.initial_master_nodes:" in config(installed)
+    assert "cluster.initial_master_nodes:" not in config(upgraded)
+    assert checksums(installed) == checksums(upgraded) and len(checksums(installed)) >= 2
+    assert config(changed) != config(upgraded) and checksums(changed) != checksums(upgraded)
 
 
 def test_elasticsearch_templates_job_is_behind_a_value() -> None:
