@@ -545,46 +545,49 @@ class Rotation:
     def _await_stamp(self, names: tuple[str, ...], stamp: str) -> None:
         """Observe until the workloads show the stamp (a target's observations may lag its actions, as polling
         does), so the engine plans on it; halt past the step timeout."""
-        started = self.target.clock.now()
-        while True:
+
+        def behind() -> str:
             state = self.target.observe()
-            behind = [w.name for w in state.workloads if w.name in names and w.annotation(STAMP_ANNOTATION) != stamp]
-            if not behind:
-                return
-            if self.target.clock.now() - started >= self.settings.step_timeout:
-                raise _Ended(
-                    "halted",
-                    Verdict.refuse(
-                        "certs.stamp",
-                        f"{', '.join(behind)} do not show {STAMP_ANNOTATION}={stamp} after "
-                        f"{self.settings.step_timeout:.0f} s; run the same command to resume",
-                    ),
-                )
-            self.target.clock.wait(self.settings.poll_interval)
-            if self._stop_now():
-                self._check_stop("while waiting for the stamp to be observed")
+            return ", ".join(
+                w.name for w in state.workloads if w.name in names and w.annotation(STAMP_ANNOTATION) != stamp
+            )
+
+        self._await(
+            behind,
+            "certs.stamp",
+            lambda why, took: (
+                f"{why} do not show {STAMP_ANNOTATION}={stamp} after {took}; run the same command to resume"
+            ),
+            "while waiting for the stamp to be observed",
+        )
 
     def _await_rolled(self, phase: str, stamp: str) -> None:
         """Observe until every pod runs on the `stamp` template and no pod of an earlier one is left, not even one
         shutting down (it drains with the identity it loaded: a receiver flushing its last events to Kafka must not
         meet a server that no longer trusts it); halt past the step timeout."""
+        self._await(
+            lambda: self._not_rolled(self.target.observe(), stamp),
+            "certs.rolled",
+            lambda why, took: (
+                f"phase {phase}: {why} after {took}; the next phase's Secrets are not written until "
+                "every pod restarted on this one. Run the same command to resume"
+            ),
+            f"while waiting for every pod of phase {phase}",
+        )
+
+    def _await(self, behind: Callable[[], str], rule: str, halted: Callable[[str, str], str], where: str) -> None:
+        """Poll `behind` (why not yet; "" when done) on the target's clock; past the step timeout, halt with `rule`
+        and `halted(why, took)`; a stop asked for at once ends the wait."""
         started = self.target.clock.now()
         while True:
-            behind = self._not_rolled(self.target.observe(), stamp)
-            if not behind:
+            why = behind()
+            if not why:
                 return
             if self.target.clock.now() - started >= self.settings.step_timeout:
-                raise _Ended(
-                    "halted",
-                    Verdict.refuse(
-                        "certs.rolled",
-                        f"phase {phase}: {behind} after {self.settings.step_timeout:.0f} s; the next phase's Secrets "
-                        "are not written until every pod restarted on this one. Run the same command to resume",
-                    ),
-                )
+                raise _Ended("halted", Verdict.refuse(rule, halted(why, f"{self.settings.step_timeout:.0f} s")))
             self.target.clock.wait(self.settings.poll_interval)
             if self._stop_now():
-                self._check_stop(f"while waiting for every pod of phase {phase}")
+                self._check_stop(where)
 
     @staticmethod
     def _not_rolled(state: PlatformState, stamp: str) -> str:
