@@ -78,3 +78,13 @@ def test_toolkit_help_does_not_import_the_certificate_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_status_yaml_is_the_same_document_as_json() -> None:
+    import yaml
+
+    _, as_json, _ = invoke("certs", "status", "--env", "sim", "--output", "json")
+    code, as_yaml, _ = invoke("certs", "status", "--env", "sim", "--output", "yaml")
+    from_yaml, from_json = yaml.safe_load(as_yaml), json.loads(as_json)
+    assert code == 0 and from_yaml.pop("checked_at") and from_json.pop("checked_at")  # each run's own clock
+    assert from_yaml == from_json

@@ -15,6 +15,7 @@ from toolkit.cli.common import (
     EnvOption,
     OutputOption,
     check_output,
+    document,
     environment,
     err,
     guarded,
@@ -63,10 +64,10 @@ def status(
 
     resolved = environment(env)
     result = guarded(lambda: operations.certs_status(resolved, warn_days))
-    if output == "json":
-        print(json.dumps(status_dict(result), indent=2))
-    else:
+    if output == "table":
         print_status(result)
+    else:
+        print(document(output, status_dict(result)))
     raise typer.Exit(EXIT_HALTED if result.level == "error" else EXIT_OK)
 
 
