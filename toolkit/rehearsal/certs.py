@@ -59,17 +59,7 @@ def rotate(
     """Run the rotation on the simulated platform: (outcome, reason, the engine's step records, notes)."""
     from toolkit.targets.sim.pki import SimCertStore
 
-    result = Rotation(
-        env.name,
-        credentials.plan(env),
-        fixed(target),
-        SimCertStore(target),
-        catalog_mod.load(),
-        settings,
-        holder=holder,
-        on_event=on_event,
-    ).run()
-    return result.outcome, result.reason, result.steps, [_stages_note(result)]
+    return _rotation(env, fixed(target), SimCertStore(target), settings, holder, on_event)
 
 
 def tls_reasons(world: Any) -> list[str]:
@@ -98,19 +88,33 @@ def rotate_real(
 
     api = kube_api(env)
     try:
-        result = Rotation(
-            env.name,
-            credentials.plan(env),
-            lambda: open_real_target(env),
-            KubeCertStore(api, credentials.ca_namespace(env.wiring.namespace)),
-            catalog_mod.load(),
-            settings,
-            holder=holder,
-            on_event=on_event,
-            on_secrets=on_secrets,
-        ).run()
+        store = KubeCertStore(api, credentials.ca_namespace(env.wiring.namespace))
+        return _rotation(env, lambda: open_real_target(env), store, settings, holder, on_event, on_secrets)
     finally:
         api.close()
+
+
+def _rotation(
+    env: Environment,
+    targets: Callable[[], Any],
+    store: Any,
+    settings: UpgradeSettings,
+    holder: str,
+    on_event: Callable[[Event], None],
+    on_secrets: Callable[[str], None] | None = None,
+) -> tuple[str, str, list[StepRecord], list[str]]:
+    """The rotation `toolkit certs rotate` runs, as a rehearsal's change: (outcome, reason, step records, notes)."""
+    result = Rotation(
+        env.name,
+        credentials.plan(env),
+        targets,
+        store,
+        catalog_mod.load(),
+        settings,
+        holder=holder,
+        on_event=on_event,
+        on_secrets=on_secrets,
+    ).run()
     return result.outcome, result.reason, result.steps, [_stages_note(result)]
 
 
