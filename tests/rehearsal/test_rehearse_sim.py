@@ -100,7 +100,18 @@ def test_verdict_rules() -> None:
     assert judge(base, "completed", max_unavailable_bound=5).passed
 
 
-def test_a_kubernetes_rehearsal_outside_sim_is_refused_before_anything_starts() -> None:
-    refused = runner.invoke(app, ["rehearse", "--env", "local", "--to", "kubernetes=1.20"])
+def test_a_kubernetes_rehearsal_where_no_node_pool_launches_nodes_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLKIT_STATE_DIR", str(tmp_path))
+    refused = runner.invoke(app, ["rehearse", "--env", "kind", "--to", "kubernetes=1.33"])
     assert refused.exit_code == 2
-    assert "runs on sim only for now" in refused.stderr and "toolkit cluster node-image" in refused.stderr
+    assert "runs on sim and local" in refused.stderr and "--env local --to kubernetes=1.20" in refused.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started or written
+
+
+def test_a_node_image_without_a_local_kubernetes_roll_is_refused() -> None:
+    for args in (["--env", "local", "--to", "workers=0.2.0"], ["--env", "sim", "--to", "kubernetes=1.34"]):
+        refused = runner.invoke(app, ["rehearse", *args, "--node-image", "local-2"])
+        assert refused.exit_code == 2, args
+        assert "--node-image local-2: a node image is rolled only by a Kubernetes roll on the local" in refused.stderr

@@ -48,8 +48,15 @@ def command(
     step_timeout: Annotated[float, typer.Option("--step-timeout", help="seconds a member may take")] = 900.0,
     rotate_certs: Annotated[
         bool,
-        typer.Option("--rotate-certs", help="the change is a certificate rotation instead of an upgrade (sim only)"),
+        typer.Option("--rotate-certs", help="the change is a certificate rotation instead of an upgrade (sim, local)"),
     ] = False,
+    node_image: Annotated[
+        str | None,
+        typer.Option(
+            "--node-image",
+            help="local, --to kubernetes: the node image to roll to (default: the one the cluster's groups publish)",
+        ),
+    ] = None,
 ) -> None:
     """Install today's versions, put live load on the platform, upgrade through the engine, drain and verify:
     nothing lost, nothing duplicated, never red. Writes JSON, JUnit, a table and a timeline picture."""
@@ -77,6 +84,7 @@ def command(
         settings=settings,
         max_unavailable_bound=max_unavailable,
         rotate_certs=rotate_certs,
+        node_image=node_image,
     )
     result = guarded(lambda: rehearse(resolved, from_versions, to_versions, options))
     folder = report or Path("reports") / result.run_id

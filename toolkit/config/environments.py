@@ -238,7 +238,8 @@ def _from_region(name: str, path: Path) -> Environment:
                 NodePoolSpec(role=role, per_zone=max(1, g.desired_per_zone), max_per_zone=g.max_per_zone)
                 for role, g in cfg.node_groups.items()
             ),
-            "node_selector": platform.kubernetes.node_selector or "platform.role",
+            "node_selector": platform.kubernetes.node_selector
+            or ("" if platform.kubernetes.dedicated else "platform.role"),
         }
     )
     platform = platform.model_copy(update={"kubernetes": kubernetes})

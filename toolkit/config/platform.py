@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from toolkit import catalog
 
 Tier = Literal["hot", "warm", "cold", "frozen"]
+DEDICATED = "toolkit.io/dedicated"  # label and NoSchedule taint key of nodes reserved for one platform
 
 
 class _Spec(BaseModel):
@@ -125,6 +126,35 @@ class KubernetesSpec(_Spec):
         "",
         description="label selector of the nodes that carry the platform, on a real cluster ('' = every node)",
     )
+    dedicated: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$",
+        description=f"the platform runs only on nodes labelled and tainted (NoSchedule) {DEDICATED}=<this>: every "
+        "chart pins its pods there (a nodeSelector and a toleration) and a Kubernetes roll covers exactly those "
+        "nodes ('' = no dedicated nodes)",
+    )
+
+    @model_validator(mode="after")
+    def _one_node_selection(self) -> KubernetesSpec:
+        if self.dedicated and self.node_selector:
+            raise ValueError(
+                f"kubernetes.dedicated ({self.dedicated}) and kubernetes.node_selector ({self.node_selector}) are "
+                f"both set: dedicated nodes are selected by their label {DEDICATED}={self.dedicated}; remove "
+                "node_selector"
+            )
+        return self
+
+    @property
+    def platform_nodes(self) -> str:
+        """The label selector of the nodes that carry the platform ('' = every node)."""
+        return f"{DEDICATED}={self.dedicated}" if self.dedicated else self.node_selector
+
+    def placement(self) -> dict[str, object]:
+        """Chart values that pin every pod to the dedicated nodes (none without dedicated nodes)."""
+        if not self.dedicated:
+            return {}
+        toleration = {"key": DEDICATED, "operator": "Equal", "value": self.dedicated, "effect": "NoSchedule"}
+        return {"nodeSelector": {DEDICATED: self.dedicated}, "tolerations": [toleration]}
 
 
 class PlatformSpec(_Spec):

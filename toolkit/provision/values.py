@@ -4,7 +4,8 @@ Ansible module and the tests.
 `chart_values(environment, component, version=None, overrides=None)` builds, in this order (later wins, maps
 merge key by key as Helm merges values, lists and scalars are replaced):
 1. the platform spec of the environment: sizes (replicas, storage, node sets, partitions), and its wiring
-   (`toolkit.config.wiring`): Service addresses, Secret names, identities, topics, group and alias;
+   (`toolkit.config.wiring`): Service addresses, Secret names, identities, topics, group and alias; with
+   dedicated nodes (`platform.kubernetes.dedicated`), every pod's nodeSelector and toleration;
 2. what the kind of environment needs (`local`: static volumes of class `toolkit-local` and no hook Jobs, since the
    node agent never completes a pod; `kind`: the `standard` class and the NodePorts of kind-config.yaml; `kube`:
    the `encrypted-gp3` class made by the region stack, forced zone awareness, autoscaled workers);
@@ -264,7 +265,8 @@ def chart_values(
         )
     version = version or environment.platform.version_of(component)
     builders = {"kafka": _kafka_values, "elasticsearch": _elasticsearch_values, "workers": _workers_values}
-    values = deep_merge(builders[component](environment), catalog_values(component, version))
+    values = deep_merge(builders[component](environment), environment.platform.kubernetes.placement())
+    values = deep_merge(values, catalog_values(component, version))
     if overrides:
         clashing = _catalog_keys_overridden(component, overrides)
         if clashing:

@@ -32,6 +32,9 @@ class RehearsalReport:
     restarts: list[tuple[float, str]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the figures rest on (a simulated part, live-only figures)
+    # live rehearsals: the data plane at every observation the engine made (toolkit.rehearsal.observed)
+    data_plane: dict[str, Any] | None = None
+    data_plane_simulated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -74,6 +77,11 @@ class RehearsalReport:
             "elasticsearch_ever_red": s["ever_red"],
             "elasticsearch_health_timeline": _health_spans(self.timeline),
             "max_unavailable_seconds": s["max_unavailable_seconds"],
+            **(
+                {"data_plane_observed": {**self.data_plane, "simulated": self.data_plane_simulated}}
+                if self.data_plane is not None
+                else {}
+            ),
             "steps": self.steps,
         }
 
@@ -102,6 +110,15 @@ def junit_xml(report: RehearsalReport) -> str:
         ("nothing out of order", doc["out_of_order"] == 0, f"{doc['out_of_order']} out of order"),
         ("elasticsearch never red", not doc["elasticsearch_ever_red"], "health went red"),
     ]
+    observed = doc.get("data_plane_observed")
+    if observed is not None:
+        checks.append(
+            (
+                "data plane never under min.insync.replicas, offline or red",
+                not (observed["max_under_min_isr"] or observed["max_offline"] or observed["ever_red"]),
+                json.dumps(observed),
+            )
+        )
     for step in report.steps:
         checks.append((f"step {step['id']}", step["outcome"] == "done", step.get("message", "")))
     failures = 0
@@ -146,6 +163,21 @@ def print_table(report: RehearsalReport) -> None:
     ]
     for path, seconds in doc["max_unavailable_seconds"].items():
         rows.append((f"max unavailable, {path} path", f"{seconds:.0f} s"))
+    observed = doc.get("data_plane_observed")
+    if observed is not None:
+        plane = "simulated data plane" if observed["simulated"] else "data plane"
+        rows += [
+            (
+                f"{plane}: observations (every)",
+                f"{observed['observations']} ({observed['interval_seconds']:.1f} s)",
+            ),
+            (
+                f"{plane}: partitions under min ISR",
+                f"max {observed['max_under_min_isr']}, {observed['under_min_isr_seconds']:.0f} s",
+            ),
+            (f"{plane}: offline partitions", f"max {observed['max_offline']}, {observed['offline_seconds']:.0f} s"),
+            (f"{plane}: elasticsearch red", f"{observed['red_seconds']:.0f} s"),
+        ]
     for name, value in rows:
         table.add_row(name, str(value))
     con.print(table)

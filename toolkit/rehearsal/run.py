@@ -50,6 +50,7 @@ from typing import Any
 
 from toolkit import catalog as catalog_mod
 from toolkit.config.environments import Environment, from_document
+from toolkit.config.platform import DEDICATED
 from toolkit.engine.executor import Event, Executor, RunResult
 from toolkit.errors import UsageError, require_extra
 from toolkit.model import UpgradeSettings
@@ -59,6 +60,7 @@ from toolkit.rehearsal.verdict import judge
 WARMUP_SECONDS = 60.0
 LIVE_WARMUP_SECONDS = 5.0
 ROLLOUT_TIMEOUT = 300.0
+DATA_PLANE_WHAT = {True: "the simulated data plane", False: "the data plane"}  # by: is it simulated
 LOCAL_DATA_PLANE_NOTE = (
     "workers: the chart's pods, unmodified, run by the local node agent's pod runtime (real toolkit-worker processes "
     "in their own network namespaces) against a single-node Kafka + Elasticsearch peer (noida-db) behind TLS with "
@@ -77,7 +79,8 @@ class RehearsalOptions:
     injections: list[str] = field(default_factory=list)
     settings: UpgradeSettings = field(default_factory=UpgradeSettings)
     max_unavailable_bound: float | None = None
-    rotate_certs: bool = False  # the change is a certificate rotation, not an upgrade (sim only: rehearsal/certs.py)
+    rotate_certs: bool = False  # the change is a certificate rotation, not an upgrade (rehearsal/certs.py)
+    node_image: str | None = None  # local, --to kubernetes: the node image to roll to (rehearsal/nodes.py)
 
 
 def new_run_id() -> str:
@@ -100,12 +103,17 @@ def rehearse(
         raise UsageError(
             "nothing to rehearse: give at least one --to COMPONENT=VERSION (e.g. --to kafka=4.1.0), or --rotate-certs"
         )
-    if "kubernetes" in to_versions and env.kind != "sim":
+    if "kubernetes" in to_versions and env.kind not in ("sim", "local"):
         raise UsageError(
-            f"--to kubernetes=...: a rehearsal of a Kubernetes roll runs on sim only for now; on {env.name} (kind "
-            f"{env.kind}) the rehearsal deploys into a namespace of its own, while a node roll moves every pod of the "
-            "cluster. Rehearse it with `toolkit rehearse --env sim --to kubernetes=VERSION`; roll the local cluster's "
-            "nodes with `toolkit cluster node-image IMAGE` then `toolkit upgrade run --env local --to kubernetes=1.20`"
+            f"--to kubernetes=...: a rehearsal of a Kubernetes roll runs on sim and local; on {env.name} (kind "
+            f"{env.kind}) the rehearsal would need nodes of its own, and only the local cluster's node pool can "
+            "launch them. Rehearse it with `toolkit rehearse --env local --to kubernetes=1.20` (a node image roll) or "
+            "`--env sim --to kubernetes=VERSION`"
+        )
+    if options.node_image is not None and not ("kubernetes" in to_versions and env.kind == "local"):
+        raise UsageError(
+            f"--node-image {options.node_image}: a node image is rolled only by a Kubernetes roll on the local "
+            "cluster; give it with --env local --to kubernetes=1.20, or drop it"
         )
     if options.unsafe_skip_gates and env.kind not in ("sim", "local"):
         raise UsageError(
@@ -141,6 +149,7 @@ def _report(
     restarts: list[tuple[float, str]],
     timeline: list[dict[str, Any]],
     notes: list[str],
+    data_plane: dict[str, Any] | None = None,
 ) -> RehearsalReport:
     """One report shape for simulated and live rehearsals: it passes only when no reason was found."""
     return RehearsalReport(
@@ -161,6 +170,8 @@ def _report(
         steps=steps,
         restarts=restarts,
         timeline=timeline,
+        data_plane=data_plane,
+        data_plane_simulated=simulated or env.kind == "local",
     )
 
 
@@ -250,14 +261,21 @@ def _rehearse_sim(
 
 
 def run_environment(
-    env: Environment, run_env_name: str, from_versions: dict[str, str], kubeconfig: str | None
+    env: Environment,
+    run_env_name: str,
+    from_versions: dict[str, str],
+    kubeconfig: str | None,
+    dedicated_nodes: bool = False,
 ) -> Environment:
-    """The per-run environment: the base environment, its own namespace, the `from` versions (an object, handed to
-    deploy and the target as it is: nothing re-resolves it by name)."""
+    """The per-run environment: the base environment, its own namespace, the `from` versions, and with
+    `dedicated_nodes` nodes of its own (those labelled and tainted for the run: rehearsal/nodes.py). An object,
+    handed to deploy and the target as it is: nothing re-resolves it by name."""
     document = env.model_dump(mode="json")
     document["name"] = run_env_name
     document["description"] = f"rehearsal {run_env_name} of {env.name}"
     document["platform"]["namespace"] = run_env_name
+    if dedicated_nodes:
+        document["platform"]["kubernetes"].update(dedicated=run_env_name, node_selector="")
     for component, version in from_versions.items():
         document["platform"][component]["version"] = version
     if kubeconfig:
@@ -285,7 +303,8 @@ def _rehearse_real(
     import yaml
 
     from toolkit.provision.deploy import deploy_platform
-    from toolkit.rehearsal import liveload
+    from toolkit.rehearsal import liveload, observed
+    from toolkit.rehearsal import nodes as run_nodes
     from toolkit.targets import clusters
     from toolkit.targets.kube.client import api_client_for
     from toolkit.targets.real import open_real_target
@@ -308,17 +327,28 @@ def _rehearse_real(
     else:
         clusters.up(env)  # starts it, or reuses the running one; never deleted by a rehearsal
         kubeconfig = str(env.state_dir() / "kubeconfig") if env.kind == "local" else env.kubeconfig
-    run_env = run_environment(env, run_env_name, from_versions, kubeconfig)
+    rolls_nodes = "kubernetes" in to_versions
+    run_env = run_environment(env, run_env_name, from_versions, kubeconfig, dedicated_nodes=rolls_nodes)
     (envs_dir / f"{run_env_name}.yaml").write_text(yaml.safe_dump(run_env.model_dump(mode="json"), sort_keys=False))
     api = api_client_for(kubeconfig, env.kube_context)
     events: list[Event] = []
     cleanup = contextlib.ExitStack()
     notes: list[str] = []
     config: Any = None
+    record = observed.Record()  # the data plane at every observation the engine makes
     try:
+        node_change = (
+            run_nodes.plan(api, run_env_name, run_env.platform.zones, options.node_image, env.name)
+            if rolls_nodes
+            else None
+        )
         liveload.create_run_namespace(api, run_env_name, run_id, run_env_name)
         if not options.keep:
             cleanup.callback(liveload.delete_run_namespaces, api, run_id)
+        if node_change is not None:
+            if not options.keep:
+                cleanup.callback(run_nodes.remove_groups, api, run_env_name)
+            run_nodes.add_groups(api, node_change, run_env.platform.zones)
         cluster_state: Path | None = None
         if env.kind == "local":
             assert kubeconfig is not None
@@ -375,7 +405,13 @@ def _rehearse_real(
             except Exception as exc:  # the load must still stop, drain and be reported
                 outcome, reason = "crashed", f"{type(exc).__name__}: {exc}"
         else:
-            with open_real_target(run_env) as target:
+            if node_change is not None:  # the change: a new node image for the run's node groups
+                run_nodes.publish(api, node_change)
+                notes.append(
+                    f"node image {node_change.from_image} -> {node_change.to_image} on the run's own node groups "
+                    f"{', '.join(node_change.groups)} (labelled and tainted {DEDICATED}={run_env_name})"
+                )
+            with open_real_target(run_env, kubernetes=node_change is not None, on_observe=record) as target:
                 executor = Executor(
                     target, catalog_mod.load(), to_versions, settings, holder=f"rehearsal/{run_id}", on_event=collect
                 )
@@ -410,6 +446,9 @@ def _rehearse_real(
         )
     if details["thread_errors"]:
         reasons.append("load driver errors: " + "; ".join(details["thread_errors"]))
+    data_plane = record.summary() if record.samples else None
+    if data_plane is not None:
+        reasons += observed.reasons(data_plane, DATA_PLANE_WHAT[env.kind == "local"])
     if env.kind == "local":
         notes.append(LOCAL_DATA_PLANE_NOTE)
         restarted = sorted(p for p in pids_before if p not in pids_after)
@@ -430,11 +469,11 @@ def _rehearse_real(
     restarts = [
         (round(e.at - load_started, 2), e.message.split()[1])
         for e in events
-        if e.kind == "act" and e.message.startswith(("restart ", "roll "))
+        if e.kind == "act" and e.message.startswith(("restart ", "roll ", "evict "))
     ]
     return _report(
         run_id, env, False, from_versions, to_versions, options, outcome, reason, reasons, summary,
-        [r.as_dict() for r in records], restarts, load.timeline, notes,
+        [r.as_dict() for r in records], restarts, load.timeline, notes, data_plane,
     )  # fmt: skip
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.config.environments import Environment
 from toolkit.errors import UsageError
-from toolkit.model import Component, EsState, KafkaNode, KafkaRole, KafkaState, WorkersState, Workload
+from toolkit.model import Component, EsState, KafkaNode, KafkaRole, KafkaState, PlatformState, WorkersState, Workload
 from toolkit.targets.kube.audit import KubeAuditLog
 from toolkit.targets.kube.client import PodWatch, WatchingClock, api_client_for
 from toolkit.targets.kube.lease import KubeLeaseStore
@@ -154,14 +154,17 @@ def kubernetes_of(api: Any, env: Environment) -> Any:
 
         provider = FixedProvider(env.name)
     return KubeKubernetes(
-        api, env.platform.namespace, env.platform.kubernetes.node_selector, provider, declared_version=declared
+        api, env.platform.namespace, env.platform.kubernetes.platform_nodes, provider, declared_version=declared
     )
 
 
 @contextlib.contextmanager
-def open_real_target(env: Environment, kubernetes: bool = False) -> Iterator[KubeTarget]:
+def open_real_target(
+    env: Environment, kubernetes: bool = False, on_observe: Callable[[PlatformState], None] | None = None
+) -> Iterator[KubeTarget]:
     """Build the target of a local, kind or kube environment; close its connections when the block ends. With
-    `kubernetes`, Kubernetes itself is observed too (and offered as the kubernetes component's port)."""
+    `kubernetes`, Kubernetes itself is observed too (and offered as the kubernetes component's port); `on_observe`
+    is told every observation."""
     if env.kind not in ("local", "kind", "kube"):
         raise UsageError(f"environment {env.name} is of kind {env.kind}: only local, kind and kube have real targets")
     api = kube_api(env)
@@ -188,6 +191,7 @@ def open_real_target(env: Environment, kubernetes: bool = False) -> Iterator[Kub
         data_plane,
         clock=WatchingClock(pod_watch),
         kubernetes=kubernetes_of(api, env) if kubernetes else None,
+        on_observe=on_observe,
     )
     try:
         yield target

@@ -4,7 +4,7 @@ official `kubernetes` client. Instances (surge, terminate) and the control plane
 `NodeProvider`: the local cluster's node pool (toolkit.targets.local.nodepool) or EKS (toolkit.targets.eks).
 
 What is observed (`observe() -> KubernetesState`, only when a run targets Kubernetes or status asks)
-- nodes: `GET /api/v1/nodes?labelSelector=<platform.kubernetes.node_selector>`; version = the kubelet's minor
+- nodes: `GET /api/v1/nodes?labelSelector=<platform.kubernetes.platform_nodes>`; version = the kubelet's minor
   (`v1.33.4-eks-...` -> "1.33"); Ready from the Ready condition; `spec.unschedulable` (cordoned); zone
   `topology.kubernetes.io/zone`; group `toolkit.io/node-group` (local) or `eks.amazonaws.com/nodegroup` (EKS);
   role `toolkit.io/node-role` or `platform.role`; image `toolkit.io/node-image` or

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from toolkit.model import (
@@ -119,8 +120,10 @@ class KubeTarget:
         clock: RealClock | None = None,
         host: str | None = None,
         kubernetes: KubernetesObserver | None = None,
+        on_observe: Callable[[PlatformState], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_observe = on_observe  # told every observation the engine makes (a rehearsal's record of it)
         self.workloads = workloads
         self.data = data_plane
         self.control = KubeControl(lease, audit_log, data_plane, host or socket.gethostname())
@@ -141,7 +144,7 @@ class KubeTarget:
         now = self.clock.now()
         workloads = self.workloads.observe()
         kafka, es, workers = self.data.observe(workloads, self.workloads.last.node_id_base, now)
-        return PlatformState(
+        state = PlatformState(
             environment=self.name,
             observed_at=now,
             simulated=self.simulated,
@@ -151,6 +154,9 @@ class KubeTarget:
             workers=workers,
             kubernetes=self.kubernetes.observe() if self.kubernetes is not None else KubernetesState(),
         )
+        if self.on_observe is not None:
+            self.on_observe(state)
+        return state
 
     def close(self) -> None:
         self.data.close()
