@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -47,6 +48,17 @@ def pod_template(app: str, image: str, annotations: dict[str, str] | None = None
             "containers": [{"name": "main", "image": image}],
         },
     }
+
+
+def audit_events(local_env: Any, namespaces: set[str]) -> list[dict[str, Any]]:
+    """The apiserver's audit records for pods in `namespaces` (JSON lines), oldest first."""
+    out = []
+    for line in local_env.control_plane.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if ref.get("resource") == "pods" and ref.get("namespace") in namespaces:
+            out.append(event)
+    return out
 
 
 def is_ready(pod: Any) -> bool:

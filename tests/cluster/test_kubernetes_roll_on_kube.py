@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from local_cluster_helpers import FAST_DATA_PLANE, create_pdb, is_ready, make_namespace, wait_for
+from local_cluster_helpers import FAST_DATA_PLANE, audit_events, create_pdb, is_ready, make_namespace, wait_for
 
 from toolkit.catalog import load
 from toolkit.config.environments import resolve
@@ -236,18 +236,6 @@ def environment(local_env: Any, namespace: str, tmp_path: Path, monkeypatch: pyt
 def publish_new_image(groups: dict[str, Any], image: str = "img-2") -> None:
     for group in groups["groups"]:
         groups["pool"].set_image(group, image)
-
-
-def audit_events(local_env: Any, namespaces: set[str], since: float = 0.0) -> list[dict[str, Any]]:
-    """The apiserver's audit records for pods in `namespaces` (JSON lines), oldest first."""
-    path = local_env.control_plane.audit_log
-    out = []
-    for line in path.read_text().splitlines():
-        event = json.loads(line)
-        ref = event.get("objectRef") or {}
-        if ref.get("resource") == "pods" and ref.get("namespace") in namespaces:
-            out.append(event)
-    return out
 
 
 class KafkaNotReady:

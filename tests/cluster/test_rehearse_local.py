@@ -17,7 +17,6 @@ $TOOLKIT_ENVIRONMENTS_DIR; the simulated Kafka/Elasticsearch data plane the engi
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import pytest
 import yaml
 from certificates import authority
 from local_cluster_helpers import FAST_DATA_PLANE
+from rehearsal_helpers import rehearse_on_session_cluster
 
 from toolkit.model import Component, UpgradeSettings
 
@@ -204,33 +204,20 @@ def rehearsal(local_env, peer_operator, tmp_path_factory) -> Iterator[Rehearsal]
     """One rehearsal for the module: workers 0.1.0 -> 0.2.0 under 100 probe msg/s and 100 syslog events/s, with the
     catalog's worker image run by the node agent from this virtualenv (as `toolkit cluster up` maps it) and the
     cluster's peer operator serving the run namespace's Kafka and Elasticsearch (as `toolkit cluster up` runs it)."""
-    from toolkit import catalog
-    from toolkit.config.environments import resolve
-    from toolkit.rehearsal.run import RehearsalOptions, rehearse
+    from toolkit.rehearsal.run import RehearsalOptions
 
     problem = local_env.agent.runtime.problem
     if problem is not None:
         pytest.skip(f"the local pod runtime cannot run here: {problem}")
-    image = catalog.load().component("workers").image
     folder = tmp_path_factory.mktemp("rehearse-local")
-    envs, state = folder / "envs", folder / "state"
-    envs.mkdir()
-    (envs / "rh-local.yaml").write_text(yaml.safe_dump(environment_document(local_env.cluster.kubeconfig)))
+    state = folder / "state"
     observer = Observer(local_env.api_client, local_env.agent.network, state, folder)
-    local_env.agent.set_runnable_image(image, Path(sys.executable).parent)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
-            patch.setenv("TOOLKIT_STATE_DIR", str(state))
-            settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=180)
-            options = RehearsalOptions(rate=100, syslog_rate=100, drain_timeout=120, settings=settings)
-            started = time.monotonic()
-            report = rehearse(
-                resolve("rh-local"), {Component.WORKERS: FROM}, {Component.WORKERS: TO}, options, on_event=observer
-            )
-            took = time.monotonic() - started
-    finally:
-        local_env.agent.remove_runnable_image(image)
+    settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=180)
+    options = RehearsalOptions(rate=100, syslog_rate=100, drain_timeout=120, settings=settings)
+    report, took = rehearse_on_session_cluster(
+        local_env, folder, "rh-local", environment_document(local_env.cluster.kubeconfig),
+        {Component.WORKERS: FROM}, {Component.WORKERS: TO}, options, on_event=observer,
+    )  # fmt: skip
     print(f"\nlocal rehearsal: {took:.0f} s in all; {'; '.join(report.notes)}; reasons: {report.reasons}")
     yield Rehearsal(report, took, state, observer)
 
@@ -379,31 +366,17 @@ def test_a_certificate_rotation_under_live_load_loses_nothing_and_the_load_follo
     operator serving each phase's Secrets; the load, a client outside the platform, takes each phase's trust and
     identity from the Secrets (discovered again) and must lose nothing: a client that kept the first CA could not
     verify the reissued servers, and the old client certificate is refused once the old CA is dropped."""
-    from toolkit import catalog
-    from toolkit.config.environments import resolve
-    from toolkit.rehearsal.run import RehearsalOptions, rehearse
+    from toolkit.rehearsal.run import RehearsalOptions
 
     problem = local_env.agent.runtime.problem
     if problem is not None:
         pytest.skip(f"the local pod runtime cannot run here: {problem}")
-    image = catalog.load().component("workers").image
-    envs, state = tmp_path / "envs", tmp_path / "state"
-    envs.mkdir()
-    (envs / "rh-rotate.yaml").write_text(yaml.safe_dump(environment_document(local_env.cluster.kubeconfig)))
-    local_env.agent.set_runnable_image(image, Path(sys.executable).parent)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TOOLKIT_ENVIRONMENTS_DIR", str(envs))
-            patch.setenv("TOOLKIT_STATE_DIR", str(state))
-            settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=180)
-            options = RehearsalOptions(
-                rate=100, syslog_rate=100, drain_timeout=120, settings=settings, rotate_certs=True
-            )
-            started = time.monotonic()
-            report = rehearse(resolve("rh-rotate"), {}, {}, options)
-            took = time.monotonic() - started
-    finally:
-        local_env.agent.remove_runnable_image(image)
+    state = tmp_path / "state"
+    settings = UpgradeSettings(poll_interval=0.5, confirm_seconds=0.5, gate_timeout=120, step_timeout=180)
+    options = RehearsalOptions(rate=100, syslog_rate=100, drain_timeout=120, settings=settings, rotate_certs=True)
+    report, took = rehearse_on_session_cluster(
+        local_env, tmp_path, "rh-rotate", environment_document(local_env.cluster.kubeconfig), {}, {}, options
+    )
     print(f"\nlocal rotation rehearsal: {took:.0f} s in all; {'; '.join(report.notes)}; reasons: {report.reasons}")
     doc = report.as_dict()
     assert report.outcome == "completed", report.outcome_reason

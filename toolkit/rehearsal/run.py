@@ -10,7 +10,11 @@ toolkit.rehearsal.live: what is counted and how loss is defined per path). One r
 1. the cluster: `toolkit.targets.clusters.up` (a running one is reused; a local environment file with its own
    `kubeconfig:` names a control plane started elsewhere, which is used as it is);
 2. a per-run environment `<run id>` (lower case) written to `<state>/rehearsals/<run id>/envs/`, namespace = the run
-   id, the `--from` versions; the namespace is created first, labelled `toolkit.io/rehearsal-run=<run id>`;
+   id, the `--from` versions (local: the simulated data plane's event rate = the load's syslog rate); the namespace
+   is created first, labelled `toolkit.io/rehearsal-run=<run id>`. `--to kubernetes=...` (local only): the run also
+   gets node groups of its own, one node per zone, labelled and tainted `toolkit.io/dedicated=<run id>`, which the
+   run environment names (`platform.kubernetes.dedicated`): the charts pin every pod there, and the change is the
+   next node image published to those groups (toolkit.rehearsal.nodes); the engine then rolls exactly those nodes;
 3. local only: the cluster's peer operator must run (toolkit.targets.local.peeroperator, started by
    `toolkit cluster up`): it gives every platform namespace its own single-node Kafka + Elasticsearch (noida-db)
    behind stunnel with the platform's own certificates, published as the namespace's Kafka bootstrap (mutual TLS
@@ -29,7 +33,10 @@ toolkit.rehearsal.live: what is counted and how loss is defined per path). One r
    warm up, run the upgrade with the engine's `Executor` on the environment's target (local: LocalTarget, whose
    multi-node Kafka/Elasticsearch is a simulated data plane following the real pods; kind: real Kafka/Elasticsearch
    at the environment's endpoints), stop the load, drain, verify, report;
-6. clean-up (unless `--keep`): the probe topic, the namespaces labelled with the run id, the CA namespace deploy
+   The engine's every observation of the data plane is kept (toolkit.rehearsal.observed): a partition under
+   min.insync.replicas, an offline partition or a red Elasticsearch at any of them fails the rehearsal;
+6. clean-up (unless `--keep`): the run's node groups, the probe topic, the namespaces labelled with the run id, the
+   CA namespace deploy
    made for each, and the cluster-scoped objects the charts made for them (local: the operator then stops the
    run namespace's peer and deletes its data; with `--keep` the namespace, its workers and its Kafka and
    Elasticsearch stay). A cluster is never torn down: a kind cluster and a local control plane stay for the next
@@ -266,16 +273,21 @@ def run_environment(
     from_versions: dict[str, str],
     kubeconfig: str | None,
     dedicated_nodes: bool = False,
+    events_per_second: float | None = None,
 ) -> Environment:
-    """The per-run environment: the base environment, its own namespace, the `from` versions, and with
-    `dedicated_nodes` nodes of its own (those labelled and tainted for the run: rehearsal/nodes.py). An object,
-    handed to deploy and the target as it is: nothing re-resolves it by name."""
+    """The per-run environment: the base environment, its own namespace, the `from` versions, with
+    `dedicated_nodes` nodes of its own (those labelled and tainted for the run: rehearsal/nodes.py), and with
+    `events_per_second` the simulated data plane's modelled event rate (local: the live load's, so the indexer lag
+    the engine gates on is the lag of this load, not of the model's default rate). An object, handed to deploy and
+    the target as it is: nothing re-resolves it by name."""
     document = env.model_dump(mode="json")
     document["name"] = run_env_name
     document["description"] = f"rehearsal {run_env_name} of {env.name}"
     document["platform"]["namespace"] = run_env_name
     if dedicated_nodes:
         document["platform"]["kubernetes"].update(dedicated=run_env_name, node_selector="")
+    if events_per_second is not None:
+        document["sim"] = {**document.get("sim", {}), "events_per_second": events_per_second}
     for component, version in from_versions.items():
         document["platform"][component]["version"] = version
     if kubeconfig:
@@ -328,7 +340,14 @@ def _rehearse_real(
         clusters.up(env)  # starts it, or reuses the running one; never deleted by a rehearsal
         kubeconfig = str(env.state_dir() / "kubeconfig") if env.kind == "local" else env.kubeconfig
     rolls_nodes = "kubernetes" in to_versions
-    run_env = run_environment(env, run_env_name, from_versions, kubeconfig, dedicated_nodes=rolls_nodes)
+    run_env = run_environment(
+        env,
+        run_env_name,
+        from_versions,
+        kubeconfig,
+        dedicated_nodes=rolls_nodes,
+        events_per_second=options.syslog_rate if env.kind == "local" else None,
+    )
     (envs_dir / f"{run_env_name}.yaml").write_text(yaml.safe_dump(run_env.model_dump(mode="json"), sort_keys=False))
     api = api_client_for(kubeconfig, env.kube_context)
     events: list[Event] = []
