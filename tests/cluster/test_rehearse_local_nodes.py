@@ -15,12 +15,18 @@ rehearsal fails, and says why. Evidence the pods moved by eviction: the apiserve
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from local_cluster_helpers import FAST_DATA_PLANE, audit_events, wait_for
 from rehearsal_helpers import rehearse_on_session_cluster
 from test_rehearse_local import environment_document
@@ -33,6 +39,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1800)] 
 TO = {"kubernetes": "1.20"}
 NEXT_IMAGE = "local-rehearsal-next"
 ENV = "rh-nodes"
+TOOLKIT = str(Path(sys.executable).with_name("toolkit"))
 # catch-up and recovery slow enough that a drain which does not wait for them is seen doing so
 DATA_PLANE = {**FAST_DATA_PLANE, "kafka_catchup_seconds": 6, "es_recovery_seconds": 6}
 
@@ -180,3 +187,56 @@ def test_the_runs_node_groups_leave_with_it(runs: dict[str, Run], local_env: Any
         60,
         "the runs' nodes unregistered",
     )
+
+
+def test_sigterm_mid_rehearsal_removes_the_runs_node_groups_and_namespace(
+    local_env: Any, peer_operator: int, tmp_path: Path
+) -> None:
+    """A real `toolkit rehearse` process, SIGTERMed (a cancelled CI job) once its node groups are up and its deploy
+    has begun: it cleans up as Ctrl-C does and exits 4; nothing of the run is left on the cluster."""
+    from kubernetes import client
+
+    from toolkit.targets.local.nodepool import NodePool
+
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    document = {**environment_document(local_env.cluster.kubeconfig), "sim": DATA_PLANE}
+    (envs / f"{ENV}.yaml").write_text(yaml.safe_dump(document))
+    env = {**os.environ, "TOOLKIT_ENVIRONMENTS_DIR": str(envs), "TOOLKIT_STATE_DIR": str(tmp_path / "state")}
+    args = [TOOLKIT, "rehearse", "--env", ENV, "--to", "kubernetes=1.20", "--node-image", NEXT_IMAGE]
+    args += ["--rate", "50", "--syslog-rate", "50", "--report", str(tmp_path / "report")]
+    core, pool = client.CoreV1Api(local_env.api_client), NodePool(local_env.api_client)
+
+    def run_nodes() -> list[Any]:
+        return [n for n in core.list_node().items if (n.metadata.labels or {}).get(DEDICATED, "").startswith("rh-")]
+
+    def run_groups() -> list[str]:
+        groups = (pool.read() or {"groups": {}})["groups"]
+        return [g for g, spec in groups.items() if (spec.get("labels") or {}).get(DEDICATED, "").startswith("rh-")]
+
+    assert not run_groups(), "a run's node groups were left before this test"
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        nodes = wait_for(
+            lambda: len(run_nodes()) == 3 and all(_node_ready(n) for n in run_nodes()) and run_nodes(),
+            120,
+            "the run's 3 nodes Ready",
+        )
+        run = nodes[0].metadata.labels[DEDICATED]
+        time.sleep(3)  # into the deploy
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 4, out[-2000:] + err[-3000:]
+    assert "rehearsal interrupted: what it created (namespaces, node groups, the probe topic) was removed" in err
+    assert not run_groups()
+    namespace = core.list_namespace(field_selector=f"metadata.name={run}").items
+    assert all(ns.status.phase == "Terminating" for ns in namespace), namespace
+    wait_for(lambda: not run_nodes(), 60, "the run's nodes unregistered")
+
+
+def _node_ready(node: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from toolkit.cli.common import (
     EXIT_HALTED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_STOPPED,
     EnvOption,
     OutputOption,
     check_output,
@@ -86,7 +88,15 @@ def command(
         rotate_certs=rotate_certs,
         node_image=node_image,
     )
-    result = guarded(lambda: rehearse(resolved, from_versions, to_versions, options))
+    restore = _interrupt_on_signals()
+    try:
+        result = guarded(lambda: rehearse(resolved, from_versions, to_versions, options))
+    except KeyboardInterrupt:
+        kept = "kept (--keep)" if keep else "removed"
+        err(f"rehearsal interrupted: what it created (namespaces, node groups, the probe topic) was {kept}")
+        raise typer.Exit(EXIT_STOPPED) from None
+    finally:
+        restore()
     folder = report or Path("reports") / result.run_id
     folder.mkdir(parents=True, exist_ok=True)
     report_mod.write_json(result, folder / "report.json")
@@ -114,3 +124,27 @@ def command(
     if result.passed:
         raise typer.Exit(EXIT_OK)
     raise typer.Exit(EXIT_REFUSED if result.outcome == "refused" else EXIT_HALTED)
+
+
+def _interrupt_on_signals() -> Callable[[], None]:
+    """SIGTERM (a cancelled CI job) and SIGINT stop a rehearsal as Ctrl-C does: the run's clean-up runs (its
+    namespaces, node groups and load go) before the process exits 4. Once it is cleaning up, further signals are
+    ignored, so a second Ctrl-C cannot leave half of it behind (SIGKILL still can). Returns what puts the previous
+    handlers back."""
+    import signal
+
+    previous = {signum: signal.getsignal(signum) or signal.SIG_DFL for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for each in previous:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in previous:
+        signal.signal(signum, interrupt)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
