@@ -68,6 +68,7 @@ RECEIVER_COMPONENT, INDEXER_COMPONENT = "syslog-receiver", "indexer"  # the work
 WORKER_EXECUTABLE = "toolkit-worker"  # the chart's container command
 REPEAT_BUCKETS = 10_000
 ROUTE_REFRESH_SECONDS = 0.2
+LAG_GAP_LIMIT_SECONDS = 30.0  # a lag sample may fail this long (a listener re-published mid-rotation) before it counts
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -134,6 +135,28 @@ class _Sampler:
         default_factory=lambda: {"produce": Outage(), "search": Outage(), "ingest": Outage()}
     )
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    lag_gaps: int = 0  # samples whose lag could not be read (the previous lag is kept for them)
+
+
+@dataclass
+class FailingStreak:
+    """How long a periodic measurement has been failing in a row: `failed(now)` is True once per streak, when it has
+    lasted longer than `limit` seconds (a transient failure is a gap in a figure; a lasting one is an error)."""
+
+    limit: float
+    since: float | None = None
+    reported: bool = False
+
+    def failed(self, now: float) -> bool:
+        if self.since is None:
+            self.since = now
+        if self.reported or now - self.since <= self.limit:
+            return False
+        self.reported = True
+        return True
+
+    def succeeded(self) -> None:
+        self.since, self.reported = None, False
 
 
 def _now_iso() -> str:
@@ -305,6 +328,7 @@ class LiveLoad:
         out = details(self.syslog, store, self.drain_seconds, (self.stopped_at or time.monotonic()) - self.started_at)
         out["tcp_unwritten_at_stop"] = self.tcp_unwritten
         out["thread_errors"] = list(self.errors)
+        out["lag_sample_gaps"] = self.sampler.lag_gaps
         return out
 
     @property
@@ -559,6 +583,7 @@ class LiveLoad:
     def _sample_loop(self) -> None:
         s = self.sampler
         last_acked, last_errors, last_committed = 0, 0, None
+        lag_streak = FailingStreak(LAG_GAP_LIMIT_SECONDS)
         previous = time.monotonic()
         while not self._stop_readers.is_set() and time.monotonic() < self._deadline + 600:
             time.sleep(max(0.0, 1.0 - (time.monotonic() - previous)))
@@ -583,8 +608,11 @@ class LiveLoad:
                 end = self._watermarks(self.config.events_topic, high=True)
                 self.lag = self._indexer_lag(end)
                 committed_total = sum(end.values()) - self.lag
-            except Exception as exc:
-                self.errors.append(f"lag: {exc}")
+                lag_streak.succeeded()
+            except Exception as exc:  # a gap in the lag figure; an error only when it lasts
+                s.lag_gaps += 1
+                if lag_streak.failed(now):
+                    self.errors.append(f"lag: no sample for over {LAG_GAP_LIMIT_SECONDS:.0f} s: {exc}")
             acked, errors = self.probe.acknowledged_total, self.probe.errored
             running = not self._stop_senders.is_set()
             produce_ok = errors == last_errors and (acked > last_acked or not running or self.config.rate < 1)

@@ -484,6 +484,7 @@ def _rehearse_real(
         f"load {details['load_seconds']:.0f} s, drain {details['drain_seconds']:.1f} s, "
         f"{summary['acknowledged'] / max(details['load_seconds'], 1):.0f} probe msg/s acknowledged, "
         f"{summary['syslog_sent'] / max(details['load_seconds'], 1):.0f} syslog events/s sent"
+        + (f"; {details['lag_sample_gaps']} lag sample(s) could not be read" if details["lag_sample_gaps"] else "")
     )
     restarts = [
         (round(e.at - load_started, 2), e.message.split()[1])
