@@ -765,7 +765,6 @@ def rotate_certs(
 ) -> Any:
     """`toolkit certs rotate`: trust a new CA, reissue the leaves, drop the old CA, each phase followed by every pod
     restarted behind the gates (toolkit.provision.rotation); resumes where an interrupted rotation stands."""
-    from toolkit.provision import credentials
     from toolkit.provision.rotation import Rotation
 
     check_settings(settings)
@@ -776,12 +775,10 @@ def rotate_certs(
         )
 
     def rotation(targets: Callable[[], contextlib.AbstractContextManager[Target]], store: Any) -> Any:
-        return Rotation(
-            env.name,
-            credentials.plan(env),
+        return Rotation.of_environment(
+            env,
             targets,
             store,
-            catalog_mod.load(),
             settings,
             holder=holder,
             on_event=on_event,

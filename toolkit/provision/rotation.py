@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.catalog import Catalog
+from toolkit.config.environments import Environment
 from toolkit.engine import lease as lease_rules
 from toolkit.engine.drivers import ComponentDriver
 from toolkit.engine.executor import Event, Executor, RunResult, StepRecord, default_holder
@@ -145,6 +146,20 @@ class _Ended(Exception):
 
 class Rotation:
     """One `toolkit certs rotate` (see the module docstring)."""
+
+    @classmethod
+    def of_environment(
+        cls,
+        env: Environment,
+        targets: Callable[[], AbstractContextManager[Target]],
+        store: CertStore,
+        settings: UpgradeSettings,
+        **options: Any,
+    ) -> Rotation:
+        """The rotation of `env`'s credentials (its plan) against the catalog; `options` as for the constructor."""
+        from toolkit.catalog import load
+
+        return cls(env.name, credentials.plan(env), targets, store, load(), settings, **options)
 
     def __init__(
         self,

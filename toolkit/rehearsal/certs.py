@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from toolkit import catalog as catalog_mod
 from toolkit.config.environments import Environment
 from toolkit.engine.executor import Event, StepRecord
 from toolkit.errors import UsageError
@@ -104,16 +103,8 @@ def _rotation(
     on_secrets: Callable[[str], None] | None = None,
 ) -> tuple[str, str, list[StepRecord], list[str]]:
     """The rotation `toolkit certs rotate` runs, as a rehearsal's change: (outcome, reason, step records, notes)."""
-    result = Rotation(
-        env.name,
-        credentials.plan(env),
-        targets,
-        store,
-        catalog_mod.load(),
-        settings,
-        holder=holder,
-        on_event=on_event,
-        on_secrets=on_secrets,
+    result = Rotation.of_environment(
+        env, targets, store, settings, holder=holder, on_event=on_event, on_secrets=on_secrets
     ).run()
     return result.outcome, result.reason, result.steps, [_stages_note(result)]
 

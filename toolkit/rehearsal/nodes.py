@@ -15,7 +15,6 @@ it drains, so a rehearsal that deploys into a namespace of its own also gets nod
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from toolkit.config.platform import DEDICATED
 from toolkit.errors import UsageError
 
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 90.0  # seconds for the node agent to register the run's nodes
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,7 @@ def plan(api: Any, run: str, zones: Sequence[str], requested: str | None, env_na
 
 
 def add_groups(api: Any, change: NodeChange, zones: Sequence[str]) -> list[str]:
-    """The run's groups, one node each on the `from` image, registered and Ready; their node names."""
-    from kubernetes import client
-
+    """The run's groups, one node each on the `from` image; their node names (see `ready`)."""
     pool = _pool(api)
     taint = [{"key": DEDICATED, "value": change.run, "effect": "NoSchedule"}]
     nodes: list[str] = []
@@ -80,21 +77,19 @@ def add_groups(api: Any, change: NodeChange, zones: Sequence[str]) -> list[str]:
         nodes += pool.add_group(
             group, zone, 1, 2, labels={DEDICATED: change.run}, taints=taint, image=change.from_image
         )
-    core = client.CoreV1Api(api)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        found = {n.metadata.name: n for n in core.list_node(label_selector=f"{DEDICATED}={change.run}").items}
-        if all(name in found and _ready(found[name]) for name in nodes):
-            return nodes
-        time.sleep(0.5)
-    raise UsageError(
-        f"rehearsal {change.run}: nodes {', '.join(nodes)} of groups {', '.join(change.groups)} were not registered "
-        f"and Ready within {READY_TIMEOUT:.0f} s: is the cluster's node agent running (`toolkit cluster status`)?"
+    return nodes
+
+
+def ready(api: Any, change: NodeChange, nodes: Sequence[str]) -> bool:
+    """Every node of `nodes` registered by the node agent and Ready."""
+    from kubernetes import client
+
+    listed = client.CoreV1Api(api).list_node(label_selector=f"{DEDICATED}={change.run}").items
+    found = {n.metadata.name: n for n in listed}
+    return all(
+        name in found and any(c.type == "Ready" and c.status == "True" for c in found[name].status.conditions or [])
+        for name in nodes
     )
-
-
-def _ready(node: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 
 
 def publish(api: Any, change: NodeChange) -> None:

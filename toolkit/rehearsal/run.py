@@ -367,7 +367,12 @@ def _rehearse_real(
         if node_change is not None:
             if not options.keep:
                 cleanup.callback(run_nodes.remove_groups, api, run_env_name)
-            run_nodes.add_groups(api, node_change, run_env.platform.zones)
+            added = run_nodes.add_groups(api, node_change, run_env.platform.zones)
+            _wait(
+                lambda: run_nodes.ready(api, node_change, added),
+                run_nodes.READY_TIMEOUT,
+                f"nodes {', '.join(added)} registered and Ready (is the node agent running? `toolkit cluster status`)",
+            )
         cluster_state: Path | None = None
         if env.kind == "local":
             assert kubeconfig is not None
